@@ -1,0 +1,159 @@
+"""The bundled datasets: scikit-learn's digits, MNIST, Fashion-MNIST, CIFAR, image folders, .npz.
+
+This module only describes them. It is imported whenever plugins are discovered (the GUI start,
+``--help``), so it imports nothing but the plugin host: no numpy, no torch, no Pillow. The
+loaders live in sibling modules named by each spec's lazy ``factory`` and are imported when a
+run needs the data. Nothing is ever downloaded; the file-based datasets read what the user has.
+See ``docs/datasets.md`` for the exact folder layouts.
+"""
+
+from __future__ import annotations
+
+from workbench.pluginhost import DatasetSpec, ParamSpec, hookimpl
+
+_IDX_FILES = (
+    "train-images-idx3-ubyte, train-labels-idx1-ubyte, t10k-images-idx3-ubyte, "
+    "t10k-labels-idx1-ubyte (each may end in .gz)"
+)
+
+
+def _split_params(note: str = "") -> tuple[ParamSpec, ...]:
+    """``test_fraction`` and ``seed``, shared by the datasets that are split here."""
+    return (
+        ParamSpec(
+            "test_fraction",
+            0.2,
+            "float",
+            low=0.05,
+            high=0.5,
+            doc="Share of the samples held out for testing (stratified: every class in both)."
+            + note,
+        ),
+        ParamSpec(
+            "seed",
+            0,
+            "int",
+            doc="Seed of the train/test split; the same seed, the same split." + note,
+        ),
+    )
+
+
+def _idx_spec(key: str, name: str) -> DatasetSpec:
+    return DatasetSpec(
+        id=f"wb_datasets.{key}",
+        display_name=f"{name} (idx files)",
+        factory=f"wb_datasets.idx:load_{key}",
+        params=(
+            ParamSpec(
+                "path", "", "path", doc=f"Folder holding the four {name} idx files: {_IDX_FILES}."
+            ),
+        ),
+        doc=f"{name}: 28×28 greyscale images, 10 classes, 60 000 train / 10 000 test, read from "
+        "the original idx files (no download).",
+    )
+
+
+@hookimpl
+def wb_datasets() -> list[DatasetSpec]:
+    """The datasets this plugin contributes."""
+    return [
+        DatasetSpec(
+            id="wb_datasets.digits",
+            display_name="Digits 8×8 (scikit-learn, embedded)",
+            factory="wb_datasets.digits:load_digits",
+            params=_split_params(),
+            doc="1 797 handwritten digits, 8×8 greyscale, 10 classes. Ships with scikit-learn: "
+            "works offline with no file.",
+            offline=True,
+        ),
+        _idx_spec("mnist", "MNIST"),
+        _idx_spec("fashion_mnist", "Fashion-MNIST"),
+        DatasetSpec(
+            id="wb_datasets.cifar10",
+            display_name="CIFAR-10 (binary version)",
+            factory="wb_datasets.cifar:load_cifar10",
+            params=(
+                ParamSpec(
+                    "path",
+                    "",
+                    "path",
+                    doc="Folder cifar-10-batches-bin (or its parent) holding data_batch_1.bin … "
+                    "data_batch_5.bin and test_batch.bin.",
+                ),
+            ),
+            doc="CIFAR-10: 32×32 colour images, 10 classes, from the binary (not the Python "
+            "pickle) version.",
+        ),
+        DatasetSpec(
+            id="wb_datasets.cifar100",
+            display_name="CIFAR-100 (binary version)",
+            factory="wb_datasets.cifar:load_cifar100",
+            params=(
+                ParamSpec(
+                    "path",
+                    "",
+                    "path",
+                    doc="Folder cifar-100-binary (or its parent) holding train.bin and test.bin.",
+                ),
+                ParamSpec(
+                    "labels",
+                    "fine",
+                    "choice",
+                    choices=("fine", "coarse"),
+                    doc="fine: 100 classes; coarse: 20 superclasses.",
+                ),
+            ),
+            doc="CIFAR-100: 32×32 colour images, 100 fine or 20 coarse classes, from the binary "
+            "version.",
+        ),
+        DatasetSpec(
+            id="wb_datasets.image_folder",
+            display_name="Image folder",
+            factory="wb_datasets.folder:load_image_folder",
+            params=(
+                ParamSpec(
+                    "path",
+                    "",
+                    "path",
+                    doc="Folder with train/<class>/ and test/<class>/, or one <class>/ "
+                    "subfolder per class (split here).",
+                ),
+                ParamSpec(
+                    "size",
+                    32,
+                    "int",
+                    low=1,
+                    high=1024,
+                    unit="px",
+                    doc="Images are resized to size×size.",
+                ),
+                ParamSpec(
+                    "grayscale", False, "bool", doc="One grey channel instead of three RGB ones."
+                ),
+                *_split_params(" Unused when the folder has train/ and test/."),
+            ),
+            doc="Your own images, one subfolder per class (.png .jpg .jpeg .bmp .gif .webp).",
+        ),
+        DatasetSpec(
+            id="wb_datasets.npz",
+            display_name="NumPy arrays (.npz)",
+            factory="wb_datasets.npz:load_npz",
+            params=(
+                ParamSpec(
+                    "path",
+                    "",
+                    "path",
+                    doc="The .npz file holding x_train, y_train, x_test, y_test (and optionally "
+                    "class_names).",
+                ),
+                ParamSpec(
+                    "scale",
+                    1.0,
+                    "float",
+                    doc="Multiplies the stored inputs when batches are made (1/255 ≈ 0.00392 "
+                    "for uint8 images).",
+                ),
+            ),
+            doc="Any data saved with numpy.savez: inputs [N, ...], integer labels [N].",
+        ),
+    ]

@@ -1,0 +1,245 @@
+"""The energy ledger (design.md §6, methods.md §0.4), counted from the spikes actually seen.
+
+While an :class:`EnergyMeter` is active, forward hooks on every ``Conv1d``/``Conv2d``/``Linear``
+look at the layer's real input:
+
+- **spike input** (every entry in {-1, 0, 1}): each non-zero input entry costs one accumulate
+  (AC, a synaptic operation or SOP) per synapse it drives. ``sop_counting="exact"`` counts that
+  per entry (a linear layer: spikes × fan-out; a convolution: the non-zeros inside each output's
+  receptive field, borders included); ``"rate"`` uses the literature's shortcut
+  ``SOPs = firing rate × dense MACs``. Ternary spikes count ``|s| = 1`` as one AC.
+- **real-valued input**: dense multiply-accumulates (MACs). With ``encode_once`` (default) a
+  layer whose input is identical at every time step, as under direct encoding, is counted
+  once per sample, not T times (the Spikformer-family convention).
+
+Neuron layers report their firing rate and the number of neuron updates separately; the papers
+do not price those. Energy = MACs × E_MAC + SOPs × E_AC of the chosen cost table, and every
+figure is labelled an **estimate** with the table's source.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any
+
+import torch
+import torch.nn.functional as F
+
+SOP_COUNTING = ("exact", "rate")
+
+
+@dataclass(frozen=True)
+class CostTable:
+    id: str
+    name: str
+    e_mac_pj: float
+    e_ac_pj: float
+    source: str
+
+    @classmethod
+    def from_spec(cls, spec: Any) -> CostTable:
+        return cls(spec.id, spec.display_name, float(spec.e_mac_pj), float(spec.e_ac_pj),
+                   spec.source)
+
+
+@dataclass
+class _LayerCount:
+    kind: str  # "conv" or "linear"
+    macs: float = 0.0
+    sops: float = 0.0
+    nonzero: float = 0.0
+    entries: float = 0.0
+    spike_input: bool = True
+    counted_once: bool = False
+
+
+@dataclass
+class _NeuronCount:
+    spikes: float = 0.0
+    updates: float = 0.0
+
+
+@dataclass
+class EnergyReport:
+    table: CostTable
+    samples: int
+    layers: list[dict[str, Any]] = field(default_factory=list)
+    neurons: list[dict[str, Any]] = field(default_factory=list)
+    encode_once: bool = True
+    sop_counting: str = "exact"
+
+    @property
+    def sops_per_sample(self) -> float:
+        return sum(layer["sops"] for layer in self.layers)
+
+    @property
+    def macs_per_sample(self) -> float:
+        return sum(layer["macs"] for layer in self.layers)
+
+    @property
+    def total_pj_per_sample(self) -> float:
+        return sum(layer["pj"] for layer in self.layers)
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "kind": "estimate",
+            "table": self.table.id,
+            "table_name": self.table.name,
+            "source": self.table.source,
+            "e_mac_pj": self.table.e_mac_pj,
+            "e_ac_pj": self.table.e_ac_pj,
+            "samples": self.samples,
+            "total_pj_per_sample": self.total_pj_per_sample,
+            "sops_per_sample": self.sops_per_sample,
+            "macs_per_sample": self.macs_per_sample,
+            "neuron_updates_per_sample": sum(n["updates"] for n in self.neurons),
+            "encode_once": self.encode_once,
+            "sop_counting": self.sop_counting,
+            "layers": self.layers,
+            "neurons": self.neurons,
+        }
+
+
+def is_spike_tensor(x: torch.Tensor) -> bool:
+    """True when every entry is -1, 0 or 1 (binary or ternary spikes)."""
+    return bool(((x == 0) | (x.abs() == 1)).all())
+
+
+def is_neuron_module(module: torch.nn.Module) -> bool:
+    """The neuron contract of design.md §4: explicit state, ``step`` and ``initial_state``."""
+    return callable(getattr(module, "step", None)) and callable(getattr(module, "initial_state", None))
+
+
+def layer_name(qualified: str) -> str:
+    """``layers.conv1.conv`` -> ``conv1.conv`` (node id first)."""
+    return qualified.removeprefix("layers.")
+
+
+class EnergyMeter:
+    """Context manager that counts operations of every forward pass of ``model``."""
+
+    def __init__(self, model: torch.nn.Module, *, encode_once: bool = True,
+                 sop_counting: str = "exact") -> None:
+        if sop_counting not in SOP_COUNTING:
+            raise ValueError(f"sop_counting must be one of {SOP_COUNTING}, got {sop_counting!r}")
+        self.model = model
+        self.encode_once = encode_once
+        self.sop_counting = sop_counting
+        self.samples = 0
+        self._layers: dict[str, _LayerCount] = {}
+        self._neurons: dict[str, _NeuronCount] = {}
+        self._handles: list[Any] = []
+
+    def __enter__(self) -> EnergyMeter:
+        self._handles.append(self.model.register_forward_pre_hook(self._count_samples))
+        for qualified, module in self.model.named_modules():
+            name = layer_name(qualified)
+            if isinstance(module, (torch.nn.Conv1d, torch.nn.Conv2d, torch.nn.Linear)):
+                kind = "linear" if isinstance(module, torch.nn.Linear) else "conv"
+                self._layers[name] = _LayerCount(kind)
+                self._handles.append(module.register_forward_hook(self._layer_hook(name)))
+            elif is_neuron_module(module):
+                self._neurons[name] = _NeuronCount()
+                self._handles.append(module.register_forward_hook(self._neuron_hook(name)))
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        for handle in self._handles:
+            handle.remove()
+        self._handles.clear()
+
+    # -- hooks ---------------------------------------------------------------------------------
+    def _count_samples(self, module: torch.nn.Module, args: tuple[Any, ...]) -> None:
+        x = args[0]
+        self.samples += int(x.shape[1]) if x.dim() >= 2 else 1  # time-major [T, B, ...]
+
+    def _layer_hook(self, name: str):
+        def hook(module: torch.nn.Module, args: tuple[Any, ...], out: torch.Tensor) -> None:
+            with torch.no_grad():
+                self._count_layer(self._layers[name], module, args[0].detach(), out)
+
+        return hook
+
+    def _neuron_hook(self, name: str):
+        def hook(module: torch.nn.Module, args: tuple[Any, ...], out: Any) -> None:
+            spikes = out[0] if isinstance(out, tuple) else out
+            count = self._neurons[name]
+            count.spikes += float((spikes.detach() != 0).sum())
+            count.updates += float(spikes.numel())
+
+        return hook
+
+    def _count_layer(self, count: _LayerCount, module: torch.nn.Module, x: torch.Tensor,
+                     out: torch.Tensor) -> None:
+        dense = self._dense_macs(module, x, out)
+        nonzero = float((x != 0).sum())
+        count.nonzero += nonzero
+        count.entries += float(x.numel())
+        if is_spike_tensor(x):
+            if self.sop_counting == "rate":
+                count.sops += dense * nonzero / max(x.numel(), 1)
+            else:
+                count.sops += self._exact_sops(module, x, dense)
+            return
+        count.spike_input = False
+        steps = self._time_steps(module, x)
+        if self.encode_once and steps > 1 and bool((x == x[:1]).all()):
+            count.macs += dense / steps  # the same input at every step: computed once
+            count.counted_once = True
+        else:
+            count.macs += dense
+
+    @staticmethod
+    def _time_steps(module: torch.nn.Module, x: torch.Tensor) -> int:
+        # Time-major layers see [T, B, ...]; a conv fed [T*B, C, H, W] cannot tell T apart.
+        data_dims = 1 if isinstance(module, torch.nn.Linear) else (
+            3 if isinstance(module, torch.nn.Conv2d) else 2)
+        return int(x.shape[0]) if x.dim() >= data_dims + 2 else 1
+
+    @staticmethod
+    def _dense_macs(module: torch.nn.Module, x: torch.Tensor, out: torch.Tensor) -> float:
+        if isinstance(module, torch.nn.Linear):
+            return float(x.numel() // module.in_features) * module.in_features * module.out_features
+        conv: Any = module
+        per_output = (conv.in_channels // conv.groups) * int(torch.tensor(conv.kernel_size).prod())
+        return float(out.numel()) * per_output
+
+    @staticmethod
+    def _exact_sops(module: torch.nn.Module, x: torch.Tensor, dense: float) -> float:
+        if isinstance(module, torch.nn.Linear):
+            return float((x != 0).sum()) * module.out_features
+        conv: Any = module
+        data_dims = 2 if isinstance(module, torch.nn.Conv2d) else 1
+        mask = (x != 0).to(torch.float32).reshape(-1, *x.shape[-(data_dims + 1):])
+        if conv.padding_mode != "zeros" or isinstance(conv.padding, str):
+            return dense * float(mask.mean())  # unusual padding: the rate formula, not a guess
+        groups = conv.groups
+        ones = torch.ones(groups, conv.in_channels // groups, *conv.kernel_size)
+        op = F.conv2d if data_dims == 2 else F.conv1d
+        receptive = op(mask, ones, stride=conv.stride, padding=conv.padding,
+                       dilation=conv.dilation, groups=groups)
+        return float(receptive.sum()) * (conv.out_channels // groups)
+
+    # -- results -------------------------------------------------------------------------------
+    def report(self, table: CostTable) -> EnergyReport:
+        n = max(self.samples, 1)
+        layers = []
+        for name, c in self._layers.items():
+            macs, sops = c.macs / n, c.sops / n
+            layers.append({
+                "name": name,
+                "kind": c.kind,
+                "input": "spikes" if c.spike_input else "real",
+                "counted_once": c.counted_once,
+                "macs": macs,
+                "sops": sops,
+                "pj": macs * table.e_mac_pj + sops * table.e_ac_pj,
+                "firing_rate": c.nonzero / c.entries if c.entries else 0.0,
+            })
+        neurons = [
+            {"name": name, "firing_rate": c.spikes / c.updates if c.updates else 0.0,
+             "spikes": c.spikes / n, "updates": c.updates / n}
+            for name, c in self._neurons.items()
+        ]
+        return EnergyReport(table, self.samples, layers, neurons, self.encode_once,
+                            self.sop_counting)

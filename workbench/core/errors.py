@@ -1,0 +1,52 @@
+"""Errors a user can act on.
+
+A :class:`WorkbenchError` means *bad input*: a file, a field or a node the user can fix. The CLI
+prints its message on one line and exits with status 2; the GUI shows it in a message box. Any
+other exception is an internal failure (exit status 1, a traceback in the log).
+"""
+
+from __future__ import annotations
+
+
+class WorkbenchError(Exception):
+    """Bad input, reported to the user as one clear line.
+
+    Parameters
+    ----------
+    message
+        What is wrong and, where possible, what to do about it.
+    where
+        The file, field or node the problem is in (shown before the message).
+    """
+
+    def __init__(self, message: str, *, where: str = "") -> None:
+        super().__init__(message)
+        self.message = message
+        self.where = where
+
+    def __str__(self) -> str:
+        return f"{self.where}: {self.message}" if self.where else self.message
+
+
+class ProjectError(WorkbenchError):
+    """A project file or folder cannot be read, or holds invalid values."""
+
+
+class CompileError(WorkbenchError):
+    """The network graph cannot be turned into a model; ``node`` names the culprit."""
+
+    def __init__(self, message: str, *, node: str = "") -> None:
+        super().__init__(message, where=f"node {node!r}" if node else "")
+        self.node = node
+
+
+class DatasetError(WorkbenchError):
+    """A dataset file is missing or not in the expected layout."""
+
+
+class WeightsError(WorkbenchError):
+    """A weights file does not fit the network (missing tensors, wrong shapes, NaN)."""
+
+
+class PluginError(WorkbenchError):
+    """A plugin contribution is missing or broken."""

@@ -1,0 +1,78 @@
+"""Probes: record spikes (and membranes) of named neuron layers during a forward pass.
+
+Nothing is hooked until a probe is entered, so an unwatched network pays nothing. Records are
+detached, on the CPU, and limited to the first ``samples`` items of each batch, which is all a
+raster or a membrane trace shows.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any
+
+import torch
+
+from workbench.core.energy import is_neuron_module, layer_name
+
+
+def neuron_layers(model: torch.nn.Module) -> list[str]:
+    """Names of the neuron layers of ``model`` (``conv1.neuron``, ``lif2``), in order."""
+    return [layer_name(q) for q, m in model.named_modules() if is_neuron_module(m)]
+
+
+@dataclass
+class ProbeRecord:
+    spikes: torch.Tensor  # [T, samples, ...] of the last forward
+    membrane: torch.Tensor | None = None  # the charged potential before reset, same shape
+
+
+@dataclass
+class SpikeProbe:
+    """Context manager recording ``layers`` (default: every neuron layer) of ``model``."""
+
+    model: torch.nn.Module
+    layers: list[str] | None = None
+    membranes: bool = False
+    samples: int = 1
+    records: dict[str, ProbeRecord] = field(default_factory=dict)
+    _handles: list[Any] = field(default_factory=list)
+    _touched: list[torch.nn.Module] = field(default_factory=list)
+
+    def __enter__(self) -> SpikeProbe:
+        wanted = set(self.layers) if self.layers is not None else None
+        for qualified, module in self.model.named_modules():
+            name = layer_name(qualified)
+            if not is_neuron_module(module) or (wanted is not None and name not in wanted):
+                continue
+            if self.membranes and hasattr(module, "record_membrane"):
+                module.record_membrane = True
+                self._touched.append(module)
+            self._handles.append(module.register_forward_hook(self._hook(name)))
+        if wanted is not None:
+            missing = wanted - set(neuron_layers(self.model))
+            if missing:
+                self.__exit__()
+                known = ", ".join(neuron_layers(self.model))
+                raise KeyError(f"no neuron layer named {sorted(missing)[0]!r} (layers: {known})")
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        for handle in self._handles:
+            handle.remove()
+        for module in self._touched:
+            module.record_membrane = False
+            module.last_membrane = None
+        self._handles.clear()
+        self._touched.clear()
+
+    def _hook(self, name: str):
+        def hook(module: torch.nn.Module, args: tuple[Any, ...], out: Any) -> None:
+            spikes = out[0] if isinstance(out, tuple) else out
+            keep = slice(0, self.samples)
+            membrane = getattr(module, "last_membrane", None) if self.membranes else None
+            self.records[name] = ProbeRecord(
+                spikes=spikes.detach()[:, keep].to("cpu", copy=True),
+                membrane=None if membrane is None else membrane[:, keep].to("cpu", copy=True),
+            )
+
+        return hook

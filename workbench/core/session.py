@@ -1,0 +1,173 @@
+"""A project bound to the installed plugins: its data, encoder, network and runs.
+
+The CLI and the GUI both work through a :class:`Session`; neither builds networks or loads data
+on its own.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterator
+from pathlib import Path
+from typing import Any
+
+import torch
+
+from workbench.core.cancel import CancelToken
+from workbench.core.compile import CompileReport, SpecLookup, compile_graph, validate
+from workbench.core.data import DatasetSplits
+from workbench.core.energy import CostTable
+from workbench.core.errors import CompileError, DatasetError, ProjectError, WorkbenchError
+from workbench.core.events import RunEvent
+from workbench.core.network import CompiledNetwork
+from workbench.core.project import Component, Project, bind_specs
+from workbench.core.runs import evaluate, guarded, new_run_id, train
+from workbench.core.specs import (
+    DatasetSpec,
+    EncoderSpec,
+    EnergyModelSpec,
+    LearningRuleSpec,
+    Spec,
+)
+from workbench.core.weights import load_weights, save_weights
+
+
+class Session:
+    def __init__(self, project: Project, lookup: SpecLookup) -> None:
+        self.project = project
+        self.lookup = lookup
+        self.notes = bind_specs(project, lookup)
+        self.model: CompiledNetwork | None = None
+        self.weights_loaded = False
+        self._data: DatasetSplits | None = None
+        self._data_key: str | None = None
+
+    # -- parts -------------------------------------------------------------------------------
+    def _where(self, field_path: str) -> str:
+        return f"{self.project.file or 'project'}: {field_path}"
+
+    def _spec(self, component: Component, cls: type[Spec], field_path: str) -> Spec:
+        spec = self.lookup.get(component.id)
+        if spec is None:
+            raise ProjectError(f"{component.id!r} is not provided by any installed plugin "
+                               "(see `snn-workbench plugins`)", where=self._where(field_path))
+        if not isinstance(spec, cls):
+            raise ProjectError(f"{component.id!r} is a {spec.KIND}, not a {cls.KIND}",
+                               where=self._where(field_path))
+        return spec
+
+    def _params(self, spec: Spec, component: Component, field_path: str) -> dict[str, Any]:
+        return spec.check_params(component.params, where=self._where(field_path))
+
+    def data(self) -> DatasetSplits:
+        """Load the project's dataset (cached until the dataset or its params change)."""
+        component = self.project.dataset
+        key = repr((component.id, sorted(component.params.items())))
+        if self._data is None or key != self._data_key:
+            spec = self._spec(component, DatasetSpec, "dataset")
+            params = self._params(spec, component, "dataset")
+            try:
+                data = spec.create(**params)
+            except WorkbenchError:
+                raise
+            except Exception as exc:  # plugin code: report, don't crash
+                raise DatasetError(f"{type(exc).__name__}: {exc}",
+                                   where=f"dataset {component.id}") from exc
+            if not isinstance(data, DatasetSplits):
+                raise DatasetError(f"the plugin returned {type(data).__name__}, not DatasetSplits",
+                                   where=f"dataset {component.id}")
+            self._data, self._data_key = data, key
+        return self._data
+
+    def encoder(self) -> Callable[[torch.Tensor], torch.Tensor]:
+        """``x[B, ...] -> [T, B, ...]`` with the project's encoder and time steps."""
+        spec = self._spec(self.project.encoder, EncoderSpec, "encoder")
+        encoder = spec.create(**self._params(spec, self.project.encoder, "encoder"))
+        steps = self.project.time_steps
+        return lambda x: encoder.encode(x, steps)
+
+    def cost_table(self) -> CostTable:
+        settings = self.project.energy
+        if settings.table == "custom":
+            custom = settings.custom or {}
+            if "e_mac_pj" not in custom or "e_ac_pj" not in custom:
+                raise ProjectError('table "custom" needs energy.custom with e_mac_pj and e_ac_pj',
+                                   where=self._where("energy.custom"))
+            return CostTable("custom", "User-defined", float(custom["e_mac_pj"]),
+                             float(custom["e_ac_pj"]), str(custom.get("source", "user-defined")))
+        spec = self._spec(Component(settings.table), EnergyModelSpec, "energy.table")
+        return CostTable.from_spec(spec)
+
+    # -- network -----------------------------------------------------------------------------
+    def validate(self) -> CompileReport:
+        return validate(self.project.graph, self.lookup, self.data().input_shape)
+
+    def build(self, *, load_saved_weights: bool = True) -> CompiledNetwork:
+        """Compile the graph (seeded, so the initial weights are reproducible) and load
+        ``weights.safetensors`` when the project has one."""
+        data = self.data()
+        torch.manual_seed(self.project.training.seed)
+        model = compile_graph(self.project.graph, self.lookup, data.input_shape)
+        out = model.output_shape
+        if not out or out[-1] != data.n_classes:
+            raise CompileError(
+                f"the network outputs {list(out)} per step, but the dataset has {data.n_classes} "
+                f"classes; the last layer needs {data.n_classes} outputs", node=model.output_node)
+        weights = self.project.weights_path
+        self.weights_loaded = False
+        if load_saved_weights and weights is not None and weights.exists():
+            load_weights(model, weights)
+            self.weights_loaded = True
+        self.model = model
+        return model
+
+    def save_weights(self, path: str | Path | None = None) -> Path:
+        if self.model is None:
+            raise WorkbenchError("there is no network to save yet; build or train it first")
+        target = Path(path) if path is not None else self.project.weights_path
+        if target is None:
+            raise ProjectError("the project has no folder yet; save the project first")
+        return save_weights(self.model, target)
+
+    # -- runs --------------------------------------------------------------------------------
+    def train(self, *, epochs: int | None = None, cancel: CancelToken | None = None,
+              run_id: str | None = None, on_batch: Callable[[], None] | None = None,
+              fresh: bool = False) -> Iterator[RunEvent]:
+        """Train the network (building it first if needed); ``fresh`` starts from new weights."""
+        run_id = run_id or new_run_id("train")
+        return guarded(run_id, self._train(epochs, cancel, run_id, on_batch, fresh))
+
+    def _train(self, epochs, cancel, run_id, on_batch, fresh) -> Iterator[RunEvent]:
+        training = self.project.training
+        spec = self._spec(training.rule, LearningRuleSpec, "training.rule")
+        params = self._params(spec, training.rule, "training.rule")
+        if self.model is None or fresh:
+            self.build(load_saved_weights=not fresh)
+        data = self.data()
+        epochs = training.epochs if epochs is None else epochs
+        config = {"project": self.project.name, "rule": spec.id, "epochs": epochs,
+                  "batch_size": training.batch_size, "time_steps": self.project.time_steps,
+                  "seed": training.seed, "dataset": self.project.dataset.id}
+
+        def make_trainer(model: torch.nn.Module, **schedule: Any) -> Any:
+            return spec.create(model, **schedule, **params)
+
+        torch.manual_seed(training.seed)
+        yield from train(self.model, self.encoder(), data.train, data.test, make_trainer,
+                         epochs=epochs, batch_size=training.batch_size, seed=training.seed,
+                         cancel=cancel, run_id=run_id, on_batch=on_batch, config=config)
+
+    def evaluate(self, *, cancel: CancelToken | None = None, run_id: str | None = None,
+                 limit: int | None = None, batch_size: int = 256) -> Iterator[RunEvent]:
+        """Accuracy and the energy ledger on the test split."""
+        run_id = run_id or new_run_id("evaluate")
+        return guarded(run_id, self._evaluate(cancel, run_id, limit, batch_size))
+
+    def _evaluate(self, cancel, run_id, limit, batch_size) -> Iterator[RunEvent]:
+        if self.model is None:
+            self.build()
+        settings = self.project.energy
+        torch.manual_seed(self.project.training.seed)  # the rate encoder draws random spikes
+        yield from evaluate(self.model, self.encoder(), self.data().test, self.cost_table(),
+                            batch_size=batch_size, encode_once=settings.encode_once,
+                            sop_counting=settings.sop_counting, limit=limit, cancel=cancel,
+                            run_id=run_id)

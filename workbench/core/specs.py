@@ -1,0 +1,296 @@
+"""Declarative contributions: what a plugin offers, described without importing heavy code.
+
+Every contribution hook returns frozen spec objects. A spec carries its parameters as
+:class:`ParamSpec` (the GUI form and the project file are both generated from them) and a lazy
+``factory``: a ``"module:attr"`` string imported only when a run needs it, so discovering plugins
+never imports torch.
+"""
+
+from __future__ import annotations
+
+import importlib
+import math
+import re
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+from typing import Any, ClassVar
+
+from workbench.core.errors import PluginError, ProjectError
+
+#: Parameter kinds. ``neuron`` holds a neuron choice: ``{"id": spec id, "params": {...}}``.
+PARAM_KINDS = ("float", "int", "bool", "choice", "str", "path", "neuron")
+
+_ID_RE = re.compile(r"^[a-z_][a-z0-9_]*\.[a-z_][a-z0-9_.]*$")
+_FACTORY_RE = re.compile(r"^[A-Za-z_][\w.]*:[A-Za-z_][\w.]*$")
+
+
+@dataclass(frozen=True)
+class ParamSpec:
+    """One parameter of a contribution.
+
+    ``unit`` is shown next to the value in forms and docs ("ms", "pJ"); ``doc`` becomes the tooltip.
+    """
+
+    name: str
+    default: Any
+    kind: str = "float"
+    low: float | None = None
+    high: float | None = None
+    choices: tuple[Any, ...] = ()
+    unit: str = ""
+    doc: str = ""
+    label: str = ""
+
+    @property
+    def title(self) -> str:
+        return self.label or self.name.replace("_", " ").capitalize()
+
+    def coerce(self, value: Any) -> Any:
+        """Return ``value`` converted to this parameter's kind, or raise ``ValueError``."""
+        kind = self.kind
+        if kind == "bool":
+            if isinstance(value, bool):
+                return value
+            raise ValueError(f"expected true or false, got {value!r}")
+        if kind in ("float", "int"):
+            if isinstance(value, bool) or not isinstance(value, (int, float)):
+                raise ValueError(f"expected a number, got {value!r}")
+            if kind == "int":
+                if float(value) != int(value):
+                    raise ValueError(f"expected an integer, got {value!r}")
+                value = int(value)
+            else:
+                value = float(value)
+                if not math.isfinite(value):
+                    raise ValueError(f"expected a finite number, got {value!r}")
+            if self.low is not None and value < self.low:
+                raise ValueError(f"{value!r} is below the minimum {self.low}{self._unit()}")
+            if self.high is not None and value > self.high:
+                raise ValueError(f"{value!r} is above the maximum {self.high}{self._unit()}")
+            return value
+        if kind == "choice":
+            if value not in self.choices:
+                options = ", ".join(repr(c) for c in self.choices)
+                raise ValueError(f"{value!r} is not one of {options}")
+            return value
+        if kind in ("str", "path"):
+            if not isinstance(value, str):
+                raise ValueError(f"expected text, got {value!r}")
+            return value
+        if kind == "neuron":
+            if isinstance(value, str):
+                return {"id": value, "params": {}}
+            if (
+                isinstance(value, Mapping)
+                and isinstance(value.get("id"), str)
+                and isinstance(value.get("params", {}), Mapping)
+            ):
+                return {"id": value["id"], "params": dict(value.get("params", {}))}
+            raise ValueError(f'expected a neuron id or {{"id": ..., "params": {{...}}}}, got {value!r}')
+        raise ValueError(f"unknown parameter kind {kind!r}")
+
+    def _unit(self) -> str:
+        return f" {self.unit}" if self.unit else ""
+
+
+@dataclass(frozen=True, kw_only=True)
+class Spec:
+    """Fields every contribution has; subclasses add what their kind needs."""
+
+    KIND: ClassVar[str] = "spec"
+
+    id: str
+    display_name: str
+    factory: str | Callable[..., Any] = ""
+    params: tuple[ParamSpec, ...] = ()
+    doc: str = ""
+    spec_version: int = 1
+    replaces: tuple[str, ...] = ()
+    #: ``migrate(params, from_version) -> params`` upgrades parameters saved by older versions.
+    migrate: Callable[[dict[str, Any], int], dict[str, Any]] | None = None
+    _cache: dict[str, Any] = field(default_factory=dict, compare=False, repr=False, hash=False)
+
+    @property
+    def plugin(self) -> str:
+        return self.id.split(".", 1)[0]
+
+    def param(self, name: str) -> ParamSpec | None:
+        return next((p for p in self.params if p.name == name), None)
+
+    def defaults(self) -> dict[str, Any]:
+        return {p.name: p.default for p in self.params}
+
+    def check_params(self, values: Mapping[str, Any], *, where: str = "") -> dict[str, Any]:
+        """Merge ``values`` over the defaults and validate each one.
+
+        Raises :class:`ProjectError` naming the first bad field (``where.params.name``).
+        """
+        prefix = f"{where}.params" if where else "params"
+        unknown = sorted(set(values) - {p.name for p in self.params})
+        if unknown:
+            allowed = ", ".join(p.name for p in self.params) or "none"
+            raise ProjectError(
+                f"unknown parameter {unknown[0]!r} for {self.id} (allowed: {allowed})",
+                where=f"{prefix}.{unknown[0]}",
+            )
+        merged = {}
+        for p in self.params:  # defaults are coerced too: a neuron id becomes {"id", "params"}
+            try:
+                merged[p.name] = p.coerce(values.get(p.name, p.default))
+            except ValueError as exc:
+                raise ProjectError(str(exc), where=f"{prefix}.{p.name}") from None
+        return merged
+
+    def resolve(self) -> Callable[..., Any]:
+        """Import and return the factory; errors name the plugin and the factory string."""
+        if callable(self.factory):
+            return self.factory
+        if "factory" not in self._cache:
+            module_name, _, attr = self.factory.partition(":")
+            try:
+                obj: Any = importlib.import_module(module_name)
+                for part in attr.split("."):
+                    obj = getattr(obj, part)
+            except Exception as exc:
+                raise PluginError(
+                    f"cannot import {self.factory!r} ({type(exc).__name__}: {exc})",
+                    where=f"plugin {self.plugin!r}, {self.id}",
+                ) from exc
+            self._cache["factory"] = obj
+        return self._cache["factory"]
+
+    def create(self, *args: Any, **params: Any) -> Any:
+        """Call the factory with the defaults overridden by ``params``."""
+        return self.resolve()(*args, **{**self.defaults(), **params})
+
+    def problems(self) -> list[str]:
+        """What is wrong with this spec itself (empty when valid); used by the plugin loader."""
+        found = []
+        if not isinstance(self.id, str) or not _ID_RE.match(self.id):
+            found.append(f"id {self.id!r} is not of the form 'plugin.name' (lowercase)")
+        if not isinstance(self.display_name, str) or not self.display_name.strip():
+            found.append("display_name is empty")
+        if self.needs_factory() and not callable(self.factory):
+            if not isinstance(self.factory, str) or not _FACTORY_RE.match(self.factory):
+                found.append(f"factory {self.factory!r} is not 'module:attr' or a callable")
+        names = [p.name for p in self.params]
+        if len(names) != len(set(names)):
+            found.append("parameter names repeat")
+        for p in self.params:
+            if not isinstance(p, ParamSpec):
+                found.append(f"parameter {p!r} is not a ParamSpec")
+                continue
+            try:
+                p.coerce(p.default)
+            except ValueError as exc:
+                found.append(f"default of parameter {p.name!r} is invalid: {exc}")
+        return found
+
+    def needs_factory(self) -> bool:
+        return True
+
+
+@dataclass(frozen=True, kw_only=True)
+class NeuronSpec(Spec):
+    """A spiking neuron. The factory builds a module with ``step(x, state) -> (spikes, state)``,
+    ``initial_state(x)`` and a multi-step ``forward(x[T, B, ...]) -> spikes[T, B, ...]``."""
+
+    KIND: ClassVar[str] = "neuron"
+    state_vars: tuple[str, ...] = ("v",)
+
+
+@dataclass(frozen=True, kw_only=True)
+class BlockSpec(Spec):
+    """A layer or composite block. The factory is called as
+    ``factory(in_shapes, **params) -> nn.Module``; ``in_shapes`` are per-sample shapes without
+    the time and batch dimensions. ``inputs`` is how many incoming edges the block takes."""
+
+    KIND: ClassVar[str] = "block"
+    inputs: int = 1
+    category: str = "layer"
+
+
+@dataclass(frozen=True, kw_only=True)
+class AttentionSpec(BlockSpec):
+    """An attention block; its module returns ``(out, maps)`` so the maps can be shown."""
+
+    KIND: ClassVar[str] = "attention"
+    category: str = "attention"
+
+
+@dataclass(frozen=True, kw_only=True)
+class EncoderSpec(Spec):
+    """Turns a static input ``[B, ...]`` into a time-major ``[T, B, ...]`` tensor."""
+
+    KIND: ClassVar[str] = "encoder"
+
+
+@dataclass(frozen=True, kw_only=True)
+class CompressionSpec(Spec):
+    """``apply(model, data, **params) -> (model, report)``."""
+
+    KIND: ClassVar[str] = "compression"
+    kind: str = "quantize"
+
+
+@dataclass(frozen=True, kw_only=True)
+class LearningRuleSpec(Spec):
+    """The factory builds a trainer: ``factory(model, **params)`` with ``train_step``."""
+
+    KIND: ClassVar[str] = "learning_rule"
+
+
+@dataclass(frozen=True, kw_only=True)
+class DatasetSpec(Spec):
+    """The factory builds a :class:`workbench.core.data.DatasetSplits` from the params.
+
+    ``offline`` tells whether the data ships with the package (no file needed)."""
+
+    KIND: ClassVar[str] = "dataset"
+    offline: bool = False
+
+
+@dataclass(frozen=True, kw_only=True)
+class BackendSpec(Spec):
+    """A simulator or hardware target; see design.md §7."""
+
+    KIND: ClassVar[str] = "backend"
+    kind: str = "simulator"
+
+
+@dataclass(frozen=True, kw_only=True)
+class EnergyModelSpec(Spec):
+    """A cost table: energy per operation, and where the figures come from."""
+
+    KIND: ClassVar[str] = "energy_model"
+    e_mac_pj: float = 4.6
+    e_ac_pj: float = 0.9
+    source: str = ""
+
+    def needs_factory(self) -> bool:
+        return False
+
+    def problems(self) -> list[str]:
+        found = super().problems()
+        for name in ("e_mac_pj", "e_ac_pj"):
+            value = getattr(self, name)
+            if not isinstance(value, (int, float)) or not math.isfinite(value) or value < 0:
+                found.append(f"{name} must be a non-negative number, got {value!r}")
+        if not self.source:
+            found.append("source is empty: every cost table must say where its figures come from")
+        return found
+
+
+@dataclass(frozen=True, kw_only=True)
+class ViewSpec(Spec):
+    """A GUI panel; the factory (in the plugin's ``_qt`` module) builds a widget."""
+
+    KIND: ClassVar[str] = "view"
+
+
+@dataclass(frozen=True, kw_only=True)
+class ParamEditorSpec(Spec):
+    """A GUI editor for one :class:`ParamSpec` kind."""
+
+    KIND: ClassVar[str] = "param_editor"
+    param_kind: str = ""
