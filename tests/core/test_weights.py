@@ -1,0 +1,67 @@
+"""Weights files: safetensors only, checked before use."""
+
+from __future__ import annotations
+
+import pytest
+import torch
+
+from workbench.core.errors import WeightsError
+from workbench.core.weights import load_weights, save_weights
+
+
+def _net(width: int = 4) -> torch.nn.Module:
+    return torch.nn.Sequential(torch.nn.Linear(3, width), torch.nn.BatchNorm1d(width))
+
+
+def test_round_trip_restores_parameters_and_buffers(tmp_path):
+    a, b = _net(), _net()
+    a[1].running_mean.fill_(0.5)
+    save_weights(a, tmp_path / "w.safetensors")
+    load_weights(b, tmp_path / "w.safetensors")
+    for (ka, va), (kb, vb) in zip(a.state_dict().items(), b.state_dict().items()):
+        assert ka == kb and torch.equal(va, vb)
+
+
+def test_wrong_shapes_name_the_tensor_and_leave_the_model_alone(tmp_path):
+    save_weights(_net(5), tmp_path / "w.safetensors")
+    target = _net(4)
+    before = target[0].weight.clone()
+    with pytest.raises(WeightsError, match=r"'0.weight' has shape \[5, 3\].*needs \[4, 3\]"):
+        load_weights(target, tmp_path / "w.safetensors")
+    assert torch.equal(target[0].weight, before)
+
+
+def test_nan_weights_are_refused(tmp_path):
+    net = _net()
+    with torch.no_grad():
+        net[0].weight[0, 0] = float("nan")
+    save_weights(net, tmp_path / "w.safetensors")
+    with pytest.raises(WeightsError, match="NaN"):
+        load_weights(_net(), tmp_path / "w.safetensors")
+
+
+def test_truncated_and_foreign_files(tmp_path):
+    save_weights(_net(), tmp_path / "w.safetensors")
+    data = (tmp_path / "w.safetensors").read_bytes()
+    (tmp_path / "cut.safetensors").write_bytes(data[: len(data) // 2])
+    with pytest.raises(WeightsError, match="cut.safetensors"):
+        load_weights(_net(), tmp_path / "cut.safetensors")
+    with pytest.raises(WeightsError, match="missing"):
+        load_weights(torch.nn.Sequential(_net(), torch.nn.Linear(4, 2)), tmp_path / "w.safetensors")
+    with pytest.raises(WeightsError, match="no such weights file"):
+        load_weights(_net(), tmp_path / "absent.safetensors")
+
+
+def test_save_is_atomic_when_writing_fails(tmp_path, monkeypatch):
+    target = tmp_path / "w.safetensors"
+    save_weights(_net(), target)
+    good = target.read_bytes()
+
+    def broken(*args, **kwargs):
+        raise OSError("disk full")
+
+    monkeypatch.setattr("safetensors.torch.save_file", broken)
+    with pytest.raises(OSError):
+        save_weights(_net(), target)
+    assert target.read_bytes() == good
+    assert [p.name for p in tmp_path.iterdir()] == ["w.safetensors"]

@@ -1,0 +1,70 @@
+"""pytest fixtures shipped through the ``pytest11`` entry point, for us and plugin authors.
+
+- ``plugin_host``: a fresh, strict :class:`PluginHost` with this distribution's plugins only;
+- ``tiny_project``: a small LIF MLP on the embedded digits, saved in ``tmp_path``;
+- ``plugin_module``: writes a throw-away plugin module and returns its importable name.
+
+Qt is never imported here, so headless suites can use these fixtures.
+"""
+
+from __future__ import annotations
+
+import sys
+import textwrap
+from collections.abc import Callable
+from pathlib import Path
+
+import pytest
+
+from workbench.core.graph import Graph, Node
+from workbench.core.project import Component, Project, Training, save_project
+
+
+def tiny_graph(hidden: int = 32) -> Graph:
+    return Graph.chain([
+        Node("flat", "wb_core.flatten"),
+        Node("hidden", "wb_core.spiking_linear", {"out_features": hidden}),
+        Node("fc", "wb_core.linear", {"out_features": 10}),
+    ])
+
+
+def make_tiny_project(folder: Path, *, epochs: int = 1, time_steps: int = 2) -> Project:
+    project = Project(
+        "tiny", tiny_graph(), time_steps=time_steps,
+        training=Training(Component("wb_core.bptt", {"lr": 0.005}), epochs=epochs,
+                          batch_size=64, seed=0),
+    )
+    save_project(project, folder)
+    return project
+
+
+@pytest.fixture
+def plugin_host():
+    from workbench.pluginhost.manager import PluginHost
+
+    host = PluginHost(strict=True)
+    host.load()
+    return host
+
+
+@pytest.fixture
+def tiny_project(tmp_path: Path) -> Project:
+    return make_tiny_project(tmp_path / "tiny")
+
+
+@pytest.fixture
+def plugin_module(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Callable[[str, str], str]:
+    """``plugin_module(name, source)`` writes ``name.py`` on ``sys.path`` and returns ``name``."""
+    folder = tmp_path / "plugin_modules"
+    folder.mkdir()
+    monkeypatch.syspath_prepend(str(folder))
+
+    def write(name: str, source: str) -> str:
+        (folder / f"{name}.py").write_text(textwrap.dedent(source), encoding="utf-8")
+        sys.modules.pop(name, None)
+        return name
+
+    yield write
+    for module in list(sys.modules):
+        if (getattr(sys.modules[module], "__file__", "") or "").startswith(str(folder)):
+            del sys.modules[module]
