@@ -513,15 +513,15 @@ def _separable(n=64, T=4):
 def test_bptt_reduces_the_loss(plugin_host, loss):
     model = _snn(plugin_host)
     x, y = _separable()
-    trainer = BPTTTrainer(model, epochs=1, steps_per_epoch=40, lr=0.02, loss=loss,
+    trainer = BPTTTrainer(model, epochs=1, steps_per_epoch=12, lr=0.05, loss=loss,
                           schedule="constant")
     loss_fn = LOSSES[loss]
     with torch.no_grad():
         before = float(loss_fn(model(x), y))
-    results = [trainer.train_step(x, y) for _ in range(40)]
+    results = [trainer.train_step(x, y) for _ in range(12)]
     with torch.no_grad():
         after = float(loss_fn(model(x), y))
-    assert after < 0.7 * before, (before, after)
+    assert after < 0.5 * before, (before, after)
     assert results[-1]["loss"] < results[0]["loss"]
     assert results[-1]["count"] == 64
     assert results[-1]["correct"] > 50  # separable: most samples right after training
