@@ -130,8 +130,7 @@ class SpikingNeuron(torch.nn.Module):
             spikes, charged = _MultiStep.apply(x, v0, self.dynamics)
         else:
             spikes, charged, _ = _forward_loop(x, v0, self.dynamics)
-        if self.record_membrane:
-            self.last_membrane = charged.detach()
+        self.last_membrane = charged.detach() if self.record_membrane else None
         return spikes
 
     def extra_repr(self) -> str:

@@ -293,20 +293,15 @@ def test_exact_grouped_conv_and_conv1d_sops():
         _brute_conv_sops(x, 6, 3, 1, 1, groups=2) / B)
 
     x1 = (torch.rand(T, B, 2, 7) < 0.4).float()
-    conv1 = TimeConv1d(2, 3, 3, padding=1)
-    with EnergyMeter(nn.Sequential(conv1)) as meter:
-        conv1(x1)  # through the model would add samples; count the layer directly too
-    # a 1-D conv is a 2-D conv with height 1
-    expected = _brute_conv_sops(x1.unsqueeze(-2), 3, 3, 1, 0) if False else None
+    model1 = nn.Sequential(TimeConv1d(2, 3, 3, padding=1))
+    with EnergyMeter(model1) as meter:
+        model1(x1)
     xs = x1.reshape(-1, 2, 7)
-    total = 0
+    total = 0  # output o sees inputs o-1..o+1 (clipped at the borders), 3 output channels
     for i in range(xs.shape[0]):
         for o in range(7):
             total += int((xs[i, :, max(o - 1, 0):min(o + 2, 7)] != 0).sum()) * 3
-    assert expected is None
-    model1 = nn.Sequential(conv1)
-    with EnergyMeter(model1) as meter:
-        model1(x1)
+    assert total > 0
     assert layers_by_name(meter.report(FP32))["0"]["sops"] == pytest.approx(total / B)
 
 
@@ -318,20 +313,14 @@ def test_rate_sop_counting_is_firing_rate_times_dense_macs(stride):
     model = nn.Sequential(TimeConv2d(2, 3, 3, stride=stride, padding=1), nn.Flatten(2),
                           nn.Linear(3 * (6 // stride) ** 2, 4))
     with EnergyMeter(model, sop_counting="rate") as meter:
-        out_conv = model[0](x)
         model(x)
     report = meter.report(FP32)
     assert report.sop_counting == "rate"
     conv = layers_by_name(report)["0"]
     rate = float(x.mean())
-    dense_per_sample = T * out_conv[0, 0].numel() * 2 * 9
-    # the first call (model[0] directly) is counted too but adds no samples: two passes of x
+    side = (6 + 2 - 3) // stride + 1
+    dense_per_sample = T * (3 * side * side) * 2 * 3 * 3  # T * C_out*H_out*W_out * C_in*k*k
     assert conv["firing_rate"] == pytest.approx(rate)
-    assert conv["sops"] == pytest.approx(2 * rate * dense_per_sample)
-
-    with EnergyMeter(model, sop_counting="rate") as meter:
-        model(x)
-    conv = layers_by_name(meter.report(FP32))["0"]
     assert conv["sops"] == pytest.approx(rate * dense_per_sample)
     with EnergyMeter(model, sop_counting="exact") as meter:
         model(x)

@@ -109,14 +109,14 @@ def test_threshold_tie_fires_in_a_not_in_b(plugin_host):
         assert float(no_leak_neuron(plugin_host, "B", "hard")(x1)) == 0.0
 
 
-def _reference_a(x, tau, v_th, reset):
-    """methods.md §0.2 parameterisation A written out, V[-1] = V_reset = 0."""
-    v = torch.zeros_like(x[0])
+def _reference_a(x, tau, v_th, reset, v_reset=0.0):
+    """methods.md §0.2 parameterisation A written out; V[-1] = V_reset (0 by default)."""
+    v = torch.full_like(x[0], v_reset)
     spikes, charged = [], []
     for t in range(x.shape[0]):
-        h = v + (x[t] - (v - 0.0)) / tau
+        h = v + (x[t] - (v - v_reset)) / tau
         s = (h - v_th >= 0).to(x.dtype)
-        v = h * (1 - s) + 0.0 * s if reset == "hard" else h - v_th * s
+        v = h * (1 - s) + v_reset * s if reset == "hard" else h - v_th * s
         spikes.append(s)
         charged.append(h)
     return torch.stack(spikes), torch.stack(charged)
@@ -139,12 +139,13 @@ def _reference_b(x, lam, theta, reset):
 def test_leaky_dynamics_match_the_written_equations(plugin_host, reset):
     g = torch.Generator().manual_seed(3)
     x = torch.rand(12, 4, 5, generator=g, dtype=torch.float64) * 2.5
-    for tau, v_th in ((2.0, 1.0), (3.0, 0.7)):
-        n = make_neuron(plugin_host, "wb_core.lif", tau=tau, v_th=v_th, reset=reset)
+    for tau, v_th, v_reset in ((2.0, 1.0, 0.0), (3.0, 0.7, 0.0), (2.0, 1.0, -0.4)):
+        n = make_neuron(plugin_host, "wb_core.lif", tau=tau, v_th=v_th, v_reset=v_reset,
+                        reset=reset)
         n.record_membrane = True
         with torch.no_grad():
             s = n(x)
-        ref_s, ref_h = _reference_a(x, tau, v_th, reset)
+        ref_s, ref_h = _reference_a(x, tau, v_th, reset, v_reset)
         assert torch.equal(s, ref_s)
         torch.testing.assert_close(n.last_membrane, ref_h)
     for lam, theta in ((0.5, 1.0), (0.8, 1.4)):
@@ -237,7 +238,8 @@ def test_state_resets_between_calls(plugin_host, spec_id):
 @pytest.mark.parametrize("spec_id", NEURON_IDS)
 def test_fused_backward_equals_stepping_through_autograd(plugin_host, spec_id, reset,
                                                          detach_reset, surrogate):
-    g = torch.Generator().manual_seed(zlib.crc32(f"{spec_id}{reset}{detach_reset}{surrogate}".encode()))
+    seed = zlib.crc32(f"{spec_id}{reset}{detach_reset}{surrogate}".encode())
+    g = torch.Generator().manual_seed(seed)
     x = torch.randn(7, 3, 5, generator=g, dtype=torch.float64) * 0.8 + 0.6
     w = torch.randn(7, 3, 5, generator=g, dtype=torch.float64)
     neuron = make_neuron(plugin_host, spec_id, reset=reset, detach_reset=detach_reset,

@@ -210,11 +210,13 @@ class EnergyMeter:
             return float((x != 0).sum()) * module.out_features
         conv: Any = module
         data_dims = 2 if isinstance(module, torch.nn.Conv2d) else 1
-        mask = (x != 0).to(torch.float32).reshape(-1, *x.shape[-(data_dims + 1):])
+        # float64: counts stay exact integers far beyond float32's 2**24
+        mask = (x != 0).to(torch.float64).reshape(-1, *x.shape[-(data_dims + 1):])
         if conv.padding_mode != "zeros" or isinstance(conv.padding, str):
             return dense * float(mask.mean())  # unusual padding: the rate formula, not a guess
         groups = conv.groups
-        ones = torch.ones(groups, conv.in_channels // groups, *conv.kernel_size)
+        ones = torch.ones(groups, conv.in_channels // groups, *conv.kernel_size,
+                          dtype=mask.dtype, device=mask.device)
         op = F.conv2d if data_dims == 2 else F.conv1d
         receptive = op(mask, ones, stride=conv.stride, padding=conv.padding,
                        dilation=conv.dilation, groups=groups)
