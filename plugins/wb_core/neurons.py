@@ -64,6 +64,9 @@ class _MultiStep(torch.autograd.Function):
     @staticmethod
     def forward(ctx, x, v0, d):  # type: ignore[override]
         spikes, charged, _ = _forward_loop(x, v0, d)
+        # The membranes are for probes only: no gradient flows into them, and saying so spares
+        # autograd a zero tensor of the whole sequence's size in every backward.
+        ctx.mark_non_differentiable(charged)
         ctx.save_for_backward(spikes, charged)
         ctx.d = d
         return spikes, charged

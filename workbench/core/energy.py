@@ -245,3 +245,12 @@ class EnergyMeter:
         ]
         return EnergyReport(table, self.samples, layers, neurons, self.encode_once,
                             self.sop_counting)
+
+
+def reprice(report: dict[str, Any], table: CostTable) -> dict[str, Any]:
+    """The same counts priced with another cost table (no re-run needed)."""
+    layers = [{**layer, "pj": layer["macs"] * table.e_mac_pj + layer["sops"] * table.e_ac_pj}
+              for layer in report["layers"]]
+    return {**report, "table": table.id, "table_name": table.name, "source": table.source,
+            "e_mac_pj": table.e_mac_pj, "e_ac_pj": table.e_ac_pj, "layers": layers,
+            "total_pj_per_sample": sum(layer["pj"] for layer in layers)}

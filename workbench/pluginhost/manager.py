@@ -26,6 +26,7 @@ from importlib.metadata import EntryPoint, entry_points
 
 import pluggy
 
+from workbench.core.errors import PluginError
 from workbench.core.specs import Spec
 from workbench.pluginhost import hookspecs
 from workbench.pluginhost.hookspecs import CONTRIBUTION_HOOKS, PROJECT_NAME
@@ -40,7 +41,7 @@ EXTRA_PLUGINS_ENV = "SNN_WORKBENCH_PLUGINS"
 NO_AUTOLOAD_ENV = "SNN_WORKBENCH_DISABLE_PLUGIN_AUTOLOAD"
 
 
-class StrictPluginError(RuntimeError):
+class StrictPluginError(PluginError):
     """Raised in strict mode for the first plugin failure."""
 
 

@@ -1,0 +1,85 @@
+"""Start the desktop app: ``snn-workbench`` (no arguments) or ``snn-workbench gui PROJECT``."""
+
+from __future__ import annotations
+
+import logging
+import sys
+import threading
+import traceback
+from collections.abc import Iterable
+from pathlib import Path
+
+from PySide6.QtWidgets import QApplication, QMessageBox
+
+from workbench.core.errors import WorkbenchError
+from workbench.core.project import Project, load_project
+from workbench.gui import recovery
+from workbench.gui.main_window import APP_NAME, MainWindow, default_window_project
+from workbench.gui.settings import AppSettings
+from workbench.gui.theme import apply_theme
+from workbench.pluginhost.manager import load_plugins
+
+log = logging.getLogger(__name__)
+
+
+def install_excepthooks() -> None:
+    """Anything uncaught is logged (the Log panel shows it), never a crash or a raw dialog."""
+
+    def hook(exc_type, exc, tb) -> None:
+        log.error("unexpected error: %s: %s\n%s", exc_type.__name__, exc,
+                  "".join(traceback.format_tb(tb)))
+
+    sys.excepthook = hook
+    threading.excepthook = lambda args: hook(args.exc_type, args.exc_value, args.exc_traceback)
+
+
+def create_window(project_path: str | Path | None = None, *, plugins: Iterable[str] = (),
+                  settings: AppSettings | None = None, offer_recovery: bool = True) -> MainWindow:
+    """Build the main window (the QApplication must exist)."""
+    settings = settings or AppSettings.load()
+    apply_theme(settings.theme)
+    host = load_plugins(modules=plugins, disabled=settings.disabled_plugins)
+    project: Project | None = None
+    problem = ""
+    if project_path is not None:
+        try:
+            project = load_project(project_path)
+        except WorkbenchError as exc:
+            problem = str(exc)
+    window = MainWindow(host, settings, project or default_window_project())
+    if problem:
+        window.show_error("Cannot open project", problem)
+    if offer_recovery:
+        offer_recoveries(window)
+    return window
+
+
+def offer_recoveries(window: MainWindow) -> bool:
+    """After a crash, offer the newest unsaved work back; True when it was restored."""
+    found = recovery.find_recoveries()
+    if not found:
+        return False
+    newest = found[0]
+    if not window.ask_restore(newest):
+        for item in found:
+            item.file.unlink(missing_ok=True)
+        return False
+    window.set_project(newest.project, dirty=True)
+    newest.file.unlink(missing_ok=True)
+    log.info("restored unsaved work of %s", newest.project.name)
+    return True
+
+
+def run_app(project_path: str | Path | None = None, *, plugins: Iterable[str] = ()) -> int:
+    app = QApplication.instance() or QApplication(sys.argv[:1])
+    app.setApplicationName(APP_NAME)
+    app.setOrganizationName("snn-workbench")
+    logging.basicConfig(level=logging.INFO)
+    install_excepthooks()
+    try:
+        window = create_window(project_path, plugins=plugins)
+    except WorkbenchError as exc:  # e.g. strict plugin mode and a broken plugin
+        QMessageBox.critical(None, APP_NAME, str(exc))
+        return 2
+    window.show()
+    return app.exec()

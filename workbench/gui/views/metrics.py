@@ -1,0 +1,189 @@
+"""Training curves: loss (per batch and per epoch) and accuracy (per epoch), against the step.
+
+Samples arrive as run events, several a second; they are appended at once but drawn on a short
+single-shot timer so a burst of events costs one redraw (style.md §5.5: update on a timer, not
+per event).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+import pyqtgraph as pg
+from PySide6.QtCore import QTimer
+from PySide6.QtWidgets import QHBoxLayout, QLabel, QVBoxLayout, QWidget
+
+from workbench.core.events import MetricSample
+from workbench.gui.views._common import HintStack
+from workbench.gui.views.export import ExportMixin
+
+#: at most this many redraws a second however fast samples come
+REDRAW_HZ = 10
+
+
+@dataclass(frozen=True)
+class _SeriesStyle:
+    key: str  # the key in MetricSample.values
+    epoch_end: bool  # taken from epoch-end samples (else from batch samples)
+    plot: str  # "loss" or "accuracy"
+    label: str
+    colour: tuple[int, int, int]
+    symbol: str | None
+
+
+#: the series drawn, in legend order; "loss" is the batch loss, the rest are epoch summaries
+SERIES = (
+    _SeriesStyle("loss", False, "loss", "batch loss", (120, 160, 230), None),
+    _SeriesStyle("train_loss", True, "loss", "train loss (epoch)", (31, 119, 180), "o"),
+    _SeriesStyle("test_loss", True, "loss", "test loss (epoch)", (255, 127, 14), "s"),
+    _SeriesStyle("train_accuracy", True, "accuracy", "train accuracy", (31, 119, 180), "o"),
+    _SeriesStyle("test_accuracy", True, "accuracy", "test accuracy", (255, 127, 14), "s"),
+)
+_ACCURACY = {style.key for style in SERIES if style.plot == "accuracy"}
+
+
+class MetricsView(QWidget, ExportMixin):
+    """Loss (top) and accuracy in % (bottom), sharing the step axis."""
+
+    def __init__(self, parent: QWidget | None = None) -> None:
+        super().__init__(parent)
+        # key -> (steps, epochs, values); values as reported (accuracies in [0, 1])
+        self._data: dict[str, tuple[list[int], list[int], list[float]]] = {}
+        self._curves: dict[str, pg.PlotDataItem] = {}
+        self._last_epoch: int | None = None
+
+        self.title_label = QLabel()
+        header = QHBoxLayout()
+        header.addWidget(self.title_label, 1)
+        header.addWidget(self._make_export_button())
+
+        self.plot_widget = pg.GraphicsLayoutWidget()
+        self.loss_plot = self.plot_widget.addPlot(row=0, col=0)
+        self.accuracy_plot = self.plot_widget.addPlot(row=1, col=0)
+        self.loss_plot.setLabel("left", "loss")
+        self.accuracy_plot.setLabel("left", "accuracy", units="%")
+        self.accuracy_plot.setLabel("bottom", "step (batches)")
+        self.accuracy_plot.setXLink(self.loss_plot)
+        # accuracy is a fraction: a fixed 0-100 % axis makes runs comparable at a glance
+        self.accuracy_plot.setYRange(0, 100, padding=0.02)
+        self.accuracy_plot.enableAutoRange(axis="y", enable=False)
+        for plot in (self.loss_plot, self.accuracy_plot):
+            plot.setDownsampling(auto=True, mode="peak")
+            plot.setClipToView(True)
+            plot.showGrid(x=True, y=True, alpha=0.2)
+            plot.addLegend(offset=(-10, 10))
+
+        self._redraw_timer = QTimer(self)
+        self._redraw_timer.setSingleShot(True)
+        self._redraw_timer.setInterval(1000 // REDRAW_HZ)
+        self._redraw_timer.timeout.connect(self._on_redraw_timer_timeout)
+
+        self._add_export_to_plot_menu(self.plot_widget)
+        self._stack = HintStack(self.plot_widget)
+        layout = QVBoxLayout(self)
+        layout.setContentsMargins(0, 0, 0, 0)
+        layout.addLayout(header)
+        layout.addWidget(self._stack, 1)
+        self.clear()
+
+    # -- data in -------------------------------------------------------------------------------
+    def add_sample(self, sample: MetricSample) -> None:
+        """Append a metric event; it is drawn within 1/REDRAW_HZ s."""
+        for style in SERIES:
+            value = sample.values.get(style.key)
+            if value is None or style.epoch_end != sample.epoch_end:
+                continue
+            steps, epochs, values = self._data.setdefault(style.key, ([], [], []))
+            steps.append(int(sample.step))
+            epochs.append(int(sample.epoch))
+            values.append(float(value))
+        if sample.epoch_end:
+            self._last_epoch = sample.epoch
+        if not self._redraw_timer.isActive():
+            self._redraw_timer.start()
+
+    def clear(self) -> None:
+        """Forget every series (call when a new run starts)."""
+        self._redraw_timer.stop()
+        self._data = {}
+        self._last_epoch = None
+        for key, curve in self._curves.items():
+            plot = self.accuracy_plot if key in _ACCURACY else self.loss_plot
+            plot.removeItem(curve)
+        self._curves = {}
+        self.title_label.clear()
+        self._stack.show_hint("No metrics yet — train the network to see loss and accuracy")
+
+    def flush(self) -> None:
+        """Draw pending samples now instead of on the timer."""
+        self._redraw_timer.stop()
+        self._redraw()
+
+    # -- what the user sees --------------------------------------------------------------------
+    def point_count(self) -> int:
+        """Points drawn over all curves (pending samples are drawn first)."""
+        if self._redraw_timer.isActive():
+            self.flush()
+        return sum(len(curve.xData) for curve in self._curves.values()
+                   if curve.xData is not None)
+
+    def series(self) -> dict[str, tuple[np.ndarray, np.ndarray]]:
+        """key -> ``(steps, values)``; accuracies as fractions in [0, 1], as reported."""
+        return {key: (np.asarray(steps, dtype=np.int64), np.asarray(values, dtype=np.float64))
+                for key, (steps, _epochs, values) in self._data.items()}
+
+    def hint_text(self) -> str:
+        return self._stack.hint_text()
+
+    # -- drawing -------------------------------------------------------------------------------
+    def _on_redraw_timer_timeout(self) -> None:
+        self._redraw()
+
+    def _redraw(self) -> None:
+        for style in SERIES:
+            if style.key not in self._data:
+                continue
+            steps, _epochs, values = self._data[style.key]
+            y = np.asarray(values, dtype=np.float64)
+            if style.plot == "accuracy":
+                y = y * 100.0
+            self._curve(style).setData(np.asarray(steps, dtype=np.float64), y)
+        if self._data:
+            self._stack.show_plot()
+        self.title_label.setText(self._summary())
+
+    def _curve(self, style: _SeriesStyle) -> pg.PlotDataItem:
+        curve = self._curves.get(style.key)
+        if curve is None:
+            plot = self.accuracy_plot if style.plot == "accuracy" else self.loss_plot
+            pen = pg.mkPen(style.colour, width=1 if style.symbol is None else 2)
+            curve = plot.plot(pen=pen, name=style.label, symbol=style.symbol, symbolSize=6,
+                              symbolBrush=pg.mkBrush(style.colour), symbolPen=None)
+            curve.setDownsampling(auto=True, method="peak")
+            curve.setClipToView(True)
+            self._curves[style.key] = curve
+        return curve
+
+    def _summary(self) -> str:
+        parts = []
+        if self._last_epoch is not None:
+            parts.append(f"epoch {self._last_epoch}")
+        for key, label, percent in (("loss", "loss", False), ("train_loss", "train loss", False),
+                                    ("train_accuracy", "train acc", True),
+                                    ("test_accuracy", "test acc", True)):
+            if key in self._data:
+                value = self._data[key][2][-1]
+                parts.append(f"{label} {value:.1%}" if percent else f"{label} {value:.4g}")
+        return " · ".join(parts)
+
+    # -- export --------------------------------------------------------------------------------
+    def _export_target(self) -> Any:
+        return self.plot_widget
+
+    def _csv_table(self) -> tuple[list[str], Iterable[Sequence[Any]]]:
+        rows = ((key, epoch, step, value) for key, (steps, epochs, values) in self._data.items()
+                for step, epoch, value in zip(steps, epochs, values, strict=True))
+        return ["series", "epoch", "step", "value"], rows

@@ -1,0 +1,242 @@
+"""The spike raster: which neuron fired at which time step, for one probed sample.
+
+Drawing follows style.md §5.5: every spike is a vertical tick ``(t, n) -> (t, n + 0.8)`` and
+all ticks are ONE ``PlotCurveItem(connect="pairs")``, so Qt draws a single path instead of one
+item per spike. Past ``dense_threshold`` spikes even that path is too slow to pan, and the
+raster becomes an ``ImageItem`` of a ``[neurons, steps]`` uint8 array with fixed levels.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Iterable, Sequence
+from typing import Any
+
+import numpy as np
+import pyqtgraph as pg
+from PySide6.QtCore import QRectF
+from PySide6.QtWidgets import QComboBox, QHBoxLayout, QLabel, QVBoxLayout, QWidget
+
+from workbench.core.buffers import LatestBuffer
+from workbench.gui.views._common import (
+    ALL_LAYERS,
+    BufferPoller,
+    HintStack,
+    fill_layer_combo,
+    probe_title,
+    sample_matrix,
+)
+from workbench.gui.views.export import ExportMixin
+
+#: spikes above which the raster is drawn as an image (style.md §5.5: "~200k")
+DENSE_THRESHOLD = 200_000
+#: the image is binned down to at most this many rows and columns (a screen has fewer pixels)
+MAX_IMAGE_SIDE = 4096
+#: tick height in neuron rows; the gap keeps neighbouring rows apart
+TICK_HEIGHT = 0.8
+# a mid-tone that reads on both the light and the dark plot background
+_SPIKE_COLOUR = (70, 150, 255)
+
+
+class SpikeRasterView(QWidget, ExportMixin):
+    """Raster of the probed sample's spikes, layers stacked bottom to top.
+
+    Parameters
+    ----------
+    dense_threshold : int
+        Spike count above which the raster switches from ticks to an image.
+    """
+
+    def __init__(self, parent: QWidget | None = None, *,
+                 dense_threshold: int = DENSE_THRESHOLD) -> None:
+        super().__init__(parent)
+        self.dense_threshold = dense_threshold
+        self._records: dict[str, Any] = {}
+        self._sample = 0
+        self._times = np.zeros(0, dtype=np.int64)
+        self._neurons = np.zeros(0, dtype=np.int64)
+        # (layer, first row, rows) of what is drawn, for the labels and the CSV export
+        self._segments: list[tuple[str, int, int]] = []
+        self._mode = "ticks"
+        self._separators: list[pg.InfiniteLine] = []
+        self._poller = BufferPoller(self.set_probe, self.clear, self)
+
+        self.title_label = QLabel()
+        self.layer_combo = QComboBox()
+        self.layer_combo.setToolTip("Show one layer, or all layers stacked")
+        self.layer_combo.currentIndexChanged.connect(self._on_layer_combo_changed)
+        header = QHBoxLayout()
+        header.addWidget(self.title_label, 1)
+        header.addWidget(QLabel("Layer:"))
+        header.addWidget(self.layer_combo)
+        header.addWidget(self._make_export_button())
+
+        self.plot_widget = pg.PlotWidget()
+        plot = self.plot_widget.getPlotItem()
+        plot.setLabel("bottom", "time step")
+        plot.setLabel("left", "neuron")
+        plot.setClipToView(True)
+        plot.showGrid(x=False, y=False)
+        pen = pg.mkPen(_SPIKE_COLOUR, width=1)
+        pen.setCosmetic(True)
+        self._curve = pg.PlotCurveItem(connect="pairs", skipFiniteCheck=True, pen=pen)
+        plot.addItem(self._curve)
+        self._image = pg.ImageItem(axisOrder="row-major")
+        # transparent where no spike, so the image sits on either theme's background
+        self._image.setLookupTable(np.array([[0, 0, 0, 0], [*_SPIKE_COLOUR, 255]], np.uint8))
+        self._image.setVisible(False)
+        plot.addItem(self._image)
+
+        self._add_export_to_plot_menu(self.plot_widget)
+        self._stack = HintStack(self.plot_widget)
+        layout = QVBoxLayout(self)
+        layout.setContentsMargins(0, 0, 0, 0)
+        layout.addLayout(header)
+        layout.addWidget(self._stack, 1)
+        self.clear()
+
+    # -- data in -------------------------------------------------------------------------------
+    def set_probe(self, item: dict[str, Any]) -> None:
+        """Show a probe buffer item: ``{"records", "label", "predicted", "index"}``."""
+        self.set_records(item.get("records") or {})
+        self.title_label.setText(probe_title(item))
+
+    def set_records(self, records: dict[str, Any], sample: int = 0) -> None:
+        """Show ``records`` (layer -> ProbeRecord with ``spikes`` ``[T, samples, ...]``)."""
+        self._records = dict(records)
+        self._sample = sample
+        self.title_label.setText(f"Sample {sample}" if records else "")
+        fill_layer_combo(self.layer_combo, list(self._records), with_all=True)
+        self._redraw()
+
+    def set_spikes(self, times: np.ndarray, neurons: np.ndarray, n_steps: int,
+                   n_neurons: int) -> None:
+        """Draw spikes at ``(times[i], neurons[i])`` on a raster of ``n_steps`` by ``n_neurons``."""
+        self._segments = [("", 0, int(n_neurons))]
+        self._set_separators([])
+        self._draw(np.asarray(times), np.asarray(neurons), int(n_steps), int(n_neurons))
+
+    def clear(self) -> None:
+        """Forget the records and show the empty-state hint."""
+        self._records = {}
+        self.title_label.clear()
+        fill_layer_combo(self.layer_combo, [], with_all=True)
+        self._segments = []
+        self._set_separators([])
+        self._draw(np.zeros(0, np.int64), np.zeros(0, np.int64), 0, 0)
+        self._stack.show_hint("No spikes yet — train, or probe a test sample")
+
+    # -- live updates --------------------------------------------------------------------------
+    def attach(self, buffer: LatestBuffer, fps: float = 30) -> None:
+        """Poll ``buffer`` (the run controller's probe buffer) ``fps`` times a second."""
+        self._poller.attach(buffer, fps)
+
+    def detach(self) -> None:
+        self._poller.detach()
+
+    # -- what the user sees --------------------------------------------------------------------
+    def spike_count(self) -> int:
+        return int(self._times.size)
+
+    def mode(self) -> str:
+        """``"ticks"`` or ``"image"``."""
+        return self._mode
+
+    def layers(self) -> list[str]:
+        """Layers drawn now, bottom to top."""
+        return [name for name, _first, _rows in self._segments if name]
+
+    def title_text(self) -> str:
+        return self.title_label.text()
+
+    def hint_text(self) -> str:
+        return self._stack.hint_text()
+
+    # -- drawing -------------------------------------------------------------------------------
+    def _on_layer_combo_changed(self, _index: int) -> None:
+        self._redraw()
+
+    def _redraw(self) -> None:
+        if not self._records:
+            self.clear()
+            return
+        chosen = self.layer_combo.currentText()
+        names = list(self._records) if chosen in ("", ALL_LAYERS) else [chosen]
+        times, neurons, segments = [], [], []
+        first, n_steps = 0, 0
+        for name in names:
+            matrix = sample_matrix(self._records[name].spikes, self._sample)
+            t, n = np.nonzero(matrix)
+            times.append(t)
+            neurons.append(n + first)
+            segments.append((name, first, matrix.shape[1]))
+            first += matrix.shape[1]
+            n_steps = max(n_steps, matrix.shape[0])
+        self._segments = segments
+        self._set_separators(segments if len(segments) > 1 else [])
+        self._draw(np.concatenate(times), np.concatenate(neurons), n_steps, first)
+
+    def _draw(self, times: np.ndarray, neurons: np.ndarray, n_steps: int,
+              n_neurons: int) -> None:
+        self._times, self._neurons = times, neurons
+        if times.size > self.dense_threshold:
+            self._mode = "image"
+            self._curve.setData(np.zeros(0), np.zeros(0), connect="pairs")
+            self._curve.setVisible(False)
+            self._draw_image(times, neurons, n_steps, n_neurons)
+        else:
+            self._mode = "ticks"
+            self._image.clear()
+            self._image.setVisible(False)
+            xs = np.repeat(times.astype(np.float64), 2)
+            ys = np.empty(2 * neurons.size, dtype=np.float64)
+            ys[0::2] = neurons
+            ys[1::2] = neurons + TICK_HEIGHT
+            self._curve.setData(xs, ys, connect="pairs", skipFiniteCheck=True)
+            self._curve.setVisible(True)
+        if n_steps and n_neurons:
+            self.plot_widget.getPlotItem().setRange(xRange=(0, n_steps), yRange=(0, n_neurons),
+                                                    padding=0.02)
+        if n_neurons:
+            self._stack.show_plot()
+
+    def _draw_image(self, times: np.ndarray, neurons: np.ndarray, n_steps: int,
+                    n_neurons: int) -> None:
+        # bin so neither side exceeds MAX_IMAGE_SIDE; a bin is lit when any spike falls in it
+        step_bin = max(1, math.ceil(n_steps / MAX_IMAGE_SIDE))
+        neuron_bin = max(1, math.ceil(n_neurons / MAX_IMAGE_SIDE))
+        image = np.zeros((math.ceil(n_neurons / neuron_bin), math.ceil(n_steps / step_bin)),
+                         dtype=np.uint8)
+        image[neurons.astype(np.int64) // neuron_bin, times.astype(np.int64) // step_bin] = 1
+        self._image.setImage(image, autoLevels=False, levels=(0, 1))
+        self._image.setRect(QRectF(0, 0, image.shape[1] * step_bin,
+                                   image.shape[0] * neuron_bin))
+        self._image.setVisible(True)
+
+    def _set_separators(self, segments: Sequence[tuple[str, int, int]]) -> None:
+        plot = self.plot_widget.getPlotItem()
+        for line in self._separators:
+            plot.removeItem(line)
+        self._separators = []
+        for name, first, _rows in segments:
+            line = pg.InfiniteLine(pos=first, angle=0, pen=pg.mkPen((128, 128, 128), width=1),
+                                   label=name, labelOpts={"position": 0.98, "anchors": [(1, 1),
+                                                                                        (1, 1)]})
+            plot.addItem(line)
+            self._separators.append(line)
+
+    # -- export --------------------------------------------------------------------------------
+    def _export_target(self) -> Any:
+        return self.plot_widget
+
+    def _csv_table(self) -> tuple[list[str], Iterable[Sequence[Any]]]:
+        header = ["layer", "neuron", "time_step"]
+        if not self._segments:
+            return header, []
+        firsts = np.array([first for _name, first, _rows in self._segments])
+        names = [name for name, _first, _rows in self._segments]
+        which = np.searchsorted(firsts, self._neurons, side="right") - 1
+        order = np.lexsort((self._times, self._neurons))
+        rows = ((names[which[i]], int(self._neurons[i] - firsts[which[i]]), int(self._times[i]))
+                for i in order)
+        return header, rows

@@ -1,0 +1,87 @@
+"""Run a core event generator on its own QThread.
+
+Rules (style.md §5.4): the worker never touches a widget; events reach the GUI thread through
+queued signals; cancel and pause are plain thread-safe flags set from the GUI thread (a signal
+would not be delivered while the worker is busy); the worker catches everything.
+"""
+
+from __future__ import annotations
+
+import threading
+import traceback
+import weakref
+from collections.abc import Callable, Iterator
+from typing import Any
+
+from PySide6.QtCore import QObject, QThread, Signal, Slot
+
+from workbench.core.cancel import CancelToken
+
+_LIVE_THREADS: weakref.WeakSet[QThread] = weakref.WeakSet()
+
+
+def live_threads() -> list[QThread]:
+    """Threads still running; the test suite asserts none is left after each test."""
+    alive = []
+    for thread in list(_LIVE_THREADS):
+        try:
+            if thread.isRunning():
+                alive.append(thread)
+        except RuntimeError:  # the C++ object is gone: it finished and was deleted
+            _LIVE_THREADS.discard(thread)
+    return alive
+
+
+class RunWorker(QObject):
+    """Pulls events from ``make_events(cancel)`` and emits each one."""
+
+    event = Signal(object)
+    failed = Signal(str, str)  # run_id, traceback
+    finished = Signal(str)  # run_id
+
+    def __init__(self, run_id: str,
+                 make_events: Callable[[CancelToken], Iterator[Any]]) -> None:
+        super().__init__()
+        self.run_id = run_id
+        self.cancel_token = CancelToken()
+        self._resume = threading.Event()
+        self._resume.set()
+        self._make_events = make_events
+
+    def pause(self) -> None:
+        self._resume.clear()
+
+    def resume(self) -> None:
+        self._resume.set()
+
+    def cancel(self) -> None:
+        self.cancel_token.set()
+        self._resume.set()  # a paused run must wake up to notice the cancel
+
+    @property
+    def paused(self) -> bool:
+        return not self._resume.is_set()
+
+    @Slot()
+    def run(self) -> None:
+        try:
+            for ev in self._make_events(self.cancel_token):
+                self.event.emit(ev)
+                # Pausing between events pauses between batches: the generator is lazy.
+                self._resume.wait()
+        except Exception:  # never let anything escape a thread
+            self.failed.emit(self.run_id, traceback.format_exc())
+        finally:
+            self.finished.emit(self.run_id)
+
+
+def start_in_thread(worker: RunWorker, parent: QObject) -> QThread:
+    """Start ``worker`` in a new thread; the caller keeps ``worker`` alive until finished."""
+    thread = QThread(parent)
+    worker.moveToThread(thread)
+    thread.started.connect(worker.run)
+    worker.finished.connect(thread.quit)
+    thread.finished.connect(thread.deleteLater)
+    _LIVE_THREADS.add(thread)
+    thread.start()
+    return thread
