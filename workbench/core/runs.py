@@ -31,7 +31,7 @@ from workbench.core.events import (
 from workbench.core.metrics import count_correct
 
 #: batch-level metric samples are throttled to this rate (control plane, style.md §5.4)
-METRIC_HZ = 10.0
+METRIC_HZ = 5.0
 
 
 def new_run_id(kind: str) -> str:

@@ -131,17 +131,21 @@ class Session:
     # -- runs --------------------------------------------------------------------------------
     def train(self, *, epochs: int | None = None, cancel: CancelToken | None = None,
               run_id: str | None = None, on_batch: Callable[[], None] | None = None,
-              fresh: bool = False) -> Iterator[RunEvent]:
-        """Train the network (building it first if needed); ``fresh`` starts from new weights."""
+              fresh: bool = False, load_saved_weights: bool = True) -> Iterator[RunEvent]:
+        """Train the network, building it first if needed (inside the run, so a GUI runs the
+        build on its worker thread). ``fresh`` starts from new weights; otherwise a build
+        loads ``weights.safetensors`` when ``load_saved_weights``."""
         run_id = run_id or new_run_id("train")
-        return guarded(run_id, self._train(epochs, cancel, run_id, on_batch, fresh))
+        return guarded(run_id, self._train(epochs, cancel, run_id, on_batch, fresh,
+                                           load_saved_weights))
 
-    def _train(self, epochs, cancel, run_id, on_batch, fresh) -> Iterator[RunEvent]:
+    def _train(self, epochs, cancel, run_id, on_batch, fresh,
+               load_saved_weights) -> Iterator[RunEvent]:
         training = self.project.training
         spec = self._spec(training.rule, LearningRuleSpec, "training.rule")
         params = self._params(spec, training.rule, "training.rule")
         if self.model is None or fresh:
-            self.build(load_saved_weights=not fresh)
+            self.build(load_saved_weights=load_saved_weights and not fresh)
         data = self.data()
         epochs = training.epochs if epochs is None else epochs
         config = {"project": self.project.name, "rule": spec.id, "epochs": epochs,

@@ -50,7 +50,7 @@ log = logging.getLogger(__name__)
 
 APP_NAME = "SNN Workbench"
 VALIDATE_DELAY_MS = 150
-PROBE_POLL_MS = 33  # ~30 Hz: the views redraw at most this often
+PROBE_POLL_MS = 100  # the views take new probes at most 10 times a second
 
 
 def new_project() -> Project:
@@ -74,6 +74,9 @@ class MainWindow(QMainWindow):
         self.last_message = ""
         self.report: CompileReport | None = None
         self._probe_seq = 0
+        self._probe_item: dict[str, Any] | None = None
+        self._probe_shown: dict[str, int] = {}
+        self._validated_key = ""
         self._energy_report: dict[str, Any] | None = None
         self.setWindowIcon(icon("app"))
         self.resize(1400, 900)
@@ -467,10 +470,18 @@ class MainWindow(QMainWindow):
 
         self.doc.set_positions(layered_layout(self.doc.project.graph))
 
+    def _validation_key(self) -> str:
+        """What validation depends on: the graph's nodes, params and edges, and the data."""
+        p = self.doc.project
+        return repr(([(n.id, n.spec, sorted(n.params.items()), n.placeholder)
+                      for n in p.graph.nodes], p.graph.edges, p.dataset))
+
     def _validate_timer_start(self) -> None:
-        self._validate_timer.start()
+        if self._validation_key() != self._validated_key:  # skip moves and settings edits
+            self._validate_timer.start()
 
     def validate_now(self) -> CompileReport | None:
+        self._validated_key = self._validation_key()
         try:
             self.report = self.session.validate()
         except WorkbenchError as exc:
@@ -499,12 +510,14 @@ class MainWindow(QMainWindow):
         return True
 
     def start_training(self, *, fresh: bool = False) -> str:
-        if self.controller.busy or not self._prepare_model(fresh):
+        """Train on a worker thread; the network is built there too (no GUI stall)."""
+        if self.controller.busy:
             return ""
         self.controller.probe_index = self.sample_spin.value()
         self.weights_dirty = True
         self._update_title()
-        return self.controller.start_training(self.session)
+        return self.controller.start_training(
+            self.session, fresh=fresh, load_saved_weights=self.doc.weights_match_graph)
 
     def start_evaluation(self) -> str:
         if self.controller.busy or not self._prepare_model(False):
@@ -556,13 +569,21 @@ class MainWindow(QMainWindow):
         self.controller.probe_buffer.put(item)
 
     def _poll_probe(self) -> None:
+        """Hand the newest probe to the views that are on screen; hidden ones catch up when
+        their tab is shown (no CPU spent drawing what nobody sees)."""
         seq, item, _ = self.controller.probe_buffer.take(self._probe_seq)
-        if item is None:
+        if item is not None:
+            self._probe_seq = seq
+            self._probe_item = item
+            self._probe_shown = {}
+        if self._probe_item is None:
             return
-        self._probe_seq = seq
-        self.raster.set_probe(item)
-        self.membrane.set_records(item["records"])
-        self.rates.set_records(item["records"])
+        for name, view, show in (("raster", self.raster, self.raster.set_probe),
+                                 ("membrane", self.membrane, self.membrane.set_probe),
+                                 ("rates", self.rates, self.rates.set_probe)):
+            if self._probe_shown.get(name) != self._probe_seq and view.isVisible():
+                show(self._probe_item)
+                self._probe_shown[name] = self._probe_seq
 
     def _on_run_event(self, event: RunEvent) -> None:
         self.training.on_event(event)

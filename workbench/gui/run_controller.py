@@ -8,6 +8,7 @@ which views poll on their own timer.
 
 from __future__ import annotations
 
+import gc
 import logging
 import time
 from typing import Any
@@ -27,10 +28,29 @@ from workbench.gui.workers import RunWorker, start_in_thread
 log = logging.getLogger(__name__)
 
 #: how often the training thread refreshes the live probe of the fixed sample
-PROBE_HZ = 5.0
+PROBE_HZ = 2.0
+
+_COMPUTE_THREADS: int | None = None
 
 
-def probe_sample(session: Session, index: int, *, membranes: bool = True) -> dict[str, Any]:
+def reserve_cores_for_runs() -> int:
+    """Give the runs all of torch's threads and the GUI thread one.
+
+    OpenMP keeps a thread team per calling thread. Once the GUI thread has run any torch op
+    with its default team (validation, probes), training on a worker thread ran at ~40 % of its
+    headless speed on 2 cores (benchmarks/gui_responsiveness.py); with the GUI thread limited
+    to one thread and each run restoring the full count on its own thread, it runs at full
+    speed. The setting is per thread, so this is done once, on the GUI thread.
+    """
+    global _COMPUTE_THREADS
+    if _COMPUTE_THREADS is None:
+        _COMPUTE_THREADS = torch.get_num_threads()
+        torch.set_num_threads(1)
+    return _COMPUTE_THREADS
+
+
+def probe_sample(session: Session, index: int, *, membranes: bool = True,
+                 encode: Any = None) -> dict[str, Any]:
     """Run test sample ``index`` through the network; spikes (and membranes) per neuron layer.
 
     Must not run while a training run uses the same model (the controller guarantees it).
@@ -41,7 +61,7 @@ def probe_sample(session: Session, index: int, *, membranes: bool = True) -> dic
     model.eval()
     try:
         with torch.no_grad(), SpikeProbe(model, membranes=membranes, samples=1) as probe:
-            scores = model(session.encoder()(x))
+            scores = model((encode or session.encoder())(x))
     finally:
         model.train(was_training)
     from workbench.core.metrics import class_scores
@@ -64,6 +84,7 @@ class RunController(QObject):
         self._thread: QThread | None = None
         self._kind = ""
         self.last_finished: RunFinished | None = None
+        self.compute_threads = reserve_cores_for_runs()
 
     # -- state -------------------------------------------------------------------------------
     @property
@@ -82,13 +103,15 @@ class RunController(QObject):
 
     # -- starting runs -------------------------------------------------------------------------
     def start_training(self, session: Session, *, epochs: int | None = None,
-                       fresh: bool = False) -> str:
+                       fresh: bool = False, load_saved_weights: bool = True) -> str:
         run_id = new_run_id("train")
         on_batch = self._live_probe(session, run_id)
 
         def events(cancel):
+            torch.set_num_threads(self.compute_threads)  # on the run's own thread
             return recorded(session.train(epochs=epochs, cancel=cancel, run_id=run_id,
-                                          on_batch=on_batch, fresh=fresh),
+                                          on_batch=on_batch, fresh=fresh,
+                                          load_saved_weights=load_saved_weights),
                             session.project.folder)
 
         return self._start(run_id, "training", events)
@@ -97,6 +120,7 @@ class RunController(QObject):
         run_id = new_run_id("evaluate")
 
         def events(cancel):
+            torch.set_num_threads(self.compute_threads)
             return recorded(session.evaluate(cancel=cancel, run_id=run_id, limit=limit),
                             session.project.folder)
 
@@ -105,6 +129,11 @@ class RunController(QObject):
     def _start(self, run_id: str, kind: str, make_events) -> str:
         if self.busy:
             raise RuntimeError("a run is already in progress")
+        # A full garbage collection scans every object the app holds (Qt wrappers, torch,
+        # pyqtgraph): ~150 ms with the GIL held, on whichever thread triggers it, and the GUI
+        # froze that long mid-run. Freezing what exists now keeps collections during the run
+        # to the run's own objects; _on_worker_finished unfreezes.
+        gc.freeze()
         worker = RunWorker(run_id, make_events)
         worker.event.connect(self._on_event)
         worker.failed.connect(self._on_failed)
@@ -119,13 +148,14 @@ class RunController(QObject):
         """A callback for the training thread: every 1/PROBE_HZ s, probe the fixed sample."""
         last = [0.0]
         buffer = self.probe_buffer
+        encode = session.encoder()
 
         def on_batch() -> None:
             now = time.perf_counter()
             if now - last[0] < 1.0 / PROBE_HZ:
                 return
             last[0] = now
-            buffer.put(probe_sample(session, self.probe_index), run_id)
+            buffer.put(probe_sample(session, self.probe_index, encode=encode), run_id)
 
         return on_batch
 
@@ -180,5 +210,6 @@ class RunController(QObject):
         status = finished.status if finished is not None and finished.run_id == run_id else "failed"
         self._worker = None
         self._thread = None
+        gc.unfreeze()
         self.state_changed.emit("idle")
         self.run_finished.emit(run_id, status)

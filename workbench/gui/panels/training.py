@@ -13,6 +13,7 @@ from PySide6.QtWidgets import (
     QLabel,
     QProgressBar,
     QPushButton,
+    QSizePolicy,
     QSpinBox,
     QVBoxLayout,
     QWidget,
@@ -61,6 +62,10 @@ class TrainingPanel(QWidget):
         self.progress.setFormat("%p%")
         self.status = QLabel("Ready")
         self.eta = QLabel("")
+        # Fixed sizes: a label that changes width re-lays out the whole panel and repaints the
+        # curves below it, CPU that a training run on a small machine misses.
+        self.eta.setFixedWidth(120)
+        self.status.setSizePolicy(QSizePolicy.Policy.Ignored, QSizePolicy.Policy.Fixed)
         self.metrics = MetricsView()
 
         controls = QHBoxLayout()
