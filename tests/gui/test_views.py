@@ -107,8 +107,8 @@ def test_raster_ticks_are_one_pairs_curve(qtbot):
     curve = view._curve
     assert curve.opts["connect"] == "pairs"
     x, y = curve.getData()
-    assert list(x) == [0, 0, 3, 3, 5, 5]
-    assert list(y) == pytest.approx([1, 1.8, 2, 2.8, 0, 0.8])
+    assert list(x) == pytest.approx([0, 0.8, 3, 3.8, 5, 5.8])
+    assert list(y) == pytest.approx([1.5, 1.5, 2.5, 2.5, 0.5, 0.5])
 
 
 def test_raster_switches_to_image_past_dense_threshold(qtbot):

@@ -157,24 +157,22 @@ class MainWindow(QMainWindow):
 
         docks: dict[str, QDockWidget] = {}
         # One tab group only: with PySide6 6.11 a second tabified group leaves a stray copy of
-        # its tab bar visible at its first position (seen offscreen); side docks are stacked.
+        # its tab bar visible at its first position (seen offscreen).
         docks["training"] = self._dock("Training", "training_dock", self.training, bottom)
-        for name, title, widget in (("raster", "Spike raster", raster_box),
+        for name, title, widget in (("energy", "Energy ledger", self.energy),
+                                    ("raster", "Spike raster", raster_box),
                                     ("membrane", "Membrane traces", self.membrane),
                                     ("rates", "Firing rates", self.rates),
                                     ("log", "Log", self.log_panel)):
             docks[name] = self._dock(title, f"{name}_dock", widget, bottom, docks["training"])
         docks["palette"] = self._dock("Palette", "palette_dock", self.palette, left)
         docks["inspector"] = self._dock("Inspector", "inspector_dock", self.inspector, right)
-        docks["energy"] = self._dock("Energy ledger", "energy_dock", self.energy, right)
         self.docks = docks
         self.docks["training"].raise_()
-        # Give the network editor the room: side panels ~360 px wide, bottom ~330 px high.
+        # Side panels ~260 and ~380 px wide; the bottom panels get room for their plots.
         self.resizeDocks([self.docks["palette"], self.docks["inspector"]], [260, 380],
                          Qt.Orientation.Horizontal)
-        self.resizeDocks([self.docks["training"]], [330], Qt.Orientation.Vertical)
-        self.resizeDocks([self.docks["inspector"], self.docks["energy"]], [480, 300],
-                         Qt.Orientation.Vertical)
+        self.resizeDocks([self.docks["training"]], [440], Qt.Orientation.Vertical)
 
         self.training.train_requested.connect(lambda fresh: self.start_training(fresh=fresh))
         self.training.stop_requested.connect(self.stop_run)
@@ -638,7 +636,8 @@ class MainWindow(QMainWindow):
 
     def set_theme(self, name: str) -> None:
         self.settings.theme = name
-        apply_theme(name)
+        apply_theme(name, [self.raster, self.membrane, self.rates, self.energy,
+                           self.training.metrics])
         self.settings.save()
 
     def _restore_layout(self) -> None:

@@ -176,7 +176,7 @@ class RunController(QObject):
 
     def shutdown(self, timeout_ms: int = 30_000) -> bool:
         """Cancel the run and wait for its thread; called on window close and in tests."""
-        thread = self._thread
+        thread, worker = self._thread, self._worker
         self.cancel()
         if thread is not None:
             try:
@@ -187,6 +187,8 @@ class RunController(QObject):
             if not done:
                 log.error("the run did not stop within %d ms", timeout_ms)
                 return False
+        if worker is not None:  # finish now; the queued notice would come too late
+            self._on_worker_finished(worker.run_id)
         return True
 
     # -- worker signals (GUI thread) -----------------------------------------------------------

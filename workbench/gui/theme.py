@@ -2,11 +2,14 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from pathlib import Path
+from typing import Any
 
-import pyqtgraph as pg
 from PySide6.QtGui import QColor, QIcon, QPalette
 from PySide6.QtWidgets import QApplication
+
+from workbench.gui.views.theme import apply_plot_theme
 
 ASSETS = Path(__file__).resolve().parents[2] / "assets"
 
@@ -34,13 +37,12 @@ def _dark_palette() -> QPalette:
     return p
 
 
-def apply_theme(name: str) -> None:
-    """``"light"`` or ``"dark"``: the Qt palette and the default plot colours."""
+def apply_theme(name: str, plots: Iterable[Any] = ()) -> None:
+    """``"light"`` or ``"dark"``: the Qt palette, and the colours of new and given plots."""
     app = QApplication.instance()
     if app is None:
         return
     app.setStyle("Fusion")
     dark = name == "dark"
     app.setPalette(_dark_palette() if dark else app.style().standardPalette())
-    pg.setConfigOption("background", (30, 32, 35) if dark else "w")
-    pg.setConfigOption("foreground", (220, 220, 220) if dark else (40, 40, 40))
+    apply_plot_theme(dark, plots)

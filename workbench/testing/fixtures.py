@@ -68,3 +68,39 @@ def plugin_module(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Callable[[
     for module in list(sys.modules):
         if (getattr(sys.modules[module], "__file__", "") or "").startswith(str(folder)):
             del sys.modules[module]
+
+
+@pytest.fixture
+def make_main_window(qtbot, plugin_host, tmp_path, monkeypatch):
+    """Factory: ``make_main_window(project=None, host=None, settings=None)`` -> a shown window.
+
+    Settings live in ``tmp_path`` (a developer's own are never touched). Modal prompts never
+    block a test: "save changes?" answers "discard" and is recorded in ``window.prompts``
+    unless a test replaces ``window.ask_save_changes``. At teardown the run is shut down and
+    the window closed.
+    """
+    monkeypatch.setenv("SNN_WORKBENCH_CONFIG", str(tmp_path / "config"))
+    from workbench.gui.main_window import MainWindow
+    from workbench.gui.settings import AppSettings
+
+    windows = []
+
+    def make(project: Project | None = None, host=None, settings=None):
+        window = MainWindow(host or plugin_host, settings or AppSettings.load(), project)
+        window.prompts = []
+        window.ask_save_changes = lambda: window.prompts.append("save changes?") or "discard"
+        window.ask_restore = lambda found: window.prompts.append("restore?") or False
+        window.show()
+        qtbot.waitExposed(window)
+        windows.append(window)
+        return window
+
+    yield make
+    for window in windows:
+        try:
+            window.controller.shutdown()
+            window.ask_save_changes = lambda: "discard"
+            window.close()
+            window.deleteLater()
+        except RuntimeError:  # already deleted by Qt
+            pass

@@ -67,6 +67,7 @@ class TrainingPanel(QWidget):
         self.eta.setFixedWidth(120)
         self.status.setSizePolicy(QSizePolicy.Policy.Ignored, QSizePolicy.Policy.Fixed)
         self.metrics = MetricsView()
+        self.metrics.setMinimumHeight(220)  # the curves are the point of this panel
 
         controls = QHBoxLayout()
         for w in (self.train_button, self.pause_button, self.stop_button, self.evaluate_button,

@@ -33,7 +33,7 @@ DENSE_THRESHOLD = 200_000
 #: the image is binned down to at most this many rows and columns (a screen has fewer pixels)
 MAX_IMAGE_SIDE = 4096
 #: tick height in neuron rows; the gap keeps neighbouring rows apart
-TICK_HEIGHT = 0.8
+TICK_LENGTH = 0.8  # of a time step
 # a mid-tone that reads on both the light and the dark plot background
 _SPIKE_COLOUR = (70, 150, 255)
 
@@ -188,10 +188,13 @@ class SpikeRasterView(QWidget, ExportMixin):
             self._mode = "ticks"
             self._image.clear()
             self._image.setVisible(False)
-            xs = np.repeat(times.astype(np.float64), 2)
-            ys = np.empty(2 * neurons.size, dtype=np.float64)
-            ys[0::2] = neurons
-            ys[1::2] = neurons + TICK_HEIGHT
+            # Each spike is a short dash along time inside its (step, neuron) cell: with few
+            # time steps (T = 4 is common) vertical ticks would merge into one line per step,
+            # while dashes keep every neuron's row readable; with many steps they are dots.
+            xs = np.empty(2 * times.size, dtype=np.float64)
+            xs[0::2] = times
+            xs[1::2] = times + TICK_LENGTH
+            ys = np.repeat(neurons.astype(np.float64) + 0.5, 2)
             self._curve.setData(xs, ys, connect="pairs", skipFiniteCheck=True)
             self._curve.setVisible(True)
         if n_steps and n_neurons:
