@@ -10,9 +10,9 @@ from __future__ import annotations
 import pytest
 import torch
 from torch import nn
-
 from wb_core.blocks import Conv2d as TimeConv2d
 from wb_core.encoders import DirectEncoder
+
 from workbench.core.compile import compile_graph
 from workbench.core.energy import CostTable, EnergyMeter, is_spike_tensor
 from workbench.core.graph import Graph, Node

@@ -14,8 +14,8 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-
 import wb_datasets
+
 from workbench.core.data import DatasetSplits
 from workbench.core.errors import DatasetError
 

@@ -14,7 +14,6 @@ import pytest
 import torch
 import torch.nn.functional as F
 from torch import nn
-
 from wb_core import neurons as neuron_mod
 from wb_core.encoders import DirectEncoder, LatencyEncoder, RateEncoder
 from wb_core.learning import BPTTTrainer

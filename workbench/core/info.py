@@ -31,7 +31,7 @@ def describe(model: CompiledNetwork) -> dict[str, Any]:
         module = model.layers[node_id]
         params = bits = 0
         widths: set[int] = set()
-        for sub_name, sub in module.named_modules():
+        for sub in module.modules():
             for p_name, p in sub.named_parameters(recurse=False):
                 b = _bits(sub, p_name, p)
                 widths.add(b)

@@ -9,7 +9,7 @@ from typing import Any
 import numpy as np
 from PySide6.QtCore import QObject, Qt, QTimer
 from PySide6.QtGui import QPalette
-from PySide6.QtWidgets import QLabel, QStackedWidget, QWidget
+from PySide6.QtWidgets import QLabel, QLayout, QStackedWidget, QVBoxLayout, QWidget
 
 from workbench.core.buffers import LatestBuffer
 
@@ -179,3 +179,26 @@ def si_number(value: float, unit: str = "") -> str:
         if abs(value) >= factor:
             return f"{value / factor:.3g} {prefix}{unit}".strip()
     return f"{value:.3g} {unit}".strip()
+
+
+def assemble_view(view: Any, header: QLayout, *above_plot: QWidget) -> HintStack:
+    """Lay a view out the one way all views share: its header row, any widgets given, then the
+    plot behind a hint stack (the empty-state text); the plot's menu gets the view's Export."""
+    view._add_export_to_plot_menu(view.plot_widget)
+    stack = HintStack(view.plot_widget)
+    layout = QVBoxLayout(view)
+    layout.setContentsMargins(0, 0, 0, 0)
+    layout.addLayout(header)
+    for widget in above_plot:
+        layout.addWidget(widget)
+    layout.addWidget(stack, 1)
+    return stack
+
+
+class ProbeViewMixin:
+    """``set_probe`` for views fed by the run controller's probe buffer."""
+
+    def set_probe(self, item: dict[str, Any]) -> None:
+        """Show a probe buffer item: ``{"records", "label", "predicted", "index"}``."""
+        self.set_records(item.get("records") or {})  # type: ignore[attr-defined]
+        self.title_label.setText(probe_title(item))  # type: ignore[attr-defined]

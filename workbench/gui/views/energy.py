@@ -13,9 +13,9 @@ from typing import Any
 import numpy as np
 import pyqtgraph as pg
 from PySide6.QtCore import Signal
-from PySide6.QtWidgets import QComboBox, QHBoxLayout, QLabel, QVBoxLayout, QWidget
+from PySide6.QtWidgets import QComboBox, QHBoxLayout, QLabel, QWidget
 
-from workbench.gui.views._common import HintStack, si_number
+from workbench.gui.views._common import assemble_view, si_number
 from workbench.gui.views.export import ExportMixin
 
 EMPTY_HINT = "Run an evaluation to fill the ledger"
@@ -70,14 +70,7 @@ class EnergyView(QWidget, ExportMixin):
         self._bars = pg.BarGraphItem(x=[], height=[], width=0.6)
         plot.addItem(self._bars)
 
-        self._add_export_to_plot_menu(self.plot_widget)
-        self._stack = HintStack(self.plot_widget)
-        layout = QVBoxLayout(self)
-        layout.setContentsMargins(0, 0, 0, 0)
-        layout.addLayout(header)
-        layout.addWidget(self.source_label)
-        layout.addWidget(self.totals_label)
-        layout.addWidget(self._stack, 1)
+        self._stack = assemble_view(self, header, self.source_label, self.totals_label)
         self.set_report(None)
 
     # -- data in -------------------------------------------------------------------------------

@@ -8,14 +8,14 @@ from typing import Any
 import numpy as np
 import pyqtgraph as pg
 from PySide6.QtCore import Qt
-from PySide6.QtWidgets import QComboBox, QHBoxLayout, QLabel, QLineEdit, QVBoxLayout, QWidget
+from PySide6.QtWidgets import QComboBox, QHBoxLayout, QLabel, QLineEdit, QWidget
 
 from workbench.core.buffers import LatestBuffer
 from workbench.gui.views._common import (
     BufferPoller,
-    HintStack,
+    ProbeViewMixin,
+    assemble_view,
     fill_layer_combo,
-    probe_title,
     sample_matrix,
 )
 from workbench.gui.views.export import ExportMixin
@@ -58,7 +58,7 @@ def format_indices(indices: Iterable[int]) -> str:
     return ", ".join(parts)
 
 
-class MembraneView(QWidget, ExportMixin):
+class MembraneView(QWidget, ProbeViewMixin, ExportMixin):
     """Membrane potential over time steps, one coloured curve per chosen neuron."""
 
     def __init__(self, parent: QWidget | None = None) -> None:
@@ -105,21 +105,10 @@ class MembraneView(QWidget, ExportMixin):
         self._threshold: float | None = None
         plot.addItem(self._threshold_line, ignoreBounds=True)
 
-        self._add_export_to_plot_menu(self.plot_widget)
-        self._stack = HintStack(self.plot_widget)
-        layout = QVBoxLayout(self)
-        layout.setContentsMargins(0, 0, 0, 0)
-        layout.addLayout(header)
-        layout.addWidget(self.neuron_hint)
-        layout.addWidget(self._stack, 1)
+        self._stack = assemble_view(self, header, self.neuron_hint)
         self._redraw()
 
     # -- data in -------------------------------------------------------------------------------
-    def set_probe(self, item: dict[str, Any]) -> None:
-        """Show a probe buffer item: ``{"records", "label", "predicted", "index"}``."""
-        self.set_records(item.get("records") or {})
-        self.title_label.setText(probe_title(item))
-
     def set_records(self, records: dict[str, Any], sample: int = 0) -> None:
         """Show ``records`` (layer -> ProbeRecord); ``membrane`` may be None per layer."""
         self._records = dict(records)

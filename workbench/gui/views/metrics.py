@@ -14,10 +14,10 @@ from typing import Any
 import numpy as np
 import pyqtgraph as pg
 from PySide6.QtCore import QTimer
-from PySide6.QtWidgets import QHBoxLayout, QLabel, QVBoxLayout, QWidget
+from PySide6.QtWidgets import QHBoxLayout, QLabel, QWidget
 
 from workbench.core.events import MetricSample
-from workbench.gui.views._common import HintStack
+from workbench.gui.views._common import assemble_view
 from workbench.gui.views.export import ExportMixin
 
 #: at most this many redraws a second however fast samples come: repainting the two plots
@@ -83,12 +83,7 @@ class MetricsView(QWidget, ExportMixin):
         self._redraw_timer.setInterval(1000 // REDRAW_HZ)
         self._redraw_timer.timeout.connect(self._on_redraw_timer_timeout)
 
-        self._add_export_to_plot_menu(self.plot_widget)
-        self._stack = HintStack(self.plot_widget)
-        layout = QVBoxLayout(self)
-        layout.setContentsMargins(0, 0, 0, 0)
-        layout.addLayout(header)
-        layout.addWidget(self._stack, 1)
+        self._stack = assemble_view(self, header)
         self.clear()
 
     # -- data in -------------------------------------------------------------------------------

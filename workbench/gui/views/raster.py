@@ -15,15 +15,15 @@ from typing import Any
 import numpy as np
 import pyqtgraph as pg
 from PySide6.QtCore import QRectF
-from PySide6.QtWidgets import QComboBox, QHBoxLayout, QLabel, QVBoxLayout, QWidget
+from PySide6.QtWidgets import QComboBox, QHBoxLayout, QLabel, QWidget
 
 from workbench.core.buffers import LatestBuffer
 from workbench.gui.views._common import (
     ALL_LAYERS,
     BufferPoller,
-    HintStack,
+    ProbeViewMixin,
+    assemble_view,
     fill_layer_combo,
-    probe_title,
     sample_matrix,
 )
 from workbench.gui.views.export import ExportMixin
@@ -38,7 +38,7 @@ TICK_LENGTH = 0.8  # of a time step
 _SPIKE_COLOUR = (70, 150, 255)
 
 
-class SpikeRasterView(QWidget, ExportMixin):
+class SpikeRasterView(QWidget, ProbeViewMixin, ExportMixin):
     """Raster of the probed sample's spikes, layers stacked bottom to top.
 
     Parameters
@@ -87,20 +87,10 @@ class SpikeRasterView(QWidget, ExportMixin):
         self._image.setVisible(False)
         plot.addItem(self._image)
 
-        self._add_export_to_plot_menu(self.plot_widget)
-        self._stack = HintStack(self.plot_widget)
-        layout = QVBoxLayout(self)
-        layout.setContentsMargins(0, 0, 0, 0)
-        layout.addLayout(header)
-        layout.addWidget(self._stack, 1)
+        self._stack = assemble_view(self, header)
         self.clear()
 
     # -- data in -------------------------------------------------------------------------------
-    def set_probe(self, item: dict[str, Any]) -> None:
-        """Show a probe buffer item: ``{"records", "label", "predicted", "index"}``."""
-        self.set_records(item.get("records") or {})
-        self.title_label.setText(probe_title(item))
-
     def set_records(self, records: dict[str, Any], sample: int = 0) -> None:
         """Show ``records`` (layer -> ProbeRecord with ``spikes`` ``[T, samples, ...]``)."""
         self._records = dict(records)

@@ -11,16 +11,16 @@ from typing import Any
 
 import numpy as np
 import pyqtgraph as pg
-from PySide6.QtWidgets import QComboBox, QHBoxLayout, QLabel, QVBoxLayout, QWidget
+from PySide6.QtWidgets import QComboBox, QHBoxLayout, QLabel, QWidget
 
 from workbench.core.buffers import LatestBuffer
 from workbench.gui.views._common import (
     ALL_LAYERS,
     BufferPoller,
-    HintStack,
+    ProbeViewMixin,
+    assemble_view,
     fill_layer_combo,
     layer_rates,
-    probe_title,
 )
 from workbench.gui.views.export import ExportMixin
 
@@ -29,7 +29,7 @@ RATE_RANGE = (0.0, 1.0)
 _BAR_COLOUR = (70, 150, 255)
 
 
-class FiringRateView(QWidget, ExportMixin):
+class FiringRateView(QWidget, ProbeViewMixin, ExportMixin):
     """Histogram of per-neuron firing rates (20 bins on [0, 1]) of one layer or all."""
 
     def __init__(self, parent: QWidget | None = None) -> None:
@@ -59,20 +59,10 @@ class FiringRateView(QWidget, ExportMixin):
                                      pen=pg.mkPen(*_BAR_COLOUR))
         plot.addItem(self._bars)
 
-        self._add_export_to_plot_menu(self.plot_widget)
-        self._stack = HintStack(self.plot_widget)
-        layout = QVBoxLayout(self)
-        layout.setContentsMargins(0, 0, 0, 0)
-        layout.addLayout(header)
-        layout.addWidget(self._stack, 1)
+        self._stack = assemble_view(self, header)
         self.clear()
 
     # -- data in -------------------------------------------------------------------------------
-    def set_probe(self, item: dict[str, Any]) -> None:
-        """Show a probe buffer item: ``{"records", "label", "predicted", "index"}``."""
-        self.set_records(item.get("records") or {})
-        self.title_label.setText(probe_title(item))
-
     def set_records(self, records: dict[str, Any]) -> None:
         """Rates from ``records`` (layer -> ProbeRecord), averaged over steps and samples."""
         self.set_rates({name: layer_rates(record.spikes) for name, record in records.items()})
