@@ -411,3 +411,28 @@ def test_energy_of_a_compiled_graph_matches_the_recorded_spikes(plugin_host):
     assert neuron["spikes"] == pytest.approx(n_spikes / B)
     assert neuron["updates"] == pytest.approx(T * 8)
     assert report.total_pj_per_sample == pytest.approx(32 * 4.6 + n_spikes * 3 / B * 0.9)
+
+
+def test_modules_that_count_their_own_ops_are_in_the_ledger():
+    """An attention core reports spike x spike products itself (``count_ops``/``last_ops``)."""
+
+    class Core(torch.nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.count_ops = False
+            self.last_ops = None
+
+        def forward(self, x):
+            if self.count_ops:
+                self.last_ops = {"macs": 10.0, "sops": 4.0 * x.shape[1]}
+            return x
+
+    net = torch.nn.Sequential(Core())
+    with EnergyMeter(net) as meter:
+        assert net[0].count_ops is True
+        net(torch.ones(2, 3, 5))  # time-major: batch of 3
+    assert net[0].count_ops is False
+    (layer,) = meter.report(CostTable("t", "t", 4.6, 0.9, "src")).layers
+    assert layer["kind"] == "attention"
+    assert layer["sops"] == pytest.approx(4.0) and layer["macs"] == pytest.approx(10.0 / 3)
+    assert layer["pj"] == pytest.approx(4.0 * 0.9 + 10.0 / 3 * 4.6)

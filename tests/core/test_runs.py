@@ -122,3 +122,28 @@ def test_saved_weights_are_loaded_by_the_next_session(tiny_project, plugin_host)
     assert second.weights_loaded
     for (k, a), (_, b) in zip(first.model.state_dict().items(), second.model.state_dict().items()):
         assert torch.equal(a, b), k
+
+
+def test_recording_maps_collects_attention_maps_only_while_active():
+    from workbench.core.compile import CompileReport
+    from workbench.core.network import CompiledNetwork
+    from workbench.core.probes import recording_maps
+
+    class Attention(torch.nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.record_maps = False
+
+        def forward(self, x):
+            maps = {"kind": "fake", "mask": (x > 0).float()} if self.record_maps else {}
+            return x, maps
+
+    net = CompiledNetwork({"att": Attention()}, ["att"], {"att": []}, CompileReport())
+    x = torch.randn(2, 3, 4)
+    net(x)
+    assert net.last_maps == {}  # nothing recorded, nothing kept
+    with recording_maps(net, samples=1) as maps:
+        net(x)
+    assert set(maps) == {"att"} and maps["att"]["kind"] == "fake"
+    assert maps["att"]["mask"].shape == (2, 1, 4)
+    assert net.layers["att"].record_maps is False and net.last_maps == {}

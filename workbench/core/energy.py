@@ -44,7 +44,7 @@ class CostTable:
 
 @dataclass
 class _LayerCount:
-    kind: str  # "conv" or "linear"
+    kind: str  # "conv", "linear" or "attention" (counted by the module itself)
     macs: float = 0.0
     sops: float = 0.0
     nonzero: float = 0.0
@@ -129,6 +129,7 @@ class EnergyMeter:
         self._layers: dict[str, _LayerCount] = {}
         self._neurons: dict[str, _NeuronCount] = {}
         self._handles: list[Any] = []
+        self._counting: list[torch.nn.Module] = []
 
     def __enter__(self) -> EnergyMeter:
         self._handles.append(self.model.register_forward_pre_hook(self._count_samples))
@@ -141,12 +142,33 @@ class EnergyMeter:
             elif is_neuron_module(module):
                 self._neurons[name] = _NeuronCount()
                 self._handles.append(module.register_forward_hook(self._neuron_hook(name)))
+            elif hasattr(module, "count_ops"):
+                # Operations no Conv/Linear hook can see (spike x spike products inside an
+                # attention core): the module counts them itself while ``count_ops`` is on
+                # and reports ``last_ops = {"macs": .., "sops": ..}`` for the whole batch.
+                module.count_ops = True
+                self._counting.append(module)
+                self._layers[name] = _LayerCount("attention")
+                self._handles.append(module.register_forward_hook(self._ops_hook(name)))
         return self
 
     def __exit__(self, *exc: object) -> None:
         for handle in self._handles:
             handle.remove()
         self._handles.clear()
+        for module in self._counting:
+            module.count_ops = False
+        self._counting.clear()
+
+    def _ops_hook(self, name: str):
+        def hook(module: torch.nn.Module, args: tuple[Any, ...], out: Any) -> None:
+            ops = getattr(module, "last_ops", None) or {}
+            count = self._layers[name]
+            count.macs += float(ops.get("macs", 0.0))
+            count.sops += float(ops.get("sops", 0.0))
+            count.spike_input = bool(ops.get("spike_input", True))
+
+        return hook
 
     # -- hooks ---------------------------------------------------------------------------------
     def _count_samples(self, module: torch.nn.Module, args: tuple[Any, ...]) -> None:

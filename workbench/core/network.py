@@ -44,6 +44,8 @@ class CompiledNetwork(torch.nn.Module):
             args = [values[s] for s in self.inputs[node_id]] or [x]
             out = self.layers[node_id](*args)
             if isinstance(out, tuple):
-                out, self.last_maps[node_id] = out
+                out, maps = out
+                if maps:  # empty unless a probe switched the module's record_maps on
+                    self.last_maps[node_id] = maps
             values[node_id] = out
         return values[self.output_node]

@@ -7,6 +7,8 @@ raster or a membrane trace shows.
 
 from __future__ import annotations
 
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -76,3 +78,26 @@ class SpikeProbe:
             )
 
         return hook
+
+
+@contextmanager
+def recording_maps(model: torch.nn.Module, samples: int = 1) -> Iterator[dict[str, Any]]:
+    """Switch on ``record_maps`` of every attention module of ``model`` (off by default, so an
+    unwatched network pays nothing); after the forward inside the block, the yielded dict
+    holds each attention node's maps, first ``samples`` items of the batch, on the CPU."""
+    modules = [m for m in model.modules() if hasattr(m, "record_maps")]
+    for module in modules:
+        module.record_maps = True
+    found: dict[str, Any] = {}
+    try:
+        yield found
+        for node_id, maps in getattr(model, "last_maps", {}).items():
+            if maps:
+                found[node_id] = {key: value[:, :samples].detach().cpu()
+                                  if isinstance(value, torch.Tensor) else value
+                                  for key, value in maps.items()}
+    finally:
+        for module in modules:
+            module.record_maps = False
+        if hasattr(model, "last_maps"):
+            model.last_maps.clear()

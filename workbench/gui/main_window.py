@@ -167,6 +167,17 @@ class MainWindow(QMainWindow):
             docks[name] = self._dock(title, f"{name}_dock", widget, bottom, docks["training"])
         docks["palette"] = self._dock("Palette", "palette_dock", self.palette, left)
         docks["inspector"] = self._dock("Inspector", "inspector_dock", self.inspector, right)
+        self.plugin_views: dict[str, QWidget] = {}
+        for spec in self.host.registry.of_kind("view"):
+            try:  # plugin code: a view that fails to build is reported, the app carries on
+                widget = spec.create()
+            except Exception as exc:
+                log.error("the view %s of plugin %s failed to open: %s", spec.id,
+                          self.host.registry.provider(spec.id), exc)
+                continue
+            self.plugin_views[spec.id] = widget
+            docks[spec.id] = self._dock(spec.display_name, f"{spec.id}_dock", widget, bottom,
+                                        docks["training"])
         self.docks = docks
         self.docks["training"].raise_()
         # Side panels ~260 and ~380 px wide; the bottom panels get room for their plots.
@@ -576,12 +587,16 @@ class MainWindow(QMainWindow):
             self._probe_shown = {}
         if self._probe_item is None:
             return
-        for name, view, show in (("raster", self.raster, self.raster.set_probe),
-                                 ("membrane", self.membrane, self.membrane.set_probe),
-                                 ("rates", self.rates, self.rates.set_probe)):
-            if self._probe_shown.get(name) != self._probe_seq and view.isVisible():
-                show(self._probe_item)
-                self._probe_shown[name] = self._probe_seq
+        views = {"raster": self.raster, "membrane": self.membrane, "rates": self.rates,
+                 **self.plugin_views}
+        for name, view in views.items():
+            if self._probe_shown.get(name) == self._probe_seq or not view.isVisible():
+                continue
+            self._probe_shown[name] = self._probe_seq
+            try:
+                view.set_probe(self._probe_item)
+            except Exception as exc:  # a plugin's view must not break the others
+                log.error("view %s could not show the probe: %s", name, exc)
 
     def _on_run_event(self, event: RunEvent) -> None:
         self.training.on_event(event)

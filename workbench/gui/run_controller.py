@@ -19,7 +19,7 @@ from PySide6.QtCore import QObject, QThread, Signal
 
 from workbench.core.buffers import LatestBuffer
 from workbench.core.events import RunEvent, RunFinished
-from workbench.core.probes import SpikeProbe
+from workbench.core.probes import SpikeProbe, recording_maps
 from workbench.core.records import recorded
 from workbench.core.runs import new_run_id
 from workbench.core.session import Session
@@ -60,13 +60,14 @@ def probe_sample(session: Session, index: int, *, membranes: bool = True,
     was_training = model.training
     model.eval()
     try:
-        with torch.no_grad(), SpikeProbe(model, membranes=membranes, samples=1) as probe:
+        with (torch.no_grad(), SpikeProbe(model, membranes=membranes, samples=1) as probe,
+              recording_maps(model) as maps):
             scores = model((encode or session.encoder())(x))
     finally:
         model.train(was_training)
     from workbench.core.metrics import class_scores
 
-    return {"records": dict(probe.records), "label": int(y[0]),
+    return {"records": dict(probe.records), "maps": maps, "input": x[0], "label": int(y[0]),
             "predicted": int(class_scores(scores).argmax(-1)[0]), "index": index}
 
 
