@@ -301,3 +301,45 @@ def test_about_lists_versions(make_main_window):
     make_main_window()
     text = about_text(["wb_core"])
     assert "torch" in text and "PySide6-Essentials" in text and "wb_core" in text
+
+
+def test_plugin_views_get_docks_and_probes_and_a_broken_one_is_reported(
+        make_main_window, plugin_module, qtbot, tmp_path):
+    from workbench.pluginhost.manager import PluginHost
+
+    plugin_module("view_plugin_qt", """
+        from PySide6.QtWidgets import QLabel
+
+        class GoodView(QLabel):
+            def __init__(self):
+                super().__init__("good")
+                self.items = []
+
+            def set_probe(self, item):
+                self.items.append(item)
+
+        def broken():
+            raise RuntimeError("no GL context")
+        """)
+    name = plugin_module("view_plugin", """
+        from workbench.pluginhost import hookimpl, ViewSpec
+
+        @hookimpl
+        def wb_gui_views():
+            return [ViewSpec(id="view_plugin.good", display_name="Good view",
+                             factory="view_plugin_qt:GoodView"),
+                    ViewSpec(id="view_plugin.bad", display_name="Bad view",
+                             factory="view_plugin_qt:broken")]
+        """)
+    host = PluginHost(strict=False)
+    host.load(modules=[name])
+    window = make_main_window(make_tiny_project(tmp_path / "p"), host=host)
+    assert "view_plugin.bad" not in window.docks
+    assert ("view_plugin", "view view_plugin.bad: RuntimeError: no GL context") in \
+        window.show_plugins().failure_rows()
+    assert window.plugin_badge.isVisible()
+    window.docks["view_plugin.good"].raise_()
+    window.probe_now(1)
+    view = window.plugin_views["view_plugin.good"]
+    qtbot.waitUntil(lambda: len(view.items) > 0, timeout=3_000)
+    assert view.items[-1]["index"] == 1 and "input" in view.items[-1]

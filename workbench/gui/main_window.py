@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import base64
 import logging
+import traceback
 from pathlib import Path
 from typing import Any
 
@@ -44,7 +45,7 @@ from workbench.gui.run_controller import RunController, probe_sample
 from workbench.gui.settings import AppSettings
 from workbench.gui.theme import apply_theme, icon
 from workbench.gui.views import EnergyView, FiringRateView, MembraneView, SpikeRasterView
-from workbench.pluginhost.manager import PluginHost
+from workbench.pluginhost.manager import PluginFailure, PluginHost
 
 log = logging.getLogger(__name__)
 
@@ -172,8 +173,11 @@ class MainWindow(QMainWindow):
             try:  # plugin code: a view that fails to build is reported, the app carries on
                 widget = spec.create()
             except Exception as exc:
-                log.error("the view %s of plugin %s failed to open: %s", spec.id,
-                          self.host.registry.provider(spec.id), exc)
+                plugin = self.host.registry.provider(spec.id)
+                log.error("the view %s of plugin %s failed to open: %s", spec.id, plugin, exc)
+                self.host.report.failures.append(PluginFailure(
+                    plugin, f"view {spec.id}", f"{type(exc).__name__}: {exc}",
+                    traceback.format_exc()))
                 continue
             self.plugin_views[spec.id] = widget
             docks[spec.id] = self._dock(spec.display_name, f"{spec.id}_dock", widget, bottom,
