@@ -193,7 +193,7 @@ class SaccadicNeuron(nn.Module):
         active = kappa > 0
         safe = torch.where(active, kappa, torch.ones_like(kappa))
         limit = (theta / safe).unsqueeze(-1)
-        silent = (-self.threshold(steps).to(q.dtype) >= 0).view(shape + (1,))
+        silent = (-self.threshold(steps).to(q.dtype) >= 0).view(*shape, 1)
         s = torch.where(active.unsqueeze(-1), q - limit >= 0, silent)
         return s.to(q.dtype).detach()
 

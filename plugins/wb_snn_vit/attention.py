@@ -79,7 +79,8 @@ class SSSA(_SpikingAttention):
         ``train_v1``: salience ``P = Q'·α`` mixed over time by the saccadic neuron (steps 1–4);
         ``v2``: the per-step rule of step 5 (exactly equal for a diagonal ``M_w``).
     salience_norm : {"rate", "count"}
-        ``rate`` [R]: ``q = Q'/d``, ``κ = α/(N·d)``, ``P = q·κ`` in [0, 1]; ``count``: raw counts.
+        ``rate`` [R]: ``q = Q'/d``, ``κ = α/(N·d)``, ``P = q·κ`` in [0, 1]; ``count``: raw
+        counts.
     sacc_surrogate_norm : bool
         Surrogate on ``(H - V_th)/σ_H[t]`` with a running std ``σ_H`` [R]; off: on ``H - V_th``.
     time_steps : int
@@ -96,7 +97,8 @@ class SSSA(_SpikingAttention):
         if mode not in MODES:
             raise ValueError(f"mode must be one of {MODES}, got {mode!r}")
         if salience_norm not in SALIENCE_NORMS:
-            raise ValueError(f"salience_norm must be one of {SALIENCE_NORMS}, got {salience_norm!r}")
+            raise ValueError(f"salience_norm must be one of {SALIENCE_NORMS}, "
+                             f"got {salience_norm!r}")
         self.mode = mode
         self.salience_norm = salience_norm
         self.saccade = SaccadicNeuron(time_steps, surrogate_norm=sacc_surrogate_norm,
@@ -236,9 +238,9 @@ class SSA(_SpikingAttention):
     def core_ops(self, q: torch.Tensor, k: torch.Tensor, v: torch.Tensor,
                  attn: torch.Tensor) -> dict[str, float]:
         """Exact counts (methods.md §0.4): one AC per non-zero product term of ``Q K^T``
-        (``sum((Q≠0) @ (K≠0)^T)``) and of ``attn V`` (``sum((attn≠0) @ (V≠0))``: V is binary,
-        so each term adds an ``attn`` entry, no multiply). The constant ``scale`` folds into the
-        attention neuron's threshold: no MACs."""
+        (``sum((Q≠0) @ (K≠0)^T)``) and of ``attn V`` (``sum((attn≠0) @ (V≠0))``: V is
+        binary, so each term adds an ``attn`` entry, no multiply). The constant ``scale`` folds
+        into the attention neuron's threshold: no MACs."""
         with torch.no_grad():
             qh, kh, vh = (_nonzero(head_split(t, self.heads)) for t in (q, k, v))
             qk = (qh @ kh.transpose(-1, -2)).sum()

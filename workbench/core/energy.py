@@ -142,10 +142,12 @@ class EnergyMeter:
             elif is_neuron_module(module):
                 self._neurons[name] = _NeuronCount()
                 self._handles.append(module.register_forward_hook(self._neuron_hook(name)))
-            elif hasattr(module, "count_ops"):
+            elif hasattr(module, "count_ops") and hasattr(module, "last_ops"):
                 # Operations no Conv/Linear hook can see (spike x spike products inside an
                 # attention core): the module counts them itself while ``count_ops`` is on
-                # and reports ``last_ops = {"macs": .., "sops": ..}`` for the whole batch.
+                # and reports ``last_ops = {"macs": .., "sops": ..}`` for the whole batch. (A
+                # wrapper that only forwards ``count_ops`` to an inner module has no
+                # ``last_ops`` and is not listed twice.)
                 module.count_ops = True
                 self._counting.append(module)
                 self._layers[name] = _LayerCount("attention")
