@@ -79,6 +79,29 @@ def wb_attention() -> list[AttentionSpec]:
                 _MODE, _SALIENCE_NORM, _SACC_NORM, _THRESHOLD_UNITS, _TIME_STEPS, _NEURON,
             ),
         ),
+        AttentionSpec(
+            id="wb_snn_vit.snn_vit",
+            display_name="SNN-ViT (whole network)",
+            factory="wb_snn_vit.builder:snn_vit",
+            doc="GL-SPS patch embedding, `depth` SNN-ViT blocks, mean over tokens and a linear "
+                "classifier, as one node; the attention view shows its last block.",
+            params=(
+                ParamSpec("depth", 2, "int", low=1, high=64, doc="Number of SNN-ViT blocks"),
+                ParamSpec("embed_dim", 64, "int", low=1, high=65536, doc="Token width D"),
+                _HEADS,
+                ParamSpec("stages", 4, "int", low=1, high=4, doc="GL-SPS conv stages"),
+                ParamSpec("patch_size", 2, "int", low=1, high=16, unit="px",
+                          doc="Pixels per token side: a power of 2 (each pooled stage halves "
+                              "the image)"),
+                ParamSpec("attention", "sssa", "choice", choices=("sssa", "ssa"),
+                          doc="Saccadic (SSSA) or Spikformer (SSA) attention"),
+                ParamSpec("mlp_ratio", 4, "int", low=1, high=64, doc="MLP hidden width / D"),
+                _MODE,
+                _TIME_STEPS,
+                ParamSpec("classes", 10, "int", low=1, high=100_000, doc="Output classes"),
+                _NEURON,
+            ),
+        ),
     ]
 
 

@@ -514,3 +514,30 @@ def test_importing_the_plugin_does_not_import_torch():
 
 def test_classes_are_exported():
     assert SSA.__name__ == "SSA" and GLSPS.__name__ == "GLSPS"
+
+
+def test_builder_makes_the_whole_network_from_depth_width_heads_patch_and_t(plugin_host):
+    import torch
+
+    from workbench.core.compile import compile_graph
+    from workbench.core.graph import Graph, Node
+    from workbench.core.probes import recording_maps
+
+    graph = Graph.chain([Node("vit", "wb_snn_vit.snn_vit",
+                              {"depth": 2, "embed_dim": 32, "heads": 2, "patch_size": 2,
+                               "time_steps": 3, "classes": 10})])
+    model = compile_graph(graph, plugin_host.registry, (1, 8, 8))
+    vit = model.layers["vit"]
+    assert len(vit.blocks) == 2 and vit.embed.grid == (4, 4)
+    x = torch.rand(3, 2, 1, 8, 8)
+    out = model(x)
+    assert out.shape == (3, 2, 10)
+    out.mean().backward()
+    assert vit.head.weight.grad is not None
+    with torch.no_grad(), recording_maps(model) as maps:
+        model(x)
+    assert maps["vit"]["kind"] == "sssa" and maps["vit"]["mask"].shape == (3, 1, 2, 16)
+    graph.nodes[0].params["patch_size"] = 3
+    from workbench.core.compile import validate
+
+    assert "not a power of 2" in validate(graph, plugin_host.registry, (1, 8, 8)).nodes["vit"].error
