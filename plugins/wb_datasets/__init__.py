@@ -142,7 +142,7 @@ def wb_datasets() -> list[DatasetSpec]:
                 ParamSpec(
                     "path",
                     "",
-                    "path",
+                    "file",
                     doc="The .npz file holding x_train, y_train, x_test, y_test (and optionally "
                     "class_names).",
                 ),

@@ -9,7 +9,7 @@ from PySide6.QtCore import Qt
 from PySide6.QtWidgets import QMessageBox, QSpinBox
 
 from workbench.core.examples import examples_dir
-from workbench.core.project import load_project, save_project
+from workbench.core.project import Component, load_project, save_project
 from workbench.gui import workers
 from workbench.testing.fixtures import make_tiny_project
 
@@ -343,3 +343,24 @@ def test_plugin_views_get_docks_and_probes_and_a_broken_one_is_reported(
     view = window.plugin_views["view_plugin.good"]
     qtbot.waitUntil(lambda: len(view.items) > 0, timeout=3_000)
     assert view.items[-1]["index"] == 1 and "input" in view.items[-1]
+
+
+def test_path_and_file_parameters_get_the_matching_chooser(make_main_window, tmp_path,
+                                                          monkeypatch):
+    from PySide6.QtWidgets import QFileDialog, QPushButton
+
+    window = make_main_window(make_tiny_project(tmp_path / "p"))
+    asked = []
+    monkeypatch.setattr(QFileDialog, "getOpenFileName",
+                        staticmethod(lambda *a, **k: (asked.append("file") or "/data/x.npz", "")))
+    monkeypatch.setattr(QFileDialog, "getExistingDirectory",
+                        staticmethod(lambda *a, **k: asked.append("folder") or "/data/mnist"))
+    window.doc.set_setting("dataset", Component("wb_datasets.npz"))
+    form = window.inspector.forms["dataset"]
+    form.editors["path"].findChild(QPushButton).click()
+    assert asked == ["file"]
+    assert window.doc.project.dataset.params["path"] == "/data/x.npz"
+    window.doc.set_setting("dataset", Component("wb_datasets.mnist"))
+    window.inspector.forms["dataset"].editors["path"].findChild(QPushButton).click()
+    assert asked == ["file", "folder"]
+    assert window.doc.project.dataset.params["path"] == "/data/mnist"

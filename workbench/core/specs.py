@@ -17,8 +17,9 @@ from typing import Any, ClassVar
 
 from workbench.core.errors import PluginError, ProjectError
 
-#: Parameter kinds. ``neuron`` holds a neuron choice: ``{"id": spec id, "params": {...}}``.
-PARAM_KINDS = ("float", "int", "bool", "choice", "str", "path", "neuron")
+#: Parameter kinds. ``path`` is a folder and ``file`` a file (the GUI offers the matching
+#: chooser); ``neuron`` holds a neuron choice: ``{"id": spec id, "params": {...}}``.
+PARAM_KINDS = ("float", "int", "bool", "choice", "str", "path", "file", "neuron")
 
 _ID_RE = re.compile(r"^[a-z_][a-z0-9_]*\.[a-z_][a-z0-9_.]*$")
 _FACTORY_RE = re.compile(r"^[A-Za-z_][\w.]*:[A-Za-z_][\w.]*$")
@@ -73,7 +74,7 @@ class ParamSpec:
                 options = ", ".join(repr(c) for c in self.choices)
                 raise ValueError(f"{value!r} is not one of {options}")
             return value
-        if kind in ("str", "path"):
+        if kind in ("str", "path", "file"):
             if not isinstance(value, str):
                 raise ValueError(f"expected text, got {value!r}")
             return value

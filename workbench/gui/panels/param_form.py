@@ -105,7 +105,7 @@ class ParamForm(QWidget):
             return self._neuron_editor(p)
         line = QLineEdit()
         line.editingFinished.connect(lambda n=p.name, e=line: self.on_change(n, e.text()))
-        if p.kind != "path":
+        if p.kind not in ("path", "file"):
             return line
         holder = QWidget()
         row = QHBoxLayout(holder)
@@ -113,16 +113,20 @@ class ParamForm(QWidget):
         row.addWidget(line)
         browse = QPushButton("…")
         browse.setToolTip("Choose a file or folder")
-        browse.clicked.connect(lambda _=False, n=p.name, e=line: self._browse(n, e))
+        browse.clicked.connect(lambda _=False, p=p, e=line: self._browse(p, e))
         row.addWidget(browse)
         holder.line_edit = line  # type: ignore[attr-defined]
         return holder
 
-    def _browse(self, name: str, line: QLineEdit) -> None:
-        folder = QFileDialog.getExistingDirectory(self, "Choose a folder", line.text())
-        if folder:
-            line.setText(folder)
-            self.on_change(name, folder)
+    def _browse(self, p: ParamSpec, line: QLineEdit) -> None:
+        if p.kind == "file":
+            chosen, _ = QFileDialog.getOpenFileName(self, f"Choose {p.title.lower()}", line.text())
+        else:
+            chosen = QFileDialog.getExistingDirectory(self, f"Choose {p.title.lower()}",
+                                                      line.text())
+        if chosen:
+            line.setText(chosen)
+            self.on_change(p.name, chosen)
 
     def _neuron_editor(self, p: ParamSpec) -> QWidget:
         holder = QWidget()
@@ -159,7 +163,7 @@ class ParamForm(QWidget):
             editor.setCurrentIndex(max(0, editor.findData(value)))
         elif p.kind == "neuron":
             self._set_neuron(p, editor, value)
-        elif p.kind == "path":
+        elif p.kind in ("path", "file"):
             editor.line_edit.setText(str(value))
         else:
             editor.setText(str(value))
@@ -198,7 +202,7 @@ class ParamForm(QWidget):
             return editor.currentData()
         if p.kind == "neuron":
             return editor.combo.currentData()
-        if p.kind == "path":
+        if p.kind in ("path", "file"):
             return editor.line_edit.text()
         return editor.text()
 
