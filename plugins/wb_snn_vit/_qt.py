@@ -31,9 +31,7 @@ import numpy as np
 import pyqtgraph as pg
 from PySide6.QtCore import QBuffer, QIODevice, QRectF, Qt, QTimer
 from PySide6.QtWidgets import (
-    QComboBox,
     QFileDialog,
-    QHBoxLayout,
     QLabel,
     QMessageBox,
     QPushButton,
@@ -43,7 +41,14 @@ from PySide6.QtWidgets import (
 )
 
 from workbench.core.buffers import LatestBuffer
-from workbench.gui.views._common import BufferPoller, assemble_view, probe_title, to_numpy
+from workbench.gui.views._common import (
+    BufferPoller,
+    PlotViewMixin,
+    assemble_view,
+    layer_header,
+    probe_title,
+    to_numpy,
+)
 from workbench.gui.views.export import ExportMixin, export_plot
 
 log = logging.getLogger(__name__)
@@ -238,7 +243,7 @@ class _Panel:
     marker: pg.ScatterPlotItem | None = None
 
 
-class AttentionView(QWidget, ExportMixin):
+class AttentionView(QWidget, PlotViewMixin, ExportMixin):
     """Saccade masks and salience (SSSA) or attention rows (SSA) of the probed sample.
 
     Parameters
@@ -266,10 +271,6 @@ class AttentionView(QWidget, ExportMixin):
         self._timer.setInterval(self.frame_interval_ms)
         self._timer.timeout.connect(self._on_timer_timeout)
 
-        self.title_label = QLabel()
-        self.layer_combo = QComboBox()
-        self.layer_combo.setToolTip("Attention node to show")
-        self.layer_combo.currentIndexChanged.connect(self._on_layer_combo_changed)
         self.play_button = QPushButton("Play")
         self.play_button.setCheckable(True)
         self.play_button.setToolTip("Step through the time steps, looping")
@@ -286,16 +287,8 @@ class AttentionView(QWidget, ExportMixin):
         self.query_spin.setRange(0, 0)
         self.query_spin.setToolTip("Query token whose attention row is shown (row-major)")
         self.query_spin.valueChanged.connect(self._on_query_spin_changed)
-        header = QHBoxLayout()
-        header.addWidget(self.title_label, 1)
-        header.addWidget(QLabel("Layer:"))
-        header.addWidget(self.layer_combo)
-        header.addWidget(self.play_button)
-        header.addWidget(self.step_slider)
-        header.addWidget(self.step_label)
-        header.addWidget(self.query_label)
-        header.addWidget(self.query_spin)
-        header.addWidget(self._make_export_button())
+        header = layer_header(self, self.play_button, self.step_slider, self.step_label,
+                              self.query_label, self.query_spin, tip="Attention node to show")
         self.export_action.setToolTip("Save the view as PNG, SVG or an animated GIF over all "
                                       "time steps, or its maps as CSV")
 
@@ -448,12 +441,6 @@ class AttentionView(QWidget, ExportMixin):
 
     def is_playing(self) -> bool:
         return self._timer.isActive()
-
-    def title_text(self) -> str:
-        return self.title_label.text()
-
-    def hint_text(self) -> str:
-        return self._stack.hint_text()
 
     # -- slots ---------------------------------------------------------------------------------
     def _on_layer_combo_changed(self, _index: int) -> None:

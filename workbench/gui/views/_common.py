@@ -9,7 +9,15 @@ from typing import Any
 import numpy as np
 from PySide6.QtCore import QObject, Qt, QTimer
 from PySide6.QtGui import QPalette
-from PySide6.QtWidgets import QLabel, QLayout, QStackedWidget, QVBoxLayout, QWidget
+from PySide6.QtWidgets import (
+    QComboBox,
+    QHBoxLayout,
+    QLabel,
+    QLayout,
+    QStackedWidget,
+    QVBoxLayout,
+    QWidget,
+)
 
 from workbench.core.buffers import LatestBuffer
 
@@ -195,7 +203,38 @@ def assemble_view(view: Any, header: QLayout, *above_plot: QWidget) -> HintStack
     return stack
 
 
-class ProbeViewMixin:
+def layer_header(view: Any, *extra: QWidget, tip: str = "") -> QHBoxLayout:
+    """The header row of a per-layer view: title, "Layer:" chooser, ``extra`` widgets, Export.
+
+    Creates ``view.title_label`` and ``view.layer_combo`` (wired to
+    ``view._on_layer_combo_changed``)."""
+    view.title_label = QLabel()
+    view.layer_combo = QComboBox()
+    if tip:
+        view.layer_combo.setToolTip(tip)
+    view.layer_combo.currentIndexChanged.connect(view._on_layer_combo_changed)
+    header = QHBoxLayout()
+    header.addWidget(view.title_label, 1)
+    header.addWidget(QLabel("Layer:"))
+    header.addWidget(view.layer_combo)
+    for widget in extra:
+        header.addWidget(widget)
+    header.addWidget(view._make_export_button())
+    return header
+
+
+class PlotViewMixin:
+    """What every view shows besides its plot: the title and the empty-state hint."""
+
+    def title_text(self) -> str:
+        return self.title_label.text()  # type: ignore[attr-defined]
+
+    def hint_text(self) -> str:
+        """The empty-state hint in place of the plot ("" while the plot shows)."""
+        return self._stack.hint_text()  # type: ignore[attr-defined]
+
+
+class ProbeViewMixin(PlotViewMixin):
     """``set_probe`` for views fed by the run controller's probe buffer."""
 
     def set_probe(self, item: dict[str, Any]) -> None:

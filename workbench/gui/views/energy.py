@@ -15,7 +15,7 @@ import pyqtgraph as pg
 from PySide6.QtCore import Signal
 from PySide6.QtWidgets import QComboBox, QHBoxLayout, QLabel, QWidget
 
-from workbench.gui.views._common import assemble_view, si_number
+from workbench.gui.views._common import PlotViewMixin, assemble_view, si_number
 from workbench.gui.views.export import ExportMixin
 
 EMPTY_HINT = "Run an evaluation to fill the ledger"
@@ -32,7 +32,7 @@ def format_energy(pj: float) -> str:
     return f"{pj:.3g} pJ"
 
 
-class EnergyView(QWidget, ExportMixin):
+class EnergyView(QWidget, PlotViewMixin, ExportMixin):
     """Bar chart of pJ per sample per layer, totals, cost table chooser and provenance."""
 
     #: the id of the cost table the user picked
@@ -127,9 +127,6 @@ class EnergyView(QWidget, ExportMixin):
 
     def totals_text(self) -> str:
         return self.totals_label.text()
-
-    def hint_text(self) -> str:
-        return self._stack.hint_text()
 
     def current_table(self) -> str:
         """Id of the table selected in the chooser ("" when none)."""

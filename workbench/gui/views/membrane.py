@@ -8,7 +8,7 @@ from typing import Any
 import numpy as np
 import pyqtgraph as pg
 from PySide6.QtCore import Qt
-from PySide6.QtWidgets import QComboBox, QHBoxLayout, QLabel, QLineEdit, QWidget
+from PySide6.QtWidgets import QLabel, QLineEdit, QWidget
 
 from workbench.core.buffers import LatestBuffer
 from workbench.gui.views._common import (
@@ -16,6 +16,7 @@ from workbench.gui.views._common import (
     ProbeViewMixin,
     assemble_view,
     fill_layer_combo,
+    layer_header,
     sample_matrix,
 )
 from workbench.gui.views.export import ExportMixin
@@ -72,9 +73,6 @@ class MembraneView(QWidget, ProbeViewMixin, ExportMixin):
         self._text_error = ""
         self._poller = BufferPoller(self.set_probe, self.clear, self)
 
-        self.title_label = QLabel()
-        self.layer_combo = QComboBox()
-        self.layer_combo.currentIndexChanged.connect(self._on_layer_combo_changed)
         self.neuron_edit = QLineEdit(DEFAULT_NEURONS)
         self.neuron_edit.setPlaceholderText("e.g. 0-4, 7")
         self.neuron_edit.setToolTip("Neuron indices of the layer: single numbers and ranges")
@@ -83,13 +81,7 @@ class MembraneView(QWidget, ProbeViewMixin, ExportMixin):
         # red reads as "fix this" on both themes; the text itself says what is wrong
         self.neuron_hint.setStyleSheet("color: #d62728;")
         self.neuron_hint.setVisible(False)
-        header = QHBoxLayout()
-        header.addWidget(self.title_label, 1)
-        header.addWidget(QLabel("Layer:"))
-        header.addWidget(self.layer_combo)
-        header.addWidget(QLabel("Neurons:"))
-        header.addWidget(self.neuron_edit)
-        header.addWidget(self._make_export_button())
+        header = layer_header(self, QLabel("Neurons:"), self.neuron_edit)
 
         self.plot_widget = pg.PlotWidget()
         plot = self.plot_widget.getPlotItem()
@@ -161,10 +153,6 @@ class MembraneView(QWidget, ProbeViewMixin, ExportMixin):
 
     def curve_count(self) -> int:
         return len(self._drawn)
-
-    def hint_text(self) -> str:
-        """The empty-state hint in place of the plot ("" while the plot shows)."""
-        return self._stack.hint_text()
 
     def neuron_hint_text(self) -> str:
         """The red note under the neuron field ("" when the text is fine)."""

@@ -17,7 +17,7 @@ from PySide6.QtCore import QTimer
 from PySide6.QtWidgets import QHBoxLayout, QLabel, QWidget
 
 from workbench.core.events import MetricSample
-from workbench.gui.views._common import assemble_view
+from workbench.gui.views._common import PlotViewMixin, assemble_view
 from workbench.gui.views.export import ExportMixin
 
 #: at most this many redraws a second however fast samples come: repainting the two plots
@@ -46,7 +46,7 @@ SERIES = (
 _ACCURACY = {style.key for style in SERIES if style.plot == "accuracy"}
 
 
-class MetricsView(QWidget, ExportMixin):
+class MetricsView(QWidget, PlotViewMixin, ExportMixin):
     """Loss (top) and accuracy in % (bottom), sharing the step axis."""
 
     def __init__(self, parent: QWidget | None = None) -> None:
@@ -131,9 +131,6 @@ class MetricsView(QWidget, ExportMixin):
         """key -> ``(steps, values)``; accuracies as fractions in [0, 1], as reported."""
         return {key: (np.asarray(steps, dtype=np.int64), np.asarray(values, dtype=np.float64))
                 for key, (steps, _epochs, values) in self._data.items()}
-
-    def hint_text(self) -> str:
-        return self._stack.hint_text()
 
     # -- drawing -------------------------------------------------------------------------------
     def _on_redraw_timer_timeout(self) -> None:

@@ -15,7 +15,7 @@ from typing import Any
 import numpy as np
 import pyqtgraph as pg
 from PySide6.QtCore import QRectF
-from PySide6.QtWidgets import QComboBox, QHBoxLayout, QLabel, QWidget
+from PySide6.QtWidgets import QWidget
 
 from workbench.core.buffers import LatestBuffer
 from workbench.gui.views._common import (
@@ -24,6 +24,7 @@ from workbench.gui.views._common import (
     ProbeViewMixin,
     assemble_view,
     fill_layer_combo,
+    layer_header,
     sample_matrix,
 )
 from workbench.gui.views.export import ExportMixin
@@ -61,15 +62,7 @@ class SpikeRasterView(QWidget, ProbeViewMixin, ExportMixin):
         self._separators: list[pg.InfiniteLine] = []
         self._poller = BufferPoller(self.set_probe, self.clear, self)
 
-        self.title_label = QLabel()
-        self.layer_combo = QComboBox()
-        self.layer_combo.setToolTip("Show one layer, or all layers stacked")
-        self.layer_combo.currentIndexChanged.connect(self._on_layer_combo_changed)
-        header = QHBoxLayout()
-        header.addWidget(self.title_label, 1)
-        header.addWidget(QLabel("Layer:"))
-        header.addWidget(self.layer_combo)
-        header.addWidget(self._make_export_button())
+        header = layer_header(self, tip="Show one layer, or all layers stacked")
 
         self.plot_widget = pg.PlotWidget()
         plot = self.plot_widget.getPlotItem()
@@ -135,12 +128,6 @@ class SpikeRasterView(QWidget, ProbeViewMixin, ExportMixin):
     def layers(self) -> list[str]:
         """Layers drawn now, bottom to top."""
         return [name for name, _first, _rows in self._segments if name]
-
-    def title_text(self) -> str:
-        return self.title_label.text()
-
-    def hint_text(self) -> str:
-        return self._stack.hint_text()
 
     # -- drawing -------------------------------------------------------------------------------
     def _on_layer_combo_changed(self, _index: int) -> None:

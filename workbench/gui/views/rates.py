@@ -11,7 +11,7 @@ from typing import Any
 
 import numpy as np
 import pyqtgraph as pg
-from PySide6.QtWidgets import QComboBox, QHBoxLayout, QLabel, QWidget
+from PySide6.QtWidgets import QWidget
 
 from workbench.core.buffers import LatestBuffer
 from workbench.gui.views._common import (
@@ -20,6 +20,7 @@ from workbench.gui.views._common import (
     ProbeViewMixin,
     assemble_view,
     fill_layer_combo,
+    layer_header,
     layer_rates,
 )
 from workbench.gui.views.export import ExportMixin
@@ -40,14 +41,7 @@ class FiringRateView(QWidget, ProbeViewMixin, ExportMixin):
         self._mean = float("nan")
         self._poller = BufferPoller(self.set_probe, self.clear, self)
 
-        self.title_label = QLabel()
-        self.layer_combo = QComboBox()
-        self.layer_combo.currentIndexChanged.connect(self._on_layer_combo_changed)
-        header = QHBoxLayout()
-        header.addWidget(self.title_label, 1)
-        header.addWidget(QLabel("Layer:"))
-        header.addWidget(self.layer_combo)
-        header.addWidget(self._make_export_button())
+        header = layer_header(self)
 
         self.plot_widget = pg.PlotWidget()
         plot = self.plot_widget.getPlotItem()
@@ -100,9 +94,6 @@ class FiringRateView(QWidget, ProbeViewMixin, ExportMixin):
 
     def plot_title(self) -> str:
         return str(self.plot_widget.getPlotItem().titleLabel.text)
-
-    def hint_text(self) -> str:
-        return self._stack.hint_text()
 
     # -- drawing -------------------------------------------------------------------------------
     def _on_layer_combo_changed(self, _index: int) -> None:
