@@ -50,3 +50,13 @@ class WeightsError(WorkbenchError):
 
 class PluginError(WorkbenchError):
     """A plugin contribution is missing or broken."""
+
+
+class CompressionError(WorkbenchError):
+    """A compression method cannot be applied: a bad parameter, an untrained project, or a
+    network the method does not fit. ``where`` names the parameter or node."""
+
+
+class DeployError(WorkbenchError):
+    """A deployment backend cannot take the network or its tools failed; ``where`` names the
+    layer, the target or the tool."""

@@ -40,6 +40,8 @@ class Session:
         self.weights_loaded = False
         self._data: DatasetSplits | None = None
         self._data_key: str | None = None
+        #: the last compression result of this session: (project, model)
+        self.compressed: tuple[Project, CompiledNetwork] | None = None
 
     # -- parts -------------------------------------------------------------------------------
     def _where(self, field_path: str) -> str:

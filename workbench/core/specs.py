@@ -256,7 +256,10 @@ class BackendSpec(Spec):
     """A simulator or hardware target; see design.md §7."""
 
     KIND: ClassVar[str] = "backend"
-    kind: str = "simulator"
+    kind: str = "simulator"  # "simulator", "hardware" or "exchange" (a file format)
+    #: file formats the backend reads and writes (e.g. ``("nir",)``); its object then has
+    #: ``export_file(session, path) -> dict`` and ``import_file(path, folder, lookup) -> Path``
+    formats: tuple[str, ...] = ()
 
 
 @dataclass(frozen=True, kw_only=True)

@@ -1,23 +1,66 @@
-"""Weights as ``safetensors``: no pickle ever, checked against the network before use."""
+"""Weights as ``safetensors``: no pickle ever, checked against the network before use.
+
+A quantised weight (a module with ``weight_quant``, see :mod:`workbench.core.quantized`) is
+stored packed at its real bit width: ``<name>.q_codes`` (uint8, ``bits`` per value) and
+``<name>.q_scale`` (float32 per channel), described in the file's ``quantized`` metadata.
+"""
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 
 import torch
 
 from workbench.core.atomic import atomic_path
 from workbench.core.errors import WeightsError
+from workbench.core.quantized import QuantizedTensor, attach, quantized_modules
+
+CODES_SUFFIX = ".q_codes"
+SCALE_SUFFIX = ".q_scale"
 
 
 def save_weights(model: torch.nn.Module, path: str | Path) -> Path:
-    """Write the model's state (parameters and buffers such as BN statistics) atomically."""
+    """Write the model's state (parameters and buffers such as BN statistics) atomically;
+    quantised weights go in packed."""
     from safetensors.torch import save_file
 
     state = {k: v.detach().contiguous().cpu() for k, v in model.state_dict().items()}
+    quantized: dict[str, dict] = {}
+    for module_name, module in quantized_modules(model).items():
+        key = f"{module_name}.weight" if module_name else "weight"
+        quant: QuantizedTensor = module.weight_quant
+        packed = quant.pack()
+        state.pop(key, None)
+        state[key + CODES_SUFFIX] = packed["codes"]
+        state[key + SCALE_SUFFIX] = packed["scale"]
+        quantized[key] = quant.meta()
+    metadata = {"format": "snn-workbench-weights"}
+    if quantized:
+        metadata["quantized"] = json.dumps(quantized)
     with atomic_path(path) as tmp:
-        save_file(state, str(tmp), metadata={"format": "snn-workbench-weights"})
+        save_file(state, str(tmp), metadata=metadata)
     return Path(path)
+
+
+def _unpack_quantized(tensors: dict[str, torch.Tensor], metadata: dict[str, str] | None,
+                      where: str) -> dict[str, QuantizedTensor]:
+    """Replace packed entries of ``tensors`` by their float values; return the records."""
+    raw = (metadata or {}).get("quantized")
+    if not raw:
+        return {}
+    try:
+        described = json.loads(raw)
+        found = {}
+        for key, meta in described.items():
+            quant = QuantizedTensor.unpack({"codes": tensors.pop(key + CODES_SUFFIX),
+                                            "scale": tensors.pop(key + SCALE_SUFFIX)}, meta)
+            tensors[key] = quant.dequantize()
+            found[key] = quant
+    except (KeyError, ValueError, TypeError) as exc:
+        raise WeightsError(f"the packed quantised weights are damaged ({exc}); re-run the "
+                           "compression that wrote them", where=where) from None
+    return found
 
 
 def load_weights(model: torch.nn.Module, path: str | Path) -> None:
@@ -26,7 +69,7 @@ def load_weights(model: torch.nn.Module, path: str | Path) -> None:
     Raises :class:`WeightsError` naming the file and the first offending tensor; the model is
     left untouched in that case.
     """
-    from safetensors import SafetensorError
+    from safetensors import SafetensorError, safe_open
     from safetensors.torch import load_file
 
     path = Path(path)
@@ -35,9 +78,12 @@ def load_weights(model: torch.nn.Module, path: str | Path) -> None:
         raise WeightsError("no such weights file", where=where)
     try:
         tensors = load_file(str(path))
+        with safe_open(str(path), framework="pt") as handle:
+            metadata = handle.metadata()
     except (SafetensorError, OSError, ValueError) as exc:
         raise WeightsError(f"not a readable safetensors file ({exc}); it may be truncated",
                            where=where) from None
+    quantized = _unpack_quantized(tensors, metadata, where)
     expected = model.state_dict()
     missing = [k for k in expected if k not in tensors]
     unexpected = [k for k in tensors if k not in expected]
@@ -61,3 +107,6 @@ def load_weights(model: torch.nn.Module, path: str | Path) -> None:
                                "that wrote it diverged — retrain with a lower learning rate",
                                where=where)
     model.load_state_dict({k: v.to(expected[k].dtype) for k, v in tensors.items()})
+    modules = dict(model.named_modules())
+    for key, quant in quantized.items():
+        attach(modules[key.rpartition(".")[0]], quant, key.rpartition(".")[2])

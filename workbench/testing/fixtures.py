@@ -2,7 +2,9 @@
 
 - ``plugin_host``: a fresh, strict :class:`PluginHost` with this distribution's plugins only;
 - ``tiny_project``: a small LIF MLP on the embedded digits, saved in ``tmp_path``;
-- ``plugin_module``: writes a throw-away plugin module and returns its importable name.
+- ``plugin_module``: writes a throw-away plugin module and returns its importable name;
+- ``trained_digits_mlp`` / ``trained_digits_conv`` (session-scoped): the example projects,
+  trained briefly once per test session, in a temporary folder. Copy before changing them.
 
 Qt is never imported here, so headless suites can use these fixtures.
 """
@@ -36,6 +38,39 @@ def make_tiny_project(folder: Path, *, epochs: int = 1, time_steps: int = 2) -> 
     )
     save_project(project, folder)
     return project
+
+
+def train_example(name: str, folder: Path, *, epochs: int, host=None) -> Path:
+    """Copy example ``name`` into ``folder``, train it for ``epochs`` and save its weights."""
+    import shutil
+
+    from workbench.core.examples import examples_dir
+    from workbench.core.project import load_project
+    from workbench.core.session import Session
+    from workbench.pluginhost.manager import PluginHost
+
+    shutil.copytree(examples_dir() / name, folder)
+    if host is None:
+        host = PluginHost(strict=True)
+        host.load()
+    session = Session(load_project(folder), host.registry)
+    for event in session.train(epochs=epochs, fresh=True):
+        if getattr(event, "status", "ok") not in ("ok",):
+            raise RuntimeError(f"training {name} failed: {event.error}")
+    session.save_weights()
+    return folder
+
+
+@pytest.fixture(scope="session")
+def trained_digits_mlp(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    return train_example("digits_mlp", tmp_path_factory.mktemp("trained") / "digits_mlp",
+                         epochs=6)
+
+
+@pytest.fixture(scope="session")
+def trained_digits_conv(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    return train_example("digits_conv", tmp_path_factory.mktemp("trained") / "digits_conv",
+                         epochs=4)
 
 
 @pytest.fixture

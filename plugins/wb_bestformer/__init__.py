@@ -1,0 +1,1 @@
+"""wb_bestformer (work in progress)."""

@@ -1,0 +1,1 @@
+"""wb_fpga (work in progress)."""

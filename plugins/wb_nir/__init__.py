@@ -1,0 +1,1 @@
+"""wb_nir (work in progress)."""

@@ -1,0 +1,1 @@
+"""wb_q_snn (work in progress)."""

@@ -1,0 +1,1 @@
+"""wb_qp_snn (work in progress)."""

@@ -1,0 +1,1 @@
+"""wb_sim (work in progress)."""
