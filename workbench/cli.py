@@ -281,6 +281,198 @@ def cmd_inspect(args: argparse.Namespace, out: TextIO) -> int:
     return EXIT_OK
 
 
+def _parse_params(pairs: Sequence[str] | None) -> dict[str, Any]:
+    """``key=value`` pairs; values are read as JSON when they parse (``4``, ``0.5``, ``true``),
+    as text otherwise."""
+    params: dict[str, Any] = {}
+    for pair in pairs or ():
+        key, sep, raw = pair.partition("=")
+        if not sep or not key.strip():
+            raise _UsageError(f"--param {pair!r}: expected KEY=VALUE")
+        try:
+            value = json.loads(raw)
+        except ValueError:
+            value = raw
+        params[key.strip()] = value
+    return params
+
+
+def _contribution(registry: Any, spec_id: str, cls: type, what: str) -> Any:
+    spec = registry.get(spec_id)
+    if not isinstance(spec, cls):
+        offered = ", ".join(s.id for s in registry.of_kind(cls.KIND)) or "none installed"
+        raise _UsageError(f"{spec_id!r} is not an installed {what} (available: {offered})")
+    return spec
+
+
+def _size(n_bytes: float) -> str:
+    return f"{n_bytes / 1e3:.1f} kB" if n_bytes < 1e6 else f"{n_bytes / 1e6:.2f} MB"
+
+
+def _print_comparison(summary: dict[str, Any], out: TextIO) -> None:
+    before, after = summary["before"], summary["after"]
+    rows = [("accuracy", _pct(before["accuracy"]), _pct(after["accuracy"])),
+            ("model size", _size(before["model_size_bytes"]), _size(after["model_size_bytes"])),
+            ("parameters", f"{before['params']}", f"{after['params']}"),
+            ("energy/sample", f"{before['total_pj_per_sample'] / 1e6:.4f} µJ",
+             f"{after['total_pj_per_sample'] / 1e6:.4f} µJ")]
+    print(f"{'':<16}{'before':>14}{'after':>14}", file=out)
+    for name, b, a in rows:
+        print(f"{name:<16}{b:>14}{a:>14}", file=out)
+    print("bits per layer:", file=out)
+    for layer, bits in after["bits"].items():
+        print(f"  {layer:<14}{before['bits'].get(layer, '-')!s:>4} -> {bits}", file=out)
+    removed = [layer for layer in before["bits"] if layer not in after["bits"]]
+    if removed:
+        print(f"  removed: {', '.join(removed)}", file=out)
+
+
+def cmd_compress(args: argparse.Namespace, out: TextIO) -> int:
+    from workbench.core.compress import compress, replay
+    from workbench.core.project import load_project
+    from workbench.core.specs import CompressionSpec
+
+    session = _session(args)
+    registry = session.lookup
+    if args.replay:
+        if args.method:
+            raise _UsageError("give either --method or --replay, not both")
+        recorded = load_project(args.replay).compression
+        passes = recorded[len(session.project.compression):]
+        if not passes:
+            raise _UsageError(f"{args.replay} records no compression pass beyond this project's")
+        events = replay(session, passes, registry, out=args.out)
+    else:
+        if not args.method:
+            raise _UsageError("--method is required (see `snn-workbench plugins` for the "
+                              "compression methods)")
+        spec = _contribution(registry, args.method, CompressionSpec, "compression method")
+        events = compress(session, spec, _parse_params(args.param), out=args.out,
+                          name=args.name, limit=args.limit)
+
+    def show(event: Any, progress: _Progress) -> None:
+        if event.name == "metric" and event.epoch_end:
+            v = event.values
+            progress.write(f"  fine-tune epoch {event.epoch}: loss {v['train_loss']:.4f}, "
+                           f"test {_pct(v['test_accuracy'])}", out)
+        elif event.name == "log":
+            progress.write(event.message, out)
+
+    summary = _drive(events, args, out, show, "compressing")
+    if args.json:
+        _emit({"event": "summary", **summary}, out)
+        return EXIT_OK if summary["status"] == "ok" else EXIT_INTERNAL
+    if summary["status"] != "ok":
+        print(f"{summary['status']}", file=out)
+        return EXIT_INTERNAL
+    _print_comparison(summary, out)
+    if summary.get("project"):
+        print(f"compressed project saved to {summary['project']}", file=out)
+    return EXIT_OK
+
+
+def _print_report(report: dict[str, Any], out: TextIO, indent: str = "  ") -> None:
+    for key, value in report.items():
+        if isinstance(value, dict):
+            print(f"{indent}{key}:", file=out)
+            _print_report(value, out, indent + "  ")
+        elif isinstance(value, list) and len(value) > 8:
+            print(f"{indent}{key}: [{len(value)} entries]", file=out)
+        else:
+            print(f"{indent}{key}: {value}", file=out)
+
+
+def cmd_deploy(args: argparse.Namespace, out: TextIO) -> int:
+    from workbench.core.deploy import deploy
+    from workbench.core.specs import BackendSpec
+
+    session = _session(args)
+    spec = _contribution(session.lookup, args.backend, BackendSpec, "backend")
+    events = deploy(session, spec, target=args.target, out_dir=args.out,
+                    params=_parse_params(args.param), limit=args.limit)
+    last_step = [""]
+
+    def show(event: Any, progress: _Progress) -> None:
+        if event.name == "log":
+            progress.write(f"{event.level}: {event.message}" if event.level != "info"
+                           else event.message, out)
+
+    def on_progress(event: Any) -> None:
+        if event.message and event.message != last_step[0]:
+            last_step[0] = event.message
+            if not args.json:
+                print(f"[{event.done}/{event.total}] {event.message}", file=out)
+
+    def events_with_steps():
+        for event in events:
+            if event.name == "progress":
+                on_progress(event)
+            yield event
+
+    summary = _drive(events_with_steps(), args, out, show, "deploying")
+    if args.json:
+        _emit({"event": "summary", **summary}, out)
+        return EXIT_OK if summary["status"] == "ok" else EXIT_INTERNAL
+    if summary["status"] != "ok":
+        print(summary["status"], file=out)
+        return EXIT_INTERNAL
+    print(f"deployed {session.project.name} with {summary['backend']} to {summary['target']}",
+          file=out)
+    print("report:", file=out)
+    _print_report(summary.get("report") or {}, out)
+    live, estimate = summary.get("live") or {}, summary.get("estimate") or {}
+    if live:
+        print("run on the test set:", file=out)
+        _print_report(live, out)
+    if estimate:
+        print(f"estimate ({estimate['table']}): {estimate['pj_per_sample'] / 1e6:.4f} µJ/sample "
+              f"for the torch model, accuracy {_pct(estimate['accuracy'])}", file=out)
+    print(f"files in {summary['out']}", file=out)
+    return EXIT_OK
+
+
+def _exchange_backend(registry: Any, fmt: str) -> Any:
+    from workbench.core.specs import BackendSpec
+
+    for spec in registry.of_kind(BackendSpec.KIND):
+        if fmt in spec.formats:
+            return spec.create()
+    raise _UsageError(f"no installed plugin reads or writes {fmt.upper()} files "
+                      "(see `snn-workbench plugins`)")
+
+
+def cmd_export_nir(args: argparse.Namespace, out: TextIO) -> int:
+    session = _session(args)
+    backend = _exchange_backend(session.lookup, "nir")
+    session.build()
+    if not session.weights_loaded:
+        logging.getLogger(PROG).warning("%s has no trained weights; exporting untrained ones",
+                                        session.project.folder or "the project")
+    result = backend.export_file(session, args.out)
+    result = {"file": str(args.out), **(result or {})}
+    if args.json:
+        _emit(result, out)
+    else:
+        print(f"wrote {args.out}", file=out)
+        for key, value in result.items():
+            if key != "file":
+                print(f"  {key}: {value}", file=out)
+    return EXIT_OK
+
+
+def cmd_import_nir(args: argparse.Namespace, out: TextIO) -> int:
+    host = _host(args)
+    backend = _exchange_backend(host.registry, "nir")
+    if not Path(args.input).is_file():
+        raise _UsageError(f"{args.input}: no such file")
+    folder = backend.import_file(args.input, args.out, host.registry)
+    if args.json:
+        _emit({"project": str(folder)}, out)
+    else:
+        print(f"imported {args.input} as the project {folder}", file=out)
+    return EXIT_OK
+
+
 def cmd_gui(args: argparse.Namespace, out: TextIO) -> int:
     try:
         from workbench.gui.app import run_app
@@ -349,6 +541,48 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--layer", action="append", help="only this neuron layer (repeatable)")
     p.add_argument("--out", type=Path, help="write spikes and membranes to this .npz file")
     p.set_defaults(func=cmd_inspect)
+
+    p = sub.add_parser("compress", parents=[common],
+                       help="compress a trained project into a new, smaller project")
+    project_arg(p)
+    json_arg(p)
+    p.add_argument("--method", help="compression method id (see `plugins`)")
+    p.add_argument("--param", action="append", metavar="KEY=VALUE",
+                   help="a parameter of the method (repeatable), e.g. --param bits=4")
+    p.add_argument("--out", type=Path, required=True, help="folder of the new project")
+    p.add_argument("--name", help="name of the new project (default: PROJECT-method)")
+    p.add_argument("--replay", type=Path, metavar="VARIANT",
+                   help="instead of --method: re-run the passes recorded in this compressed "
+                        "project on PROJECT")
+    p.add_argument("--limit", type=int, help="measure before/after on the first N test samples")
+    p.set_defaults(func=cmd_compress)
+
+    p = sub.add_parser("deploy", parents=[common],
+                       help="fit check, build and run a trained project on a backend")
+    project_arg(p)
+    json_arg(p)
+    p.add_argument("--backend", required=True, help="backend id (see `plugins`)")
+    p.add_argument("--target", help="target of the backend (default: its first)")
+    p.add_argument("--param", action="append", metavar="KEY=VALUE",
+                   help="a parameter of the backend (repeatable)")
+    p.add_argument("--out", type=Path, help="output folder (default: PROJECT/deploy/...)")
+    p.add_argument("--limit", type=int, default=100,
+                   help="test samples for the checks and the energy run (default 100)")
+    p.set_defaults(func=cmd_deploy)
+
+    p = sub.add_parser("export-nir", parents=[common],
+                       help="write a project's network as a NIR graph file")
+    p.add_argument("project", metavar="PROJECT", help="project folder or project.json")
+    p.add_argument("out", type=Path, metavar="OUT.nir", help="the file to write")
+    json_arg(p)
+    p.set_defaults(func=cmd_export_nir)
+
+    p = sub.add_parser("import-nir", parents=[common],
+                       help="turn a NIR graph file into a project")
+    p.add_argument("input", type=Path, metavar="IN.nir", help="the NIR file")
+    p.add_argument("out", type=Path, metavar="OUT_PROJECT", help="folder of the new project")
+    json_arg(p)
+    p.set_defaults(func=cmd_import_nir)
 
     p = sub.add_parser("plugins", parents=[common],
                        help="installed plugins, their contributions, and failures")

@@ -187,7 +187,9 @@ def measure(model: CompiledNetwork, session: Any, *, limit: int | None = None) -
         "model_size_bytes": info["bytes"],
         "model_size_mb": info["size_mb"],
         "params": info["params"],
-        "bits": {layer["name"]: layer["bits"] for layer in info["layers"] if layer["params"]},
+        # the width of each layer's weights; biases and BN stay at 32 bits (methods.md §0.5)
+        "bits": {layer["name"]: layer["weight_bits"] for layer in info["layers"]
+                 if layer["params"]},
         "total_pj_per_sample": summary["energy"]["total_pj_per_sample"],
         "energy_table": summary["energy"]["table"],
     }
@@ -302,20 +304,31 @@ def save_compressed(project: Project, model: CompiledNetwork, folder: str | Path
 
 
 def replay(session: Any, passes: list[dict[str, Any]], lookup: Any, *,
-           cancel: CancelToken | None = None) -> Iterator[RunEvent]:
+           out: str | Path | None = None, cancel: CancelToken | None = None
+           ) -> Iterator[RunEvent]:
     """Run the recorded ``passes`` (a compressed project's ``compression`` list, minus those the
-    parent already has) on the session's project, one after another, in memory."""
+    parent already has) on the session's project, one after another; the last one is saved to
+    ``out``. Each pass yields its own run; a pass that does not end ``ok`` stops the replay."""
     from workbench.core.session import Session
 
     current = session
-    for record in passes:
+    for i, record in enumerate(passes):
         spec = lookup.get(record["method"])
         if not isinstance(spec, CompressionSpec):
             raise CompressionError(f"{record['method']!r} is not an installed compression "
-                                   "method", where="compression")
-        yield from compress(current, spec, record.get("params", {}), cancel=cancel)
+                                   "method", where=f"compression[{i}].method")
+        last = i == len(passes) - 1
+        status = "failed"
+        for event in compress(current, spec, record.get("params", {}), cancel=cancel,
+                              out=out if last else None):
+            if isinstance(event, RunFinished):
+                status = event.status
+            yield event
+        if status != "ok":
+            return
         project, model = current.compressed
-        nxt = Session(project, lookup)
-        nxt.model = model
-        nxt.weights_loaded = True
-        current = nxt
+        session.compressed = (project, model)
+        if not last:
+            current = Session(project, lookup)
+            current.model = model
+            current.weights_loaded = True

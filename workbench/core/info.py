@@ -31,12 +31,14 @@ def describe(model: CompiledNetwork) -> dict[str, Any]:
         module = model.layers[node_id]
         params = bits = 0
         widths: set[int] = set()
+        largest = (0, 0)  # (numel, bits) of the layer's largest tensor: its weights
         for sub in module.modules():
             for p_name, p in sub.named_parameters(recurse=False):
                 b = _bits(sub, p_name, p)
                 widths.add(b)
                 params += p.numel()
                 bits += p.numel() * b
+                largest = max(largest, (p.numel(), b))
         total_params += params
         total_bits += bits
         layers.append({
@@ -46,6 +48,7 @@ def describe(model: CompiledNetwork) -> dict[str, Any]:
             "out_shape": list(info.out_shape or ()),
             "params": params,
             "bits": sorted(widths),
+            "weight_bits": largest[1] if params else None,
             "bytes": bits / 8,
         })
     return {"layers": layers, "params": total_params, "bytes": total_bits / 8,
