@@ -210,7 +210,7 @@ def _compress(session, spec, params, out, name, cancel, run_id, limit) -> Iterat
     project: Project = session.project
     checked = spec.check_params(params, where=spec.id)
     weights = project.weights_path
-    in_memory = session.model is not None and session.weights_loaded
+    in_memory = session.has_trained_model
     if not in_memory and (weights is None or not weights.exists()):
         raise CompressionError("the project is not trained yet (no weights.safetensors): train "
                                "it first, then compress", where=str(project.folder or project.name))
@@ -331,4 +331,4 @@ def replay(session: Any, passes: list[dict[str, Any]], lookup: Any, *,
         if not last:
             current = Session(project, lookup)
             current.model = model
-            current.weights_loaded = True
+            current.trained_in_session = True

@@ -161,7 +161,7 @@ def _deploy(session, spec, target, out_dir, params, limit, cancel, run_id) -> It
     if target not in targets:
         raise DeployError(f"unknown target {target!r}; {spec.id} offers: "
                           + ", ".join(targets), where="target")
-    in_memory = session.model is not None and session.weights_loaded
+    in_memory = session.has_trained_model
     weights = project.weights_path
     if not in_memory and (weights is None or not weights.exists()):
         raise DeployError("the project is not trained yet (no weights.safetensors): train it "

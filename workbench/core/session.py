@@ -17,7 +17,7 @@ from workbench.core.compile import CompileReport, SpecLookup, compile_graph, val
 from workbench.core.data import DatasetSplits
 from workbench.core.energy import CostTable
 from workbench.core.errors import CompileError, DatasetError, ProjectError, WorkbenchError
-from workbench.core.events import RunEvent
+from workbench.core.events import RunEvent, RunFinished
 from workbench.core.network import CompiledNetwork
 from workbench.core.project import Component, Project, bind_specs
 from workbench.core.runs import evaluate, guarded, new_run_id, train
@@ -42,6 +42,7 @@ class Session:
         self._data_key: str | None = None
         #: the last compression result of this session: (project, model)
         self.compressed: tuple[Project, CompiledNetwork] | None = None
+        self.trained_in_session = False
 
     # -- parts -------------------------------------------------------------------------------
     def _where(self, field_path: str) -> str:
@@ -109,6 +110,7 @@ class Session:
         data = self.data()
         torch.manual_seed(self.project.training.seed)
         model = compile_graph(self.project.graph, self.lookup, data.input_shape)
+        self.trained_in_session = False
         out = model.output_shape
         if not out or out[-1] != data.n_classes:
             raise CompileError(
@@ -158,9 +160,18 @@ class Session:
             return spec.create(model, **schedule, **params)
 
         torch.manual_seed(training.seed)
-        yield from train(self.model, self.encoder(), data.train, data.test, make_trainer,
-                         epochs=epochs, batch_size=training.batch_size, seed=training.seed,
-                         cancel=cancel, run_id=run_id, on_batch=on_batch, config=config)
+        for event in train(self.model, self.encoder(), data.train, data.test, make_trainer,
+                           epochs=epochs, batch_size=training.batch_size, seed=training.seed,
+                           cancel=cancel, run_id=run_id, on_batch=on_batch, config=config):
+            if isinstance(event, RunFinished) and event.status == "ok":
+                self.trained_in_session = True
+            yield event
+
+    @property
+    def has_trained_model(self) -> bool:
+        """A network with trained weights is in memory (loaded from the project, or trained in
+        this session), so it can be compressed or deployed without a file."""
+        return self.model is not None and (self.weights_loaded or self.trained_in_session)
 
     def evaluate(self, *, cancel: CancelToken | None = None, run_id: str | None = None,
                  limit: int | None = None, batch_size: int = 256) -> Iterator[RunEvent]:
