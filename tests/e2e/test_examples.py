@@ -27,3 +27,22 @@ def test_example_reaches_its_accuracy_bar(name, bar, tmp_path, plugin_host):
     finished = events[-1]
     assert finished.status == "ok", finished.error
     assert finished.summary["test_accuracy"] >= bar
+
+
+@pytest.mark.slow
+def test_rescaw_4bit_digits_conv_stays_within_1_5_points(tmp_path, plugin_host):
+    """Issue #5's bar: a 4-bit ReScaW digits_conv loses at most 1.5 points of accuracy."""
+    from workbench.core.compress import compress
+
+    folder = tmp_path / "digits_conv"
+    shutil.copytree(examples_dir() / "digits_conv", folder,
+                    ignore=shutil.ignore_patterns("runs", "*.safetensors"))
+    session = Session(load_project(folder), plugin_host.registry)
+    assert list(session.train())[-1].status == "ok"
+    spec = plugin_host.registry.get("wb_qp_snn.rescaw")
+    finished = list(compress(session, spec, {"bits": 4}, out=tmp_path / "rescaw4"))[-1]
+    assert finished.status == "ok", finished.error
+    before, after = finished.summary["before"], finished.summary["after"]
+    assert after["accuracy"] >= before["accuracy"] - 0.015
+    assert after["bits"]["conv2"] == 4
+    assert after["model_size_bytes"] < before["model_size_bytes"] / 3
