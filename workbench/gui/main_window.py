@@ -8,6 +8,7 @@ import traceback
 from pathlib import Path
 from typing import Any
 
+import torch
 from PySide6.QtCore import QByteArray, Qt, QTimer, Signal
 from PySide6.QtGui import QAction, QActionGroup, QCloseEvent, QKeySequence, QUndoGroup
 from PySide6.QtWidgets import (
@@ -34,9 +35,11 @@ from workbench.core.session import Session
 from workbench.core.weights import load_weights
 from workbench.gui import recovery
 from workbench.gui.dialogs.about import show_about
+from workbench.gui.dialogs.compress_dialog import CompressDialog, RunContext, run_readiness
 from workbench.gui.dialogs.plugins_dialog import PluginsDialog
 from workbench.gui.document import ProjectDocument
 from workbench.gui.editor import NetworkEditor
+from workbench.gui.panels.deploy import DeployPanel
 from workbench.gui.panels.inspector import InspectorPanel
 from workbench.gui.panels.log_panel import LogPanel
 from workbench.gui.panels.palette import NODE_KINDS, PalettePanel
@@ -45,6 +48,7 @@ from workbench.gui.run_controller import RunController, probe_sample
 from workbench.gui.settings import AppSettings
 from workbench.gui.theme import apply_theme, icon
 from workbench.gui.views import EnergyView, FiringRateView, MembraneView, SpikeRasterView
+from workbench.gui.views.compare import VariantsView
 from workbench.pluginhost.manager import PluginFailure, PluginHost
 
 log = logging.getLogger(__name__)
@@ -79,6 +83,8 @@ class MainWindow(QMainWindow):
         self._probe_shown: dict[str, int] = {}
         self._validated_key = ""
         self._energy_report: dict[str, Any] | None = None
+        self._side_runs: set[str] = set()  # compress/deploy runs: their dialog shows the events
+        self.compress_dialog: CompressDialog | None = None
         self.setWindowIcon(icon("app"))
         self.resize(1400, 900)
 
@@ -166,6 +172,17 @@ class MainWindow(QMainWindow):
                                     ("rates", "Firing rates", self.rates),
                                     ("log", "Log", self.log_panel)):
             docks[name] = self._dock(title, f"{name}_dock", widget, bottom, docks["training"])
+        # -- compression and deployment (gui.md): the variants comparison and the deploy panel
+        self.variants = VariantsView()
+        self.variants.open_requested.connect(self.open_project)
+        self.variants.set_project(self.doc.project)
+        self.deploy_panel = DeployPanel(self.host.registry, self.controller, self.start_run,
+                                        self.run_context)
+        docks["variants"] = self._dock("Variants", "variants_dock", self.variants, bottom,
+                                       docks["training"])
+        docks["deploy"] = self._dock("Deploy", "deploy_dock", self.deploy_panel, bottom,
+                                     docks["training"])
+        # -- end compression and deployment
         docks["palette"] = self._dock("Palette", "palette_dock", self.palette, left)
         docks["inspector"] = self._dock("Inspector", "inspector_dock", self.inspector, right)
         self.plugin_views: dict[str, QWidget] = {}
@@ -236,6 +253,16 @@ class MainWindow(QMainWindow):
         edit.addAction(self._action("Duplicate selected nodes", self.duplicate_selection,
                                     "Ctrl+D"))
         edit.addAction(self._action("Auto-layout", self.auto_layout, "Ctrl+L"))
+
+        network = bar.addMenu("&Network")
+        self.act_compress = self._action("&Compress…", self.show_compress_dialog,
+                                         tip="Quantise, prune or binarise the trained network "
+                                             "into a variant")
+        self.act_deploy = self._action("&Deploy…", self.show_deploy_panel,
+                                       tip="Deploy the trained network to a simulator or board")
+        self.act_variants = self._action("Compare &variants", self.show_variants,
+                                         tip="The project beside its compressed variants")
+        network.addActions([self.act_compress, self.act_deploy, self.act_variants])
 
         run = bar.addMenu("&Run")
         self.act_train = self._action("&Train", self.start_training, "F5", "train",
@@ -313,6 +340,9 @@ class MainWindow(QMainWindow):
         self.energy.set_report(None)
         self._energy_report = None
         self.training.metrics.clear()
+        self.variants.set_project(project)
+        if self.compress_dialog is not None:
+            self.compress_dialog.reset_destination()
         self._after_open()
 
     def _after_open(self) -> None:
@@ -338,6 +368,7 @@ class MainWindow(QMainWindow):
         where = f" — {project.folder}" if project.folder else ""
         self.setWindowTitle(f"{project.name}[*]{where} — {APP_NAME}")
         self.setWindowModified(self.doc.dirty or self.weights_dirty)
+        self._refresh_compress_deploy()
 
     @property
     def is_dirty(self) -> bool:
@@ -603,6 +634,8 @@ class MainWindow(QMainWindow):
                 log.error("view %s could not show the probe: %s", name, exc)
 
     def _on_run_event(self, event: RunEvent) -> None:
+        if event.run_id in self._side_runs:
+            return  # the Compress dialog or the Deploy panel shows its own run
         self.training.on_event(event)
         if isinstance(event, EnergySample):
             self._energy_report = event.report
@@ -613,6 +646,7 @@ class MainWindow(QMainWindow):
             self.show_error("Run failed", event.error)
 
     def _on_run_finished(self, run_id: str, status: str) -> None:
+        self._side_runs.discard(run_id)
         self.statusBar().showMessage(f"Run {status}", 5000)
         self._update_title()
         self.probe_now(self.sample_spin.value())
@@ -626,7 +660,9 @@ class MainWindow(QMainWindow):
         self.training.set_state(state)
         if hasattr(self, "run_state"):
             self.run_state.setText({"idle": "Idle", "training": "Training…",
-                                    "evaluating": "Evaluating…", "paused": "Paused"}[state])
+                                    "evaluating": "Evaluating…", "paused": "Paused",
+                                    "compressing": "Compressing…", "deploying": "Deploying…",
+                                    "checking": "Checking fit…"}.get(state, state))
 
     # -- energy --------------------------------------------------------------------------------
     def _tables(self) -> list[tuple[str, str]]:
@@ -646,6 +682,63 @@ class MainWindow(QMainWindow):
             self._energy_report = reprice(self._energy_report, table)
             self.energy.set_report(self._energy_report)
 
+    # -- compression and deployment (gui.md) -------------------------------------------------------
+    def run_context(self) -> RunContext:
+        """The open project for the Compress dialog and the Deploy panel, with the reason no
+        compression or deployment can start now ("" when one can)."""
+        verb = "compress or deploy it"
+        reason = run_readiness(self.doc.project, weights_dirty=self.weights_dirty,
+                               weights_match_graph=self.doc.weights_match_graph, verb=verb)
+        return RunContext(self.doc.project, self.session, reason)
+
+    def start_run(self, run_id: str, kind: str, make_events) -> str:
+        """Start a compression, deployment or fit check on the run controller (one run at a
+        time, like training). Its events go to whoever started it, not to the training panel."""
+        if self.controller.busy:
+            return ""
+        threads = self.controller.compute_threads
+
+        def events(cancel):
+            torch.set_num_threads(threads)  # on the run's own thread, as training does
+            return make_events(cancel)
+
+        self._side_runs.add(run_id)
+        return self.controller.start(run_id, kind, events)
+
+    def show_compress_dialog(self) -> CompressDialog:
+        """Open (or raise) the non-modal Compress dialog."""
+        if self.compress_dialog is None:
+            dialog = CompressDialog(self.host.registry, self.controller, self.start_run,
+                                    self.run_context, self)
+            dialog.variant_created.connect(self._on_variant_created)
+            dialog.open_variant_requested.connect(self.open_project)
+            self.compress_dialog = dialog
+        self.compress_dialog.show()
+        self.compress_dialog.raise_()
+        self.compress_dialog.activateWindow()
+        return self.compress_dialog
+
+    def show_deploy_panel(self) -> DeployPanel:
+        self.docks["deploy"].show()
+        self.docks["deploy"].raise_()
+        return self.deploy_panel
+
+    def show_variants(self) -> VariantsView:
+        self.docks["variants"].show()
+        self.docks["variants"].raise_()
+        return self.variants
+
+    def _on_variant_created(self, folder: str) -> None:
+        self.variants.add_variant(folder)
+        self.statusBar().showMessage(f"Variant saved to {folder}", 5000)
+
+    def _refresh_compress_deploy(self) -> None:
+        """Re-check whether compress/deploy may start (after saves, runs, edits)."""
+        if hasattr(self, "deploy_panel"):
+            self.deploy_panel.refresh()
+        if self.compress_dialog is not None:
+            self.compress_dialog.refresh()
+
     # -- misc ----------------------------------------------------------------------------------
     def show_plugins(self) -> PluginsDialog:
         dialog = PluginsDialog(self.host.report, self)
@@ -656,7 +749,8 @@ class MainWindow(QMainWindow):
     def set_theme(self, name: str) -> None:
         self.settings.theme = name
         apply_theme(name, [self.raster, self.membrane, self.rates, self.energy,
-                           self.training.metrics])
+                           self.training.metrics, self.variants, self.deploy_panel])
+        self.variants.refresh()  # its point labels take the theme's text colour when drawn
         self.settings.save()
 
     def _restore_layout(self) -> None:

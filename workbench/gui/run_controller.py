@@ -127,6 +127,11 @@ class RunController(QObject):
 
         return self._start(run_id, "evaluating", events)
 
+    def start(self, run_id: str, kind: str, make_events) -> str:
+        """Run ``make_events(cancel)`` (a core run generator) on a worker thread; ``kind`` is
+        the state shown while it runs ("compressing", "deploying", ...)."""
+        return self._start(run_id, kind, make_events)
+
     def _start(self, run_id: str, kind: str, make_events) -> str:
         if self.busy:
             raise RuntimeError("a run is already in progress")

@@ -1,0 +1,558 @@
+"""The Compress dialog: choose a method, set its parameters, run it, compare before and after.
+
+Non-modal: the run goes through the window's :class:`RunController` on a worker thread, so the
+dialog can be moved aside while a fine-tune runs. The dialog never builds a model or touches the
+session itself; it only starts :func:`workbench.core.compress.compress` and shows its events.
+Whether a run may start at all (a saved, trained project) is decided by :func:`run_readiness`,
+which the Deploy panel shares, so both say the same thing in the same words.
+"""
+
+from __future__ import annotations
+
+import logging
+import re
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from PySide6.QtCore import Qt, Signal
+from PySide6.QtGui import QShowEvent
+from PySide6.QtWidgets import (
+    QAbstractItemView,
+    QDialog,
+    QFileDialog,
+    QFormLayout,
+    QGroupBox,
+    QHBoxLayout,
+    QHeaderView,
+    QLabel,
+    QLineEdit,
+    QPlainTextEdit,
+    QProgressBar,
+    QPushButton,
+    QScrollArea,
+    QSplitter,
+    QTableWidget,
+    QTableWidgetItem,
+    QTreeWidget,
+    QTreeWidgetItem,
+    QVBoxLayout,
+    QWidget,
+)
+
+from workbench.core.cancel import CancelToken
+from workbench.core.compress import compress
+from workbench.core.events import Log, MetricSample, Progress, RunEvent, RunFinished, RunStarted
+from workbench.core.project import Project
+from workbench.core.records import recorded
+from workbench.core.runs import new_run_id
+from workbench.core.specs import CompressionSpec
+from workbench.gui.panels.param_form import ParamForm
+from workbench.gui.views.energy import format_energy
+
+log = logging.getLogger(__name__)
+
+#: how the method chooser groups methods, in this order (``CompressionSpec.kind``)
+METHOD_KINDS = {"quantize": "Quantize", "prune": "Prune", "binarize": "Binarize",
+                "distill": "Distill"}
+VARIANTS_DIR = "variants"
+_SPEC_ROLE = Qt.ItemDataRole.UserRole
+
+MakeEvents = Callable[[CancelToken], Iterator[RunEvent]]
+#: ``launch(run_id, kind, make_events) -> run_id`` ("" when another run is in progress)
+Launch = Callable[[str, str, MakeEvents], str]
+
+
+@dataclass
+class RunContext:
+    """What the dialog and the Deploy panel need to know about the open project."""
+
+    project: Project
+    session: Any  # workbench.core.session.Session
+    reason: str = ""  # why no compression or deployment can start now ("" when one can)
+
+
+def run_readiness(project: Project, *, weights_dirty: bool, weights_match_graph: bool,
+                  verb: str = "compress") -> str:
+    """Why ``project`` cannot be compressed (or deployed: ``verb``) now; "" when it can.
+
+    A compression reads the saved ``weights.safetensors`` (the core rebuilds the network from it
+    when the session has no loaded weights), and writes variants next to the project, so the
+    project needs a folder and weights that are saved and belong to the current graph.
+    """
+    if project.folder is None:
+        return f"The project has no folder yet: save it (File ▸ Save As…), then {verb}."
+    weights = project.weights_path
+    if not weights_dirty and (weights is None or not weights.exists()):
+        return (f"The project is not trained yet (no weights.safetensors): train it and save "
+                f"it, then {verb}.")
+    if weights_dirty:
+        return f"The trained weights are not saved yet: save the project (File ▸ Save), then {verb}."
+    if not weights_match_graph:
+        return ("The network changed since its weights were trained: train it again (or undo "
+                f"the change) and save it, then {verb}.")
+    return ""
+
+
+def one_line(text: str) -> str:
+    """The first non-empty line of an error: the dialog never shows a traceback."""
+    return next((line.strip() for line in str(text).splitlines() if line.strip()), "")
+
+
+def _format_bits(widths: Any) -> str:
+    if isinstance(widths, (list, tuple)):
+        return "/".join(str(w) for w in widths) or "—"
+    return str(widths)
+
+
+def comparison_rows(before: dict[str, Any], after: dict[str, Any]) -> list[tuple[str, str, str, str]]:
+    """``(figure, before, after, change)`` rows of the before/after table."""
+    rows: list[tuple[str, str, str, str]] = []
+    acc_b, acc_a = before.get("accuracy"), after.get("accuracy")
+    if acc_b is not None and acc_a is not None:
+        rows.append(("Accuracy", f"{100 * acc_b:.2f} %", f"{100 * acc_a:.2f} %",
+                     f"{100 * (acc_a - acc_b):+.2f} pp"))
+    size_b, size_a = before.get("model_size_bytes"), after.get("model_size_bytes")
+    if size_b is not None and size_a is not None:
+        change = f"×{size_b / size_a:.2f} smaller" if size_a else ""
+        rows.append(("Model size", f"{size_b:,.0f} B ({size_b / 1e6:.4f} MB)",
+                     f"{size_a:,.0f} B ({size_a / 1e6:.4f} MB)", change))
+    par_b, par_a = before.get("params"), after.get("params")
+    if par_b is not None and par_a is not None:
+        change = f"{100 * (par_a - par_b) / par_b:+.1f} %" if par_b else ""
+        rows.append(("Parameters", f"{par_b:,}", f"{par_a:,}", change))
+    e_b, e_a = before.get("total_pj_per_sample"), after.get("total_pj_per_sample")
+    if e_b is not None and e_a is not None:
+        change = f"{100 * (e_a - e_b) / e_b:+.1f} %" if e_b else ""
+        rows.append(("Energy per sample (estimate)", format_energy(e_b), format_energy(e_a),
+                     change))
+    bits_b, bits_a = before.get("bits") or {}, after.get("bits") or {}
+    for layer in list(bits_b) + [n for n in bits_a if n not in bits_b]:
+        b, a = _format_bits(bits_b.get(layer, "—")), _format_bits(bits_a.get(layer, "—"))
+        rows.append((f"Bits, {layer}", b, a, "" if a == b else "changed"))
+    return rows
+
+
+class CompressDialog(QDialog):
+    """Compress the open project into a variant.
+
+    ``variant_created(folder)`` after a variant was saved; ``open_variant_requested(folder)``
+    when the user asks to open it.
+    """
+
+    variant_created = Signal(str)
+    open_variant_requested = Signal(str)
+
+    def __init__(self, registry: Any, controller: Any, launch: Launch,
+                 context: Callable[[], RunContext], parent: QWidget | None = None) -> None:
+        super().__init__(parent)
+        self.setWindowTitle("Compress")
+        self.setModal(False)
+        self.resize(900, 680)
+        self.registry = registry
+        self.controller = controller
+        self._launch = launch
+        self._context = context
+        self._values: dict[str, dict[str, Any]] = {}
+        self._run_id = ""
+        self._result_folder = ""
+        self._name_touched = False
+        self._folder_touched = False
+        self.form: ParamForm | None = None
+
+        # -- method chooser and its description -------------------------------------------
+        self.methods = QTreeWidget()
+        self.methods.setHeaderLabels(["Method", "Plugin"])
+        self.methods.setRootIsDecorated(True)
+        self.methods.currentItemChanged.connect(lambda *_: self._on_method_changed())
+        self.method_doc = QLabel()
+        self.method_doc.setWordWrap(True)
+        self.method_doc.setTextFormat(Qt.TextFormat.RichText)
+        self.method_doc.setAlignment(Qt.AlignmentFlag.AlignTop)
+        self.params_box = QGroupBox("Parameters")
+        self.params_layout = QVBoxLayout(self.params_box)
+        self.no_params = QLabel("This method has no parameters.")
+        self.params_layout.addWidget(self.no_params)
+        params_scroll = QScrollArea()
+        params_scroll.setWidgetResizable(True)
+        params_scroll.setWidget(self.params_box)
+
+        # -- where the variant goes ---------------------------------------------------------
+        self.name_edit = QLineEdit()
+        self.name_edit.setObjectName("variant_name")
+        self.name_edit.textEdited.connect(self._on_name_edited)
+        self.folder_edit = QLineEdit()
+        self.folder_edit.setObjectName("variant_folder")
+        self.folder_edit.textEdited.connect(self._on_folder_edited)
+        browse = QPushButton("…")
+        browse.setToolTip("Choose the folder the variant is saved into")
+        browse.clicked.connect(self._browse_folder)
+        folder_row = QHBoxLayout()
+        folder_row.addWidget(self.folder_edit, 1)
+        folder_row.addWidget(browse)
+        where = QFormLayout()
+        where.addRow("Variant name", self.name_edit)
+        where.addRow("Output folder", folder_row)
+
+        # -- run controls, progress, log, results -------------------------------------------
+        self.reason_label = QLabel()
+        self.reason_label.setWordWrap(True)
+        self.reason_label.setStyleSheet("color: #c0392b;")
+        self.start_button = QPushButton("Start")
+        self.start_button.setDefault(True)
+        self.start_button.clicked.connect(self.start)
+        self.cancel_button = QPushButton("Cancel")
+        self.cancel_button.setToolTip("Stop the compression within one batch")
+        self.cancel_button.clicked.connect(self.cancel)
+        self.open_button = QPushButton("Open variant")
+        self.open_button.setToolTip("Open the compressed project in this window")
+        self.open_button.clicked.connect(self._open_variant)
+        close = QPushButton("Close")
+        close.clicked.connect(self.close)
+        buttons = QHBoxLayout()
+        for widget in (self.start_button, self.cancel_button, self.open_button):
+            buttons.addWidget(widget)
+        buttons.addStretch(1)
+        buttons.addWidget(close)
+        self.progress = QProgressBar()
+        self.progress.setFormat("%p%")
+        self.step_label = QLabel("Ready")
+        self.step_label.setWordWrap(True)
+        self.log_view = QPlainTextEdit(readOnly=True)
+        self.log_view.setMaximumBlockCount(2000)
+        self.log_view.setPlaceholderText("Log lines of the run")
+        self.results = QTableWidget(0, 4)
+        self.results.setHorizontalHeaderLabels(["", "Before", "After", "Change"])
+        self.results.verticalHeader().setVisible(False)
+        self.results.setEditTriggers(QAbstractItemView.EditTrigger.NoEditTriggers)
+        self.results.horizontalHeader().setSectionResizeMode(QHeaderView.ResizeMode.Stretch)
+        self.results.horizontalHeader().setSectionResizeMode(
+            0, QHeaderView.ResizeMode.ResizeToContents)
+
+        left = QWidget()
+        left_layout = QVBoxLayout(left)
+        left_layout.setContentsMargins(0, 0, 0, 0)
+        left_layout.addWidget(self.methods, 2)
+        left_layout.addWidget(self.method_doc, 1)
+        right = QWidget()
+        right_layout = QVBoxLayout(right)
+        right_layout.setContentsMargins(0, 0, 0, 0)
+        right_layout.addWidget(params_scroll, 1)
+        right_layout.addLayout(where)
+        top = QSplitter(Qt.Orientation.Horizontal)
+        top.addWidget(left)
+        top.addWidget(right)
+        bottom = QSplitter(Qt.Orientation.Horizontal)
+        bottom.addWidget(self.log_view)
+        bottom.addWidget(self.results)
+        layout = QVBoxLayout(self)
+        layout.addWidget(top, 3)
+        layout.addWidget(self.reason_label)
+        layout.addLayout(buttons)
+        layout.addWidget(self.progress)
+        layout.addWidget(self.step_label)
+        layout.addWidget(bottom, 2)
+
+        controller.run_event.connect(self._on_run_event)
+        controller.run_finished.connect(self._on_run_finished)
+        controller.state_changed.connect(lambda _state: self.refresh())
+        self._fill_methods()
+        self.refresh()
+
+    # -- methods and parameters ------------------------------------------------------------------
+    def _fill_methods(self) -> None:
+        specs = [s for s in self.registry.of_kind("compression") if isinstance(s, CompressionSpec)]
+        kinds = list(METHOD_KINDS) + sorted({s.kind for s in specs} - set(METHOD_KINDS))
+        first: QTreeWidgetItem | None = None
+        for kind in kinds:
+            members = sorted((s for s in specs if s.kind == kind),
+                             key=lambda s: s.display_name.lower())
+            if not members:
+                continue
+            group = QTreeWidgetItem([METHOD_KINDS.get(kind, kind.capitalize()), ""])
+            group.setFlags(Qt.ItemFlag.ItemIsEnabled)
+            for spec in members:
+                item = QTreeWidgetItem([spec.display_name, self.registry.provider(spec.id)])
+                item.setData(0, _SPEC_ROLE, spec.id)
+                item.setToolTip(0, f"<b>{spec.display_name}</b><br><code>{spec.id}</code>")
+                group.addChild(item)
+                first = first or item
+            self.methods.addTopLevelItem(group)
+            group.setExpanded(True)
+        self.methods.resizeColumnToContents(0)
+        if first is not None:
+            self.methods.setCurrentItem(first)
+        else:
+            self.method_doc.setText("No compression method is installed (see Help ▸ Plugins).")
+
+    def method_ids(self) -> list[str]:
+        """Every method offered, in the chooser's order."""
+        ids = []
+        for g in range(self.methods.topLevelItemCount()):
+            group = self.methods.topLevelItem(g)
+            ids += [group.child(c).data(0, _SPEC_ROLE) for c in range(group.childCount())]
+        return ids
+
+    def select_method(self, spec_id: str) -> bool:
+        """Choose a method by id, as a click in the chooser would; False when not offered."""
+        for g in range(self.methods.topLevelItemCount()):
+            group = self.methods.topLevelItem(g)
+            for c in range(group.childCount()):
+                if group.child(c).data(0, _SPEC_ROLE) == spec_id:
+                    self.methods.setCurrentItem(group.child(c))
+                    return True
+        return False
+
+    def current_spec(self) -> CompressionSpec | None:
+        item = self.methods.currentItem()
+        spec_id = item.data(0, _SPEC_ROLE) if item is not None else None
+        spec = self.registry.get(spec_id) if spec_id else None
+        return spec if isinstance(spec, CompressionSpec) else None
+
+    def params(self) -> dict[str, Any]:
+        """The chosen method's parameter values (defaults overridden by the user's edits)."""
+        spec = self.current_spec()
+        if spec is None:
+            return {}
+        return {**spec.defaults(), **self._values.get(spec.id, {})}
+
+    def set_param(self, name: str, value: Any) -> None:
+        """Set a parameter through its editor (what typing into the form does)."""
+        spec = self.current_spec()
+        if spec is None or self.form is None or name not in self.form.editors:
+            raise KeyError(f"the chosen method has no parameter {name!r}")
+        self._values.setdefault(spec.id, {})[name] = value
+        self.form.set_values(self.params())
+
+    def _on_method_changed(self) -> None:
+        spec = self.current_spec()
+        if self.form is not None:
+            self.params_layout.removeWidget(self.form)
+            self.form.deleteLater()
+            self.form = None
+        if spec is None:
+            self.method_doc.setText("Choose a method.")
+            self.no_params.setVisible(False)
+            self.refresh()
+            return
+        kind = METHOD_KINDS.get(spec.kind, spec.kind)
+        self.method_doc.setText(f"<b>{spec.display_name}</b> <i>({kind}, <code>{spec.id}</code>)"
+                                f"</i><br>{spec.doc or 'No description.'}")
+        self.no_params.setVisible(not spec.params)
+        if spec.params:
+            self.form = ParamForm(spec.params, self.params(), self._on_param_changed)
+            self.params_layout.addWidget(self.form)
+        if not self._name_touched:
+            self.name_edit.setText(self._default_name())
+        self._follow_name()
+        self.refresh()
+
+    def _on_param_changed(self, name: str, value: Any) -> None:
+        spec = self.current_spec()
+        if spec is not None:
+            self._values.setdefault(spec.id, {})[name] = value
+
+    # -- name and folder -------------------------------------------------------------------------
+    def _variants_dir(self) -> Path | None:
+        folder = self._context().project.folder
+        return Path(folder) / VARIANTS_DIR if folder is not None else None
+
+    def _default_name(self) -> str:
+        """``<project>-<method>``, numbered when a variant of that name exists."""
+        spec = self.current_spec()
+        project = self._context().project
+        stem = f"{project.name}-{spec.id.rpartition('.')[2] if spec else 'variant'}"
+        stem = re.sub(r"[^\w.-]+", "_", stem)
+        base = self._variants_dir()
+        name, n = stem, 2
+        while base is not None and (base / name).exists():
+            name, n = f"{stem}-{n}", n + 1
+        return name
+
+    def _follow_name(self) -> None:
+        base = self._variants_dir()
+        if not self._folder_touched:
+            name = self.name_edit.text().strip()
+            self.folder_edit.setText(str(base / name) if base is not None and name else "")
+
+    def _on_name_edited(self, _text: str) -> None:
+        self._name_touched = True
+        self._follow_name()
+        self.refresh()
+
+    def _on_folder_edited(self, _text: str) -> None:
+        self._folder_touched = True
+        self.refresh()
+
+    def _browse_folder(self) -> None:
+        chosen = QFileDialog.getExistingDirectory(self, "Save the variant into folder",
+                                                  self.folder_edit.text())
+        if chosen:
+            self._folder_touched = True
+            self.folder_edit.setText(chosen)
+            self.refresh()
+
+    def reset_destination(self) -> None:
+        """Default name and folder again (after a run, or for another project)."""
+        self._name_touched = self._folder_touched = False
+        self.name_edit.setText(self._default_name())
+        self._follow_name()
+        self.refresh()
+
+    # -- state -----------------------------------------------------------------------------------
+    @property
+    def running(self) -> bool:
+        return bool(self._run_id)
+
+    def blocking_reason(self) -> str:
+        """Why Start is disabled ("" when it is enabled)."""
+        if self.running:
+            return "The compression is running."
+        reason = self._context().reason
+        if reason:
+            return reason
+        if self.current_spec() is None:
+            return "Choose a compression method."
+        if self.controller.busy:
+            return "Another run is in progress: wait for it to finish or stop it."
+        if not self.name_edit.text().strip():
+            return "Give the variant a name."
+        folder = self.folder_edit.text().strip()
+        if not folder:
+            return "Choose the output folder of the variant."
+        path = Path(folder)
+        if path.exists() and (not path.is_dir() or any(path.iterdir())):
+            return f"{path} already exists and is not empty: choose another name or folder."
+        return ""
+
+    def refresh(self) -> None:
+        """Re-check what may start (the project, its weights, other runs) and show why not."""
+        reason = self.blocking_reason()
+        self.start_button.setEnabled(not reason)
+        self.start_button.setToolTip(reason or "Compress the project into a new variant")
+        shown = "" if self.running else reason
+        self.reason_label.setText(shown)
+        self.reason_label.setVisible(bool(shown))
+        self.cancel_button.setEnabled(self.running)
+        self.open_button.setEnabled(bool(self._result_folder) and not self.running)
+
+    def showEvent(self, event: QShowEvent) -> None:  # noqa: N802 - Qt override
+        super().showEvent(event)
+        if not self.running and not self._name_touched:
+            self.name_edit.setText(self._default_name())
+            self._follow_name()
+        self.refresh()
+
+    def reason_text(self) -> str:
+        """The reason shown under the form ("" when none is shown)."""
+        return self.reason_label.text() if not self.reason_label.isHidden() else ""
+
+    # -- running ---------------------------------------------------------------------------------
+    def start(self) -> str:
+        """Start the compression; returns the run id ("" when it cannot start)."""
+        reason = self.blocking_reason()
+        if reason:
+            self.refresh()
+            return ""
+        spec = self.current_spec()
+        assert spec is not None  # blocking_reason() checked it
+        context = self._context()
+        session, params = context.session, self.params()
+        out, name = Path(self.folder_edit.text().strip()), self.name_edit.text().strip()
+        folder = context.project.folder
+        run_id = new_run_id("compress")
+
+        def make_events(cancel: CancelToken) -> Iterator[RunEvent]:
+            return recorded(compress(session, spec, params, out=out, name=name, cancel=cancel,
+                                     run_id=run_id), folder)
+
+        self._run_id = run_id  # before launching: the first events may come at once
+        self._result_folder = ""
+        self.results.setRowCount(0)
+        self.log_view.clear()
+        self.progress.setRange(0, 0)
+        self.step_label.setText(f"Starting {spec.display_name}…")
+        if not self._launch(run_id, "compressing", make_events):
+            self._run_id = ""
+            self.progress.setRange(0, 1)
+            self.step_label.setText("Another run is in progress.")
+        self.refresh()
+        return self._run_id
+
+    def cancel(self) -> None:
+        if self.running:
+            self.step_label.setText("Cancelling…")
+            self.controller.cancel(self._run_id)
+
+    def _on_run_event(self, event: RunEvent) -> None:
+        if not self._run_id or event.run_id != self._run_id:
+            return
+        if isinstance(event, RunStarted):
+            self.step_label.setText("Measuring the model before compression…")
+        elif isinstance(event, Progress):
+            self.progress.setRange(0, max(event.total, 1))
+            self.progress.setValue(event.done)
+            step = event.message or "working"
+            self.step_label.setText(f"{step} — epoch {event.epoch}" if event.epoch else step)
+        elif isinstance(event, MetricSample) and event.epoch_end:
+            values = ", ".join(f"{k} {v:.4g}" for k, v in event.values.items())
+            self.log_view.appendPlainText(f"epoch {event.epoch}: {values}")
+        elif isinstance(event, Log):
+            self.log_view.appendPlainText(f"[{event.level}] {event.message}")
+            self.step_label.setText(event.message)
+        elif isinstance(event, RunFinished):
+            self._on_finished_event(event)
+
+    def _on_finished_event(self, event: RunFinished) -> None:
+        self.progress.setRange(0, 1)
+        summary = event.summary or {}
+        if event.status == "ok":
+            self.progress.setValue(1)
+            self._show_results(summary.get("before", {}), summary.get("after", {}))
+            self._result_folder = str(summary.get("project", ""))
+            before, after = summary.get("before", {}), summary.get("after", {})
+            self.step_label.setText(
+                f"Done in {summary.get('seconds', 0):.1f} s: accuracy "
+                f"{100 * before.get('accuracy', 0):.1f} % → {100 * after.get('accuracy', 0):.1f} %"
+                f", size {before.get('model_size_bytes', 0):,.0f} B → "
+                f"{after.get('model_size_bytes', 0):,.0f} B"
+                + (f"; saved to {self._result_folder}" if self._result_folder else ""))
+        elif event.status == "cancelled":
+            self.progress.setValue(0)
+            self.step_label.setText("Cancelled: no variant was written.")
+        else:
+            self.progress.setValue(0)
+            self.step_label.setText(f"Failed: {one_line(event.error)}")
+            self.log_view.appendPlainText(f"[error] {one_line(event.error)}")
+
+    def _on_run_finished(self, run_id: str, status: str) -> None:
+        if run_id != self._run_id:
+            return
+        self._run_id = ""
+        if status == "ok" and self._result_folder:
+            self._name_touched = self._folder_touched = False
+            self.variant_created.emit(self._result_folder)
+            self.name_edit.setText(self._default_name())
+            self._follow_name()
+        self.refresh()
+
+    def _show_results(self, before: dict[str, Any], after: dict[str, Any]) -> None:
+        rows = comparison_rows(before, after)
+        self.results.setRowCount(len(rows))
+        for r, row in enumerate(rows):
+            for c, text in enumerate(row):
+                self.results.setItem(r, c, QTableWidgetItem(text))
+
+    def result_rows(self) -> list[tuple[str, ...]]:
+        """The before/after table as text rows (what the user reads)."""
+        return [tuple(self.results.item(r, c).text() for c in range(self.results.columnCount()))
+                for r in range(self.results.rowCount())]
+
+    def result_folder(self) -> str:
+        """The folder of the variant the last run wrote ("" when none)."""
+        return self._result_folder
+
+    def _open_variant(self) -> None:
+        if self._result_folder:
+            self.open_variant_requested.emit(self._result_folder)
