@@ -1,0 +1,189 @@
+"""The ``wb_sim.simulator`` backend: convert, golden-check, then stream the test set.
+
+``deploy`` converts the trained network to integers, saves ``network.npz`` and checks the three
+ways of running it against each other on the test samples: the event-driven simulator, our
+dense torch integer inference (they must agree bit for bit) and the float model (the integer
+network should predict nearly the same). ``run`` streams the test samples through the saved
+network a few at a time and reports live energy, an estimate from the counted events.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Generator
+from typing import Any
+
+import numpy as np
+import torch
+
+from workbench.core.deploy import DeployContext, FitIssue
+from workbench.core.events import RunEvent
+from workbench.core.metrics import class_scores
+from workbench.core.quantized import quantized_modules
+
+from wb_sim.convert import check, input_scale_for, to_integer
+from wb_sim.ir import IntegerNetwork
+from wb_sim.reference import torch_integer_forward
+from wb_sim.simulate import energy_pj, int8_table, iter_simulate, simulate
+
+NETWORK_FILE = "network.npz"
+_STEPS = ("converting to integers", "saving network.npz", "simulating (event-driven)",
+          "torch integer reference", "float model", "comparing")
+
+
+class SimBackend:
+    """The integer event-driven simulator as a deployment target."""
+
+    def __init__(self, weight_bits: int = 8, frac_bits: int = 8, input_bits: int = 8,
+                 chunk: int = 8) -> None:
+        self.weight_bits = int(weight_bits)
+        self.frac_bits = int(frac_bits)
+        self.input_bits = int(input_bits)
+        self.chunk = int(chunk)
+
+    def targets(self) -> dict[str, str]:
+        return {"cpu": "integer event-driven simulator (numpy)"}
+
+    def check(self, ctx: DeployContext) -> list[FitIssue]:
+        issues = check(ctx.model)
+        encoder = ctx.project.encoder.id
+        if encoder != "wb_core.direct":
+            issues.append(FitIssue("", f"the encoder is {encoder}; the integer network takes a "
+                                       "static input repeated at every step (wb_core.direct)"))
+        train = ctx.data.train
+        if len(train) and float(np.min(train.x)) * train.scale + train.offset < 0:
+            issues.append(FitIssue("", "some inputs are negative; the integer input is unsigned "
+                                       "and clips them to 0", severity="warning"))
+        return issues
+
+    # -- deploy ----------------------------------------------------------------------------
+    def deploy(self, ctx: DeployContext) -> Generator[RunEvent, None, dict[str, Any]]:
+        total = len(_STEPS)
+        yield ctx.progress(0, total, _STEPS[0])
+        input_scale = input_scale_for(ctx.data.train, self.input_bits)
+        net = to_integer(ctx.model, time_steps=ctx.time_steps, input_scale=input_scale,
+                         input_bits=self.input_bits, weight_bits=self.weight_bits,
+                         frac_bits=self.frac_bits, name=ctx.project.name)
+        quantized = sorted(quantized_modules(ctx.model))
+        for note in net.notes:
+            yield ctx.log(note)
+        ctx.check_cancel()
+        yield ctx.progress(1, total, _STEPS[1])
+        path = net.save(ctx.out_dir / NETWORK_FILE)
+        yield ctx.progress(2, total, _STEPS[2])
+        x, y = ctx.test_arrays()
+        x_int = net.quantize_input(x)
+        started = time.perf_counter()
+        sim = simulate(net, x_int)
+        sim_seconds = time.perf_counter() - started
+        ctx.check_cancel()
+        yield ctx.progress(3, total, _STEPS[3])
+        ref = torch_integer_forward(net, x_int)
+        ctx.check_cancel()
+        yield ctx.progress(4, total, _STEPS[4])
+        with torch.no_grad():
+            out = ctx.model(ctx.encode(torch.from_numpy(np.ascontiguousarray(x))))
+        float_pred = class_scores(out).argmax(-1).numpy()
+        yield ctx.progress(5, total, _STEPS[5])
+        golden = _agreement(sim, ref)
+        if not golden["bit_exact"]:
+            yield ctx.log("wb_sim and the torch integer reference disagree: "
+                          f"{golden}; this is a bug in wb_sim, please report it", "error")
+        table = int8_table(ctx.session.lookup)
+        energy = energy_pj(sim, table)
+        n = max(len(y), 1)
+        report = {
+            "network": str(path),
+            "time_steps": net.time_steps,
+            "input_scale": net.input_scale,
+            "input_bits": net.input_bits,
+            "frac_bits": self.frac_bits,
+            "weight_bits": {layer.name: layer.weight_bits for layer in net.layers},
+            "quantized_layers": quantized,
+            "layers": [_describe(layer) for layer in net.layers],
+            "notes": list(net.notes),
+            "samples": int(len(y)),
+            "golden": golden,
+            "accuracy": {
+                "integer": float(np.sum(sim.predictions == y)) / n,
+                "float": float(np.sum(float_pred == y)) / n,
+                "integer_vs_float_agreement": float(np.sum(sim.predictions == float_pred)) / n,
+            },
+            "ops_per_sample": {
+                "dense_macs": float(sim.dense_macs.mean()) if len(y) else 0.0,
+                "synaptic_events": float(sim.synaptic_events.mean()) if len(y) else 0.0,
+                "neuron_updates": float(sim.neuron_updates.mean()) if len(y) else 0.0,
+            },
+            "spikes_per_sample": {k: float(v.mean()) if len(y) else 0.0
+                                  for k, v in sim.spike_counts.items()},
+            "energy": {
+                "kind": "estimate", "pj_per_sample": float(energy.mean()) if len(y) else 0.0,
+                "power_model": f"wb_sim event counts × {table.id}",
+                "source": table.source,
+            },
+            "samples_per_s": len(y) / sim_seconds if sim_seconds > 0 else None,
+        }
+        yield ctx.log(f"integer accuracy {report['accuracy']['integer']:.4f}, float "
+                      f"{report['accuracy']['float']:.4f}; bit-exact with the torch integer "
+                      f"reference: {golden['bit_exact']}")
+        yield ctx.progress(total, total, "done")
+        return report
+
+    # -- run -------------------------------------------------------------------------------
+    def run(self, ctx: DeployContext) -> Generator[RunEvent, None, dict[str, Any]]:
+        net = IntegerNetwork.load(ctx.out_dir / NETWORK_FILE)
+        table = int8_table(ctx.session.lookup)
+        source = f"wb_sim event counts × INT8 45 nm ({table.source})"
+        x, y = ctx.test_arrays()
+        x_int = net.quantize_input(x)
+        correct = 0
+        seconds = 0.0
+        energies: list[float] = []
+        done = 0
+        chunks = iter_simulate(net, x_int, chunk=self.chunk)
+        while True:
+            ctx.check_cancel()
+            started = time.perf_counter()
+            result = next(chunks, None)
+            seconds += time.perf_counter() - started
+            if result is None:
+                break
+            hits = result.predictions == y[done:done + len(result)]
+            done += len(result)
+            correct += int(hits.sum())
+            pj = energy_pj(result, table)
+            energies.extend(pj.tolist())
+            yield ctx.live_energy(pj.tolist(), hits.tolist(), kind="estimate", source=source)
+        return {"accuracy": correct / max(done, 1), "samples": done,
+                "mean_pj": float(np.mean(energies)) if energies else 0.0,
+                "samples_per_s": done / seconds if seconds > 0 else None,
+                "kind": "estimate", "source": source}
+
+
+def _agreement(sim, ref) -> dict[str, Any]:
+    n = max(len(sim), 1)
+    same_counts = all(np.array_equal(sim.spike_counts[k], ref.spike_counts[k])
+                      for k in sim.spike_counts) and set(sim.spike_counts) == set(ref.spike_counts)
+    result = {
+        "samples": len(sim),
+        "predictions_equal": float(np.sum(sim.predictions == ref.predictions)) / n,
+        "logits_equal": bool(np.array_equal(sim.logits, ref.logits)),
+        "spike_counts_equal": bool(same_counts),
+        "events_equal": bool(np.array_equal(sim.synaptic_events, ref.synaptic_events)
+                             and np.array_equal(sim.dense_macs, ref.dense_macs)),
+    }
+    result["bit_exact"] = bool(result["predictions_equal"] == 1.0 and result["logits_equal"]
+                               and same_counts and result["events_equal"])
+    return result
+
+
+def _describe(layer) -> dict[str, Any]:
+    entry: dict[str, Any] = {"name": layer.name, "kind": layer.kind,
+                             "weight_shape": list(layer.weight.shape),
+                             "weight_bits": layer.weight_bits, "shift": layer.shift,
+                             "pool": layer.pool}
+    if layer.neuron is not None:
+        entry.update(leak_shift=layer.neuron.leak_shift, reset=layer.neuron.reset,
+                     threshold_range=[int(layer.neuron.threshold.min()),
+                                      int(layer.neuron.threshold.max())])
+    return entry

@@ -1,0 +1,304 @@
+"""The event-driven integer simulator: the golden model of an :class:`IntegerNetwork`.
+
+Per time step and layer only the active inputs do work: a spike (or, in the first layer, a
+non-zero input value) adds its weight column to the accumulators of the neurons it reaches,
+and nothing else is touched. Everything is vectorised over the batch by working on the list of
+events ``(sample, input index)`` that ``np.nonzero`` gives in sample order:
+
+- linear: gather the weight rows ``W.T[j]`` of the events and sum them per sample
+  (``np.add.reduceat`` over the contiguous runs of each sample);
+- conv: for each kernel offset, the events that land inside the output map scatter-add the
+  kernel column ``W[:, c_in, dy, dx]`` at their output position (sorted by position, summed
+  with ``reduceat``).
+
+Work therefore grows with the number of spikes times the fan-out, which is what the counters
+report: ``synaptic_events`` (accumulates done for spikes), ``dense_macs`` (multiply-accumulates
+on the multi-bit input, done once per sample since a direct-encoded input is the same at every
+step; zero inputs are skipped) and ``neuron_updates`` (every neuron, every step).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator, Mapping
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+
+from workbench.core.errors import DeployError
+
+from wb_sim.ir import IntegerNetwork, IntLayer, IntNeuron
+
+#: Horowitz, ISSCC 2014, 45 nm: the ``wb_core.int8_45nm`` figures, used when no registry is at hand.
+DEFAULT_E_MAC_PJ = 0.23
+DEFAULT_E_AC_PJ = 0.03
+DEFAULT_SOURCE = ('M. Horowitz, "Computing\'s energy problem (and what we can do about it)", '
+                  "ISSCC 2014, 45 nm CMOS: 8-bit multiply 0.2 pJ + add 0.03 pJ")
+
+
+@dataclass
+class SimResult:
+    """What a batch did: integer logits and predictions, and the work it took per sample."""
+
+    predictions: np.ndarray  # int64 [B]
+    logits: np.ndarray  # int64 [B, C], the read-out's I summed over the time steps
+    spike_counts: dict[str, np.ndarray]  # layer name -> int64 [B], over all steps and neurons
+    synaptic_events: np.ndarray  # int64 [B], accumulates done for spikes
+    dense_macs: np.ndarray  # int64 [B], multiply-accumulates on the non-zero integer inputs
+    neuron_updates: np.ndarray  # int64 [B], neuron state updates (every neuron, every step)
+
+    def __len__(self) -> int:
+        return int(self.predictions.shape[0])
+
+    @classmethod
+    def concat(cls, results: list[SimResult]) -> SimResult:
+        """Join the results of consecutive chunks into one."""
+        if not results:
+            raise ValueError("nothing to join")
+        names = list(results[0].spike_counts)
+        return cls(
+            np.concatenate([r.predictions for r in results]),
+            np.concatenate([r.logits for r in results]),
+            {n: np.concatenate([r.spike_counts[n] for r in results]) for n in names},
+            np.concatenate([r.synaptic_events for r in results]),
+            np.concatenate([r.dense_macs for r in results]),
+            np.concatenate([r.neuron_updates for r in results]),
+        )
+
+
+# -- accumulation, event by event ------------------------------------------------------------
+try:  # scipy ships with scikit-learn, a dependency; its CSR product walks the events in C++
+    from scipy import sparse as _sparse
+except ImportError:  # pragma: no cover - the numpy path below gives the same integers
+    _sparse = None
+
+#: ``True``: sum the events with scipy's CSR product; ``False``: with numpy alone (slower).
+USE_SCIPY = _sparse is not None
+
+
+def _sum_events(rows: np.ndarray, cols: np.ndarray, vals: np.ndarray | None, n_rows: int,
+                table: np.ndarray, *, rows_sorted: bool) -> np.ndarray:
+    """``out[rows[e]] += vals[e] * table[cols[e]]`` over the events ``e``; each
+    ``(row, col)`` pair occurs at most once.
+
+    Only the listed events are touched: the work is ``len(rows) * table.shape[1]`` additions.
+    With scipy the events form a CSR matrix ``A[row, col] = val`` and ``A @ table`` adds the
+    table rows of each event in compiled code; without it numpy gathers the rows and sums each
+    run of equal ``rows`` with ``reduceat``."""
+    out_cols = table.shape[1]
+    if rows.size == 0:
+        return np.zeros((n_rows, out_cols), dtype=np.int64)
+    data = np.ones(rows.size, dtype=table.dtype) if vals is None else vals.astype(table.dtype)
+    if USE_SCIPY:
+        shape = (n_rows, table.shape[0])
+        if rows_sorted:
+            indptr = np.zeros(n_rows + 1, dtype=np.int64)
+            np.cumsum(np.bincount(rows, minlength=n_rows), out=indptr[1:])
+            events = _sparse.csr_array((data, cols, indptr), shape=shape)
+        else:  # scipy's COO -> CSR conversion is a linear-time counting sort
+            events = _sparse.coo_array((data, (rows, cols)), shape=shape).tocsr()
+        return np.asarray(events @ table, dtype=np.int64)
+    if not rows_sorted:
+        order = np.argsort(rows, kind="stable")
+        rows, cols, data = rows[order], cols[order], data[order]
+    out = np.zeros((n_rows, out_cols), dtype=np.int64)
+    contrib = table[cols] if vals is None else table[cols] * data[:, None]
+    starts = np.flatnonzero(np.concatenate(([True], rows[1:] != rows[:-1])))
+    out[rows[starts]] += np.add.reduceat(contrib, starts, axis=0, dtype=np.int64)
+    return out
+
+
+def _linear_events(prep: _Prepared, active: np.ndarray, values: np.ndarray | None
+                   ) -> tuple[np.ndarray, np.ndarray]:
+    """``acc[B, C_out]`` from the active inputs of ``active[B, D]`` and the synapse operations
+    per sample. ``values`` (the first layer's integer input) weights each event."""
+    batch = active.shape[0]
+    samples, inputs = np.nonzero(active)  # row-major: sorted by sample
+    vals = values[samples, inputs] if values is not None else None
+    table = prep.table(vals)
+    acc = _sum_events(samples, inputs, vals, batch, table, rows_sorted=True)
+    fan_out = table.shape[1]
+    return acc, np.bincount(samples, minlength=batch).astype(np.int64) * fan_out
+
+
+def _conv_events(prep: _Prepared, active: np.ndarray, values: np.ndarray | None
+                 ) -> tuple[np.ndarray, np.ndarray]:
+    """``acc[B, C_out, H_out, W_out]``: every active input of ``active[B, C_in, H, W]`` adds
+    the kernel column ``W[:, c_in, dy, dx]`` at each output position it reaches; taps that fall
+    outside the output map are neither done nor counted."""
+    layer = prep.layer
+    batch = active.shape[0]
+    c_out, _, k, _ = layer.weight.shape
+    _, h_out, w_out = layer.out_shape
+    stride, pad = layer.stride, layer.padding
+    samples, chans, ys, xs = np.nonzero(active)
+    vals = values[samples, chans, ys, xs] if values is not None else None
+    targets, taps, picks = [], [], []
+    for dy in range(k):
+        oy = ys + pad - dy
+        ok_y = (oy >= 0) & (oy % stride == 0) & (oy < h_out * stride)
+        for dx in range(k):
+            ox = xs + pad - dx
+            hit = np.flatnonzero(ok_y & (ox >= 0) & (ox % stride == 0) & (ox < w_out * stride))
+            targets.append((samples[hit] * h_out + oy[hit] // stride) * w_out + ox[hit] // stride)
+            taps.append((chans[hit] * k + dy) * k + dx)  # row of the [C_in*k*k, C_out] table
+            picks.append(hit)
+    target = np.concatenate(targets)
+    hit_vals = vals[np.concatenate(picks)] if vals is not None else None
+    table = prep.table(vals)
+    acc = _sum_events(target, np.concatenate(taps), hit_vals, batch * h_out * w_out, table,
+                      rows_sorted=False)
+    events = np.bincount(target // (h_out * w_out), minlength=batch).astype(np.int64) * c_out
+    return acc.reshape(batch, h_out, w_out, c_out).transpose(0, 3, 1, 2), events
+
+
+class _Prepared:
+    """A layer with its weights laid out as a table of fan-outs (built once, not per step):
+    row ``j`` holds the weights one event at input ``j`` adds (linear: ``W.T``; conv: rows
+    ``(c_in, dy, dx)`` of ``W`` moved to ``[C_in*k*k, C_out]``)."""
+
+    def __init__(self, layer: IntLayer) -> None:
+        self.layer = layer
+        w = np.asarray(layer.weight, dtype=np.int64)
+        rows = w.T if layer.kind == "linear" else w.transpose(1, 2, 3, 0).reshape(-1, w.shape[0])
+        self.table64 = np.ascontiguousarray(rows)
+        self.table32 = self.table64.astype(np.int32)
+        # The largest |accumulator| a spike input can reach: int32 arithmetic is exact below it.
+        self.peak = int(np.abs(w.reshape(w.shape[0], -1)).sum(axis=1).max(initial=0))
+        extra = (1,) * (len(layer.out_shape) - 1)
+        self.bias = layer.bias.astype(np.int64).reshape((-1,) + extra)
+        self.threshold = (layer.neuron.threshold.astype(np.int64).reshape((-1,) + extra)
+                          if layer.neuron is not None else None)
+
+    def table(self, values: np.ndarray | None) -> np.ndarray:
+        """The int32 table when every sum fits in int32 (half the memory traffic), else int64."""
+        top = int(np.abs(values).max(initial=0)) if values is not None else 1
+        return self.table32 if self.peak * max(top, 1) < 2 ** 31 else self.table64
+
+    def accumulate(self, active: np.ndarray, values: np.ndarray | None = None
+                   ) -> tuple[np.ndarray, np.ndarray]:
+        batch = active.shape[0]
+        if self.layer.kind == "linear":
+            flat = active.reshape(batch, -1)
+            vals = values.reshape(batch, -1) if values is not None else None
+            return _linear_events(self, flat, vals)
+        shape = (batch,) + tuple(self.layer.in_shape)
+        vals = values.reshape(shape) if values is not None else None
+        return _conv_events(self, active.reshape(shape), vals)
+
+
+def neuron_step(neuron: IntNeuron, threshold: np.ndarray, v: np.ndarray, current: np.ndarray
+                ) -> tuple[np.ndarray, np.ndarray]:
+    """One step of the integer neuron of ``ir.py``: ``(spikes bool, new V)``."""
+    if neuron.leak_shift is None:
+        h = v + current
+    else:
+        h = v >> neuron.leak_shift
+        np.subtract(v, h, out=h)
+        h += current
+    spikes = h >= threshold
+    if neuron.reset == "hard":
+        h[spikes] = 0
+    else:
+        h -= threshold * spikes
+    return spikes, h
+
+
+def or_pool(spikes: np.ndarray, pool: int) -> np.ndarray:
+    """Max pooling of binary maps ``[B, C, H, W]``: an OR over ``pool × pool`` windows."""
+    b, c, h, w = spikes.shape
+    ho, wo = h // pool, w // pool
+    cropped = spikes[:, :, : ho * pool, : wo * pool]
+    return cropped.reshape(b, c, ho, pool, wo, pool).any(axis=(3, 5))
+
+
+def as_int_input(net: IntegerNetwork, x_int: Any) -> np.ndarray:
+    """``x_int`` as int64 ``[B, *net.input_shape]``; raises :class:`DeployError` otherwise."""
+    x = np.asarray(x_int)
+    if x.dtype.kind not in "iub":
+        if x.dtype.kind != "f" or not np.all(x == np.round(x)):
+            raise DeployError("the simulator takes integer inputs; quantise them first with "
+                              "IntegerNetwork.quantize_input", where="input")
+    size = int(np.prod(net.input_shape))
+    if x.ndim == 0 or (x.shape[0] and x[0].size != size):
+        raise DeployError(f"each input must hold {size} values ({list(net.input_shape)}), got "
+                          f"{list(x.shape[1:])}", where="input")
+    return x.astype(np.int64).reshape((x.shape[0],) + tuple(net.input_shape))
+
+
+def simulate(net: IntegerNetwork, x_int: Any) -> SimResult:
+    """Run ``net`` on integer inputs ``x_int[B, ...]``, event-driven; bit-exact by design."""
+    x = as_int_input(net, x_int)
+    batch = x.shape[0]
+    prepared = [_Prepared(layer) for layer in net.layers]
+    states = [np.zeros((batch,) + tuple(p.layer.out_shape), dtype=np.int64)
+              if p.layer.neuron is not None else None for p in prepared]
+    spike_counts = {p.layer.name: np.zeros(batch, dtype=np.int64)
+                    for p in prepared if p.layer.neuron is not None}
+    logits = np.zeros((batch, net.n_classes), dtype=np.int64)
+    events = np.zeros(batch, dtype=np.int64)
+    # The input is the same at every step (direct encoding): its multiply-accumulates are done
+    # once and the accumulator reused, as the energy ledger's encode-once convention counts it.
+    first_acc, dense_macs = prepared[0].accumulate(x != 0, x)
+    neurons = sum(int(np.prod(p.layer.out_shape)) for p in prepared if p.layer.neuron is not None)
+    for _ in range(net.time_steps):
+        active: np.ndarray | None = None
+        for index, p in enumerate(prepared):
+            if index == 0:
+                acc = first_acc
+            else:
+                acc, done = p.accumulate(active)
+                events += done
+            current = (acc << p.layer.shift) + p.bias
+            if p.layer.neuron is None:
+                logits += current
+                continue
+            spikes, states[index] = neuron_step(p.layer.neuron, p.threshold, states[index],
+                                                current)
+            spike_counts[p.layer.name] += spikes.reshape(batch, -1).sum(axis=1)
+            active = or_pool(spikes, p.layer.pool) if p.layer.pool else spikes
+    return SimResult(
+        predictions=np.argmax(logits, axis=1).astype(np.int64), logits=logits,
+        spike_counts=spike_counts, synaptic_events=events, dense_macs=dense_macs,
+        neuron_updates=np.full(batch, neurons * net.time_steps, dtype=np.int64))
+
+
+def iter_simulate(net: IntegerNetwork, x_int: Any, chunk: int = 8) -> Iterator[SimResult]:
+    """Stream ``x_int`` through :func:`simulate` ``chunk`` samples at a time."""
+    if chunk < 1:
+        raise DeployError(f"chunk must be at least 1, got {chunk}", where="chunk")
+    x = as_int_input(net, x_int)
+    for start in range(0, x.shape[0], chunk):
+        yield simulate(net, x[start:start + chunk])
+
+
+# -- energy -----------------------------------------------------------------------------------
+@dataclass(frozen=True)
+class EnergyTable:
+    id: str
+    e_mac_pj: float
+    e_ac_pj: float
+    source: str
+
+
+def int8_table(lookup: Any = None) -> EnergyTable:
+    """The INT8 45 nm cost table: ``wb_core.int8_45nm`` from the registry when it is there,
+    else the same published figures."""
+    spec = lookup.get("wb_core.int8_45nm") if lookup is not None else None
+    if spec is not None and hasattr(spec, "e_mac_pj"):
+        return EnergyTable(spec.id, float(spec.e_mac_pj), float(spec.e_ac_pj), spec.source)
+    return EnergyTable("wb_core.int8_45nm", DEFAULT_E_MAC_PJ, DEFAULT_E_AC_PJ, DEFAULT_SOURCE)
+
+
+def energy_pj(result: SimResult, table: Any = None) -> np.ndarray:
+    """Estimated energy per sample (pJ, float64 [B]) from the counted events:
+    ``dense_macs * e_mac + synaptic_events * e_ac``. An estimate, not a measurement: the
+    counts are exact, the cost per operation comes from ``table`` (default INT8, 45 nm,
+    Horowitz ISSCC 2014). Neuron updates are not charged (methods.md §0.4)."""
+    if table is None:
+        table = int8_table()
+    if isinstance(table, Mapping):
+        e_mac, e_ac = float(table["e_mac_pj"]), float(table["e_ac_pj"])
+    else:
+        e_mac, e_ac = float(table.e_mac_pj), float(table.e_ac_pj)
+    return result.dense_macs.astype(np.float64) * e_mac + result.synaptic_events * e_ac
