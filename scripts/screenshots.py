@@ -4,7 +4,9 @@
 
 Copies the digits_conv example to a temporary folder, trains it in the main window, evaluates
 it (the energy ledger), and saves: ``main_window.png`` (editor, training curves, ledger),
-``raster.png`` (the spike raster of a test sample), ``membrane.png``, ``energy.png``.
+``raster.png`` (the spike raster of a test sample), ``membrane.png``, ``energy.png``; then
+compresses it with 4-bit ReScaW from the Compress dialog (``compress.png``, ``variants.png``)
+and deploys it to the integer simulator from the Deploy panel (``deploy.png``).
 """
 
 from __future__ import annotations
@@ -76,6 +78,21 @@ def main() -> int:
         summary = window.controller.last_finished.summary
         print(f"test accuracy {summary['accuracy']:.4f}, "
               f"{summary['energy']['total_pj_per_sample'] / 1e6:.4f} µJ/sample (estimate)")
+
+        assert window.save()  # compression and deployment start from the saved weights
+        dialog = window.show_compress_dialog()
+        dialog.select_method("wb_qp_snn.rescaw")
+        dialog.set_param("bits", 4)
+        assert run(dialog.start) == "ok"
+        shot("compress.png", dialog)
+        window.show_variants()
+        shot("variants.png", window)
+        panel = window.show_deploy_panel()
+        panel.select_backend("wb_sim.simulator")
+        panel.samples_spin.setValue(360)
+        assert run(panel.start) == "ok"
+        shot("deploy.png", window)
+        print("deploy:", panel.readout())
         window.doc.mark_saved()
         window.weights_dirty = False
         window.close()
