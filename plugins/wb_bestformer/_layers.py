@@ -6,33 +6,19 @@ normalises over ``T·B·H·W`` (images) or ``T·B·N`` (tokens) jointly, as in t
 
 from __future__ import annotations
 
-from collections.abc import Callable
-
 import torch
 from torch import nn
 
-Shape = tuple[int, ...]
-NeuronBuilder = Callable[[], nn.Module]
-
-
-class BatchNorm2d(nn.BatchNorm2d):
-    """``[T, B, C, H, W]`` batch norm, statistics over ``T·B·H·W``."""
-
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return super().forward(x.flatten(0, 1)).unflatten(0, x.shape[:2])
-
-
-class MaxPool2d(nn.MaxPool2d):
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return super().forward(x.flatten(0, 1)).unflatten(0, x.shape[:2])
-
-
-class TokenBatchNorm(nn.BatchNorm1d):
-    """Batch norm over the channel (last) dimension of ``[..., D]`` tokens; statistics over all
-    leading dimensions (``T·B·N``), as a BN1d on ``[T·B, D, N]``."""
-
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return super().forward(x.reshape(-1, x.shape[-1])).view(x.shape)
+# The time-major layers and head reshapes are the SNN-ViT plugin's (same conventions, one copy).
+from wb_snn_vit._layers import (  # noqa: F401  (re-exported for the BESTformer modules)
+    BatchNorm2d,
+    MaxPool2d,
+    NeuronBuilder,
+    Shape,
+    TokenBatchNorm,
+    head_merge,
+    head_split,
+)
 
 
 class _Scaled(nn.Module):
@@ -70,16 +56,6 @@ def neuron_variant(neuron: NeuronBuilder, *, v_th: float | None = None,
         return n
     own = float(getattr(n, "threshold", 1.0))
     return _Scaled(n, own / float(v_th))
-
-
-def head_split(x: torch.Tensor, heads: int) -> torch.Tensor:
-    """``[T, B, N, D] -> [T, B, h, N, d]``."""
-    return x.unflatten(-1, (heads, x.shape[-1] // heads)).transpose(2, 3)
-
-
-def head_merge(x: torch.Tensor) -> torch.Tensor:
-    """``[T, B, h, N, d] -> [T, B, N, D]``."""
-    return x.transpose(2, 3).flatten(-2)
 
 
 def need_tokens(in_shapes: list[Shape], what: str) -> tuple[int, int]:
