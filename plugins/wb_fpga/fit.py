@@ -1,0 +1,163 @@
+"""Does the core for a network fit a target? Decided from the plan alone, before any tool runs.
+
+Memories are counted in the target's blocks (the cheapest depth x width configuration per
+memory, as yosys maps them). On the iCE40 UP5K the weight store moves to SPRAM when it does not
+fit the block RAM (SPRAM has no initial contents: the host loads the weights over the load port
+after configuration). Which layer does not fit: the layers are added in order and the first one
+that takes a memory past the target's blocks is named, with the overflow.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from workbench.core.deploy import FitIssue
+from workbench.core.errors import DeployError
+
+from wb_fpga.plan import CorePlan, plan_core, unsupported
+from wb_fpga.targets import Target, get_target
+from wb_sim.ir import IntegerNetwork
+
+#: memories whose words are the layers' words laid end to end; a memory with a ``layer`` is
+#: that layer's own (its membranes); the rest are per-core buffers
+_SUMMED = ("weights", "bias", "threshold")
+
+
+@dataclass
+class FitResult:
+    plan: CorePlan | None
+    issues: list[FitIssue]
+    memory: dict  # memory name -> {"depth", "width", "bits", "blocks", "kind"}
+    bram_used: int = 0
+    spram_used: int = 0
+    use_dsp: bool = False
+    lut_estimate: int = 0
+
+    @property
+    def ok(self) -> bool:
+        return self.plan is not None and not any(i.severity == "error" for i in self.issues)
+
+
+def fit_issues(net: IntegerNetwork, target: str | Target, parallelism: int) -> list[FitIssue]:
+    """What does not fit ``target`` (errors name the layer), and warnings; empty: it fits."""
+    return fit(net, target, parallelism).issues
+
+
+def fit(net: IntegerNetwork, target: str | Target, parallelism: int) -> FitResult:
+    """The fit check with its numbers and the plan to build (``plan`` None when it cannot)."""
+    tgt = get_target(target) if isinstance(target, str) else target
+    bad = unsupported(net)
+    if bad:
+        return FitResult(None, [FitIssue(name, why) for name, why in bad], {})
+    try:
+        rom = plan_core(net, parallelism, weight_store="rom")
+    except DeployError as exc:
+        node = exc.where[len("node '"):-1] if exc.where.startswith("node '") else ""
+        return FitResult(None, [FitIssue(node, exc.message)], {})
+    issues: list[FitIssue] = []
+    result = _count(rom, tgt)
+    if result.bram_used > tgt.bram_blocks and tgt.spram_blocks:
+        ram = plan_core(net, parallelism, weight_store="ram")
+        in_spram = _count(ram, tgt)
+        if in_spram.spram_used <= tgt.spram_blocks and in_spram.bram_used <= tgt.bram_blocks:
+            result = in_spram
+            issues.append(FitIssue("", (
+                f"the weights ({ram.weight_words} words x {ram.parallelism * ram.widths.weight}"
+                f" bit) do not fit the {tgt.bram_blocks} {tgt.bram_name} blocks: they go to "
+                f"SPRAM ({in_spram.spram_used} of {tgt.spram_blocks} blocks), which has no "
+                "initial contents, so the host loads them over the core's weight port after "
+                "configuration"), severity="warning"))
+        else:
+            issues += _overflow_issues(ram if in_spram.spram_used > tgt.spram_blocks else rom,
+                                       tgt)
+    elif result.bram_used > tgt.bram_blocks:
+        issues += _overflow_issues(rom, tgt)
+    plan = result.plan
+    result.use_dsp = plan.parallelism <= tgt.dsps and tgt.family == "ecp5"
+    result.lut_estimate = estimate_luts(plan)
+    if result.lut_estimate > tgt.luts:
+        issues.append(FitIssue("", (
+            f"the logic is estimated at ~{result.lut_estimate} LUTs, the target has {tgt.luts}: "
+            "place and route will probably fail; lower parallelism"), severity="warning"))
+    if tgt.family == "ecp5" and not result.use_dsp:
+        issues.append(FitIssue("", (
+            f"{plan.parallelism} lane multipliers exceed the {tgt.dsps} DSP multipliers: they "
+            "are built from LUTs (yosys -nodsp)"), severity="warning"))
+    result.issues = issues
+    if any(i.severity == "error" for i in issues):
+        result.plan = None
+    return result
+
+
+def _count(plan: CorePlan, tgt: Target) -> FitResult:
+    memory = {}
+    bram = spram = 0
+    for mem in plan.memories():
+        if mem.name == "weights" and plan.weight_store == "ram":
+            blocks, kind = tgt.spram_for(mem.depth, mem.width), "SPRAM"
+            spram += blocks
+        else:
+            blocks, kind = tgt.bram_for(mem.depth, mem.width), tgt.bram_name
+            bram += blocks
+        memory[mem.name] = {"depth": mem.depth, "width": mem.width, "bits": mem.bits,
+                            "blocks": blocks, "block": kind}
+    return FitResult(plan, [], memory, bram, spram)
+
+
+def _overflow_issues(plan: CorePlan, tgt: Target) -> list[FitIssue]:
+    """Name the first layer that takes the block RAM (or SPRAM) past the target's."""
+    mems = plan.memories()
+    in_spram = plan.weight_store == "ram"
+    fixed = [m for m in mems if m.name not in _SUMMED and m.layer is None]
+    summed = [m for m in mems if m.name in _SUMMED]
+    fixed_bram = sum(tgt.bram_for(m.depth, m.width) for m in fixed)
+    words: dict[str, int] = {m.name: 0 for m in summed}
+    own_bram = 0
+    for lp in plan.layers:
+        for m in summed:
+            words[m.name] += m.per_layer.get(lp.name, 0)
+        own_bram += sum(tgt.bram_for(m.depth, m.width) for m in mems if m.layer == lp.name)
+        bram = fixed_bram + own_bram
+        spram = 0
+        for m in summed:
+            if m.name == "weights" and in_spram:
+                spram += tgt.spram_for(words[m.name], m.width) if words[m.name] else 0
+            else:
+                bram += tgt.bram_for(words[m.name], m.width)
+        layer = plan.net.layers[lp.index]
+        bits = (f"{lp.c_out} x {lp.c_in} weights of {plan.widths.weight} bit, stored as "
+                f"{lp.groups * lp.c_in} words of {plan.parallelism} lanes"
+                + (f", and {lp.c_out} membranes of {lp.potential_width} bit"
+                   if lp.has_neuron else ""))
+        if in_spram and spram > tgt.spram_blocks:
+            width = plan.parallelism * plan.widths.weight
+            return [FitIssue(layer.name, (
+                f"does not fit {tgt.name}: its {bits} bring the SPRAM weight store to {spram} "
+                f"blocks of 16K x 16 bit, the target has {tgt.spram_blocks} (over by "
+                f"{spram - tgt.spram_blocks}); a {width}-bit weight word takes "
+                f"{-(-width // 16)} blocks side by side, so lower parallelism or weight_bits, or "
+                "make the layer smaller"))]
+        if bram > tgt.bram_blocks:
+            over = bram - tgt.bram_blocks
+            return [FitIssue(layer.name, (
+                f"does not fit {tgt.name}: its {bits} bring the block RAM to {bram} "
+                f"{tgt.bram_name} blocks of {tgt.bram_bits // 1024} kbit, the target has "
+                f"{tgt.bram_blocks} (over by {over} blocks, {over * tgt.bram_bits // 1024} "
+                "kbit); lower weight_bits or parallelism, make the layer smaller, or choose a "
+                "larger target"))]
+    # Only reached when the per-core buffers alone overflow.
+    return [FitIssue(plan.layers[0].name, (
+        f"does not fit {tgt.name}: the core's buffers alone need {fixed_bram} "
+        f"{tgt.bram_name} blocks, the target has {tgt.bram_blocks}"))]
+
+
+def estimate_luts(plan: CorePlan) -> int:
+    """A rough LUT count (a warning threshold, not a promise; nextpnr reports the real one):
+    per lane an accumulator adder, a weight x input multiplier and the shadow register's mux;
+    the serial neuron unit; control and the serial host wrapper."""
+    w = plan.widths
+    # Calibrated on the 4-bit digits MLP on the UP5K (P = 4, 8, 16: 1445, 1917, 2913 logic
+    # cells): about 120 per lane and 950 for the rest.
+    lane = 2 * w.acc + 2 * w.weight * (w.input + 1) + 2 * w.weight
+    neuron = 8 * max(w.current, w.pre_reset, w.potential)
+    return plan.parallelism * lane + neuron + 750

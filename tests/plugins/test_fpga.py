@@ -1,0 +1,363 @@
+"""Tests of ``wb_fpga``: the Amaranth core against wb_sim, the torch integer reference and our
+numpy trace (bit for bit, random networks and the trained 4-bit digits MLP), the cycle model
+against the simulated cycles, the pin-limited wrapper, the fit check, the tool runner's errors,
+and (slow) a whole deployment of a tiny network to the iCE40 UP5K."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from workbench.core.deploy import deploy
+from workbench.core.errors import DeployError
+from workbench.core.events import EnergySample, RunFinished
+from workbench.core.project import load_project
+from workbench.core.session import Session
+from workbench.testing.fixtures import make_tiny_project
+from wb_fpga.cycles import cycles_for, trace
+from wb_fpga.fit import fit, fit_issues
+from wb_fpga.plan import plan_core, signed_width
+from wb_fpga.sim import simulate_core
+from wb_fpga.toolchain import run_tool
+from wb_sim.convert import input_scale_for, to_integer
+from wb_sim.ir import IntegerNetwork, IntLayer, IntNeuron
+from wb_sim.reference import torch_integer_forward
+from wb_sim.simulate import simulate
+
+
+# -- helpers ----------------------------------------------------------------------------------
+def random_net(sizes, *, T=3, wbits=4, ibits=4, seed=0, leak=1, reset="hard", uniform=True,
+               shift=2, bias=True, threshold=40):
+    """A chain of linear layers with random integer weights; the last one is the read-out."""
+    rng = np.random.default_rng(seed)
+    top = 2 ** (wbits - 1) - 1
+    layers = []
+    for i, (c_in, c_out) in enumerate(zip(sizes, sizes[1:])):
+        weight = rng.integers(-top, top + 1, size=(c_out, c_in)).astype(np.int64)
+        b = rng.integers(-20, 20, size=c_out) if bias else np.zeros(c_out)
+        neuron = None
+        if i < len(sizes) - 2:
+            thr = (np.full(c_out, threshold) if uniform
+                   else rng.integers(threshold // 4, 2 * threshold, size=c_out))
+            neuron = IntNeuron(thr.astype(np.int64), leak, reset)
+        layers.append(IntLayer(f"l{i}", "linear", weight, wbits, b.astype(np.int64), shift,
+                               (c_in,), (c_out,), neuron))
+    return IntegerNetwork(layers, T, 1.0, ibits, "random")
+
+
+def random_inputs(net, n, *, seed=1, density=0.6):
+    rng = np.random.default_rng(seed)
+    shape = (n, net.layers[0].weight.shape[1])
+    top = 2 ** net.input_bits - 1
+    return rng.integers(0, top + 1, size=shape) * (rng.random(shape) < density)
+
+
+def assert_same(hw, other, label):
+    np.testing.assert_array_equal(hw.predictions, other.predictions, err_msg=label)
+    np.testing.assert_array_equal(hw.logits, other.logits, err_msg=label)
+    assert set(hw.spike_counts) == set(other.spike_counts), label
+    for name, counts in hw.spike_counts.items():
+        np.testing.assert_array_equal(counts, other.spike_counts[name], err_msg=f"{label} {name}")
+
+
+def drain(gen):
+    while True:
+        try:
+            next(gen)
+        except StopIteration as stop:
+            return stop.value
+
+
+# -- the core against the references ----------------------------------------------------------
+CASES = {
+    "lif-hard": dict(sizes=[12, 20, 9, 5], P=4),
+    "if-soft-per-neuron-threshold": dict(sizes=[12, 20, 9, 5], P=3, reset="soft", leak=None,
+                                         uniform=False),
+    "leak2-no-bias-no-cache": dict(sizes=[10, 17, 6], P=8, leak=2, shift=0, bias=False,
+                                   cache=False),
+    "read-out-only": dict(sizes=[10, 4], P=4),
+    "one-time-step": dict(sizes=[12, 20, 9, 5], P=4, T=1),
+    "leak0-wide-P": dict(sizes=[9, 7, 6, 3], P=16, leak=0, seed=3),
+}
+
+
+@pytest.mark.parametrize("name", list(CASES))
+def test_core_matches_wb_sim_torch_and_trace(name):
+    case = dict(CASES[name])
+    P, cache = case.pop("P"), case.pop("cache", None)
+    net = random_net(case.pop("sizes"), **case)
+    x = random_inputs(net, 6)
+    hw = simulate_core(net, x, P, cache_input=cache)
+    assert_same(hw, trace(net, x), "numpy trace")
+    assert_same(hw, simulate(net, x), "wb_sim")
+    assert_same(hw, torch_integer_forward(net, x), "torch integer reference")
+    np.testing.assert_array_equal(hw.cycles, cycles_for(net, x, P, cache_input=cache))
+
+
+def test_widths_hold_the_extreme_input():
+    """All weights at +max and every input at its maximum: the accumulator reaches exactly its
+    bound (16 x 15 x 63), the potential climbs for three steps before the neurons fire; a
+    width one bit short would wrap and change the spikes."""
+    net = random_net([16, 12, 4], T=4, wbits=5, ibits=6, leak=None, threshold=200_000)
+    for layer in net.layers:
+        layer.weight[:] = 15
+    x = np.full((2, 16), 63)
+    x[1, ::2] = 0  # half the input: the potential stays below the threshold
+    plan = plan_core(net, 4)
+    assert plan.widths.acc == signed_width(0, 16 * 15 * 63)
+    assert plan.widths.potential >= signed_width(0, 3 * ((16 * 15 * 63 << 2) + 20))
+    hw = simulate_core(net, x, 4)
+    assert hw.spike_counts["l0"].tolist() == [12, 0]  # all fire once, at the last step
+    assert_same(hw, simulate(net, x), "wb_sim")
+    assert_same(hw, torch_integer_forward(net, x), "torch integer reference")
+
+
+def test_spram_weight_store_loaded_over_the_port_gives_the_same_result():
+    net = random_net([12, 20, 9, 5], seed=5)
+    x = random_inputs(net, 4, seed=2)
+    rom = simulate_core(net, x, 4, weight_store="rom")
+    ram = simulate_core(net, x, 4, weight_store="ram")
+    assert_same(ram, rom, "rom vs ram")
+    np.testing.assert_array_equal(ram.cycles, rom.cycles)
+
+
+def test_cycles_grow_with_events_and_shrink_with_parallelism():
+    net = random_net([16, 32, 24, 6], seed=7)
+    sparse, dense = random_inputs(net, 1, density=0.1), random_inputs(net, 1, density=1.0)
+    assert cycles_for(net, dense, 4)[0] > cycles_for(net, sparse, 4)[0]
+    assert cycles_for(net, dense, 16)[0] < cycles_for(net, dense, 4)[0]
+
+
+def test_serial_top_drives_the_core_through_its_pins():
+    """The pin-limited wrapper synthesised for the boards: commands shifted in LSB first,
+    applied for one cycle; outputs captured and shifted out."""
+    from amaranth.sim import Simulator
+
+    from wb_fpga.hdl import SerialTop, SpikingCore
+
+    net = random_net([8, 10, 3], seed=11)
+    x = random_inputs(net, 2, seed=4)
+    plan = plan_core(net, 4)
+    top = SerialTop(SpikingCore(plan))
+    inputs, outputs = top.inputs(), top.outputs()
+    got = {"logits": np.zeros((2, 3), np.int64), "cycles": [], "spikes": []}
+
+    def word(**values):
+        bits, offset = 0, 0
+        for sig in inputs:
+            bits |= (values.get(sig.name, 0) & ((1 << len(sig)) - 1)) << offset
+            offset += len(sig)
+        return bits, offset
+
+    def field(value, name, signed=False):
+        offset = 0
+        for sig in outputs:
+            if sig.name == name:
+                raw = (value >> offset) & ((1 << len(sig)) - 1)
+                return raw - (1 << len(sig)) if signed and raw >> (len(sig) - 1) else raw
+            offset += len(sig)
+        raise KeyError(name)
+
+    async def command(ctx, apply=True, **values):
+        bits, width = word(**values)
+        ctx.set(top.shift, 1)
+        for i in range(width):
+            ctx.set(top.sdi, (bits >> i) & 1)
+            await ctx.tick()
+        ctx.set(top.shift, 0)
+        if apply:
+            ctx.set(top.apply, 1)
+            await ctx.tick()
+            ctx.set(top.apply, 0)
+
+    async def readback(ctx):
+        ctx.set(top.capture, 1)
+        await ctx.tick()
+        ctx.set(top.capture, 0)
+        width = sum(len(s) for s in outputs)
+        value = 0
+        ctx.set(top.shift, 1)
+        for i in range(width):
+            value |= ctx.get(top.sdo) << i
+            await ctx.tick()
+        ctx.set(top.shift, 0)
+        return value
+
+    async def bench(ctx):
+        for b in range(2):
+            await command(ctx, in_clear=1)
+            for i in np.flatnonzero(x[b]):
+                await command(ctx, in_we=1, in_idx=int(i), in_val=int(x[b, i]))
+            await command(ctx, start=1)
+            await ctx.tick().repeat(int(cycles_for(net, x[b:b + 1], 4)[0]) + 5)
+            state = await readback(ctx)
+            assert field(state, "done") == 1
+            got["cycles"].append(field(state, "cycles"))
+            got["spikes"].append(field(state, "spikes_0"))
+            for c in range(3):
+                await command(ctx, apply=False, out_addr=c)
+                await ctx.tick()
+                got["logits"][b, c] = field(await readback(ctx), "out_data", signed=True)
+
+    sim = Simulator(top)
+    sim.add_clock(1e-6)
+    sim.add_testbench(bench)
+    sim.run()
+    ref = trace(net, x)
+    np.testing.assert_array_equal(got["logits"], ref.logits)
+    np.testing.assert_array_equal(got["spikes"], ref.spike_counts["l0"])
+    np.testing.assert_array_equal(got["cycles"], cycles_for(net, x, 4))
+
+
+def test_digits_mlp_4bit_core_is_bit_exact_on_50_samples(trained_digits_mlp, plugin_host):
+    session = Session(load_project(trained_digits_mlp), plugin_host.registry)
+    model = session.build()
+    model.eval()
+    data = session.data()
+    net = to_integer(model, time_steps=session.project.time_steps,
+                     input_scale=input_scale_for(data.train), weight_bits=4)
+    assert [tuple(layer.weight.shape) for layer in net.layers] == [(256, 64), (256, 256),
+                                                                  (10, 256)]
+    x, _ = next(data.test.batches(50))
+    x_int = net.quantize_input(x.numpy())
+    started = time.process_time()
+    hw = simulate_core(net, x_int, parallelism=32)
+    cpu_seconds = time.process_time() - started
+    assert len(hw.predictions) == 50
+    assert_same(hw, simulate(net, x_int), "wb_sim")
+    assert_same(hw, torch_integer_forward(net, x_int), "torch integer reference")
+    np.testing.assert_array_equal(hw.cycles, cycles_for(net, x_int, 32))
+    assert all(counts.sum() > 0 for counts in hw.spike_counts.values())
+    assert cpu_seconds < 100, f"the 50-sample simulation took {cpu_seconds:.0f} CPU seconds"
+
+
+# -- fit check --------------------------------------------------------------------------------
+def test_digits_sized_network_fits_both_targets():
+    net = random_net([64, 256, 256, 10], T=4)
+    up5k = fit(net, "ice40-up5k", 16)
+    assert up5k.ok and up5k.plan.weight_store == "ram"  # 344 kbit of weights: SPRAM
+    assert up5k.spram_used == 4 and up5k.bram_used <= 30
+    assert any("SPRAM" in i.message and i.severity == "warning" for i in up5k.issues)
+    ecp5 = fit(net, "ecp5-25k", 16)
+    assert ecp5.ok and ecp5.plan.weight_store == "rom" and ecp5.bram_used <= 56
+
+
+@pytest.mark.parametrize("target", ["ice40-up5k", "ecp5-25k"])
+def test_too_large_network_fails_the_check_naming_the_layer(target):
+    net = random_net([64, 1024, 1024, 10], T=2)
+    issues = fit_issues(net, target, 16)
+    errors = [i for i in issues if i.severity == "error"]
+    assert len(errors) == 1
+    assert errors[0].node == "l1"  # the 1024 x 1024 layer, not the ones that fit
+    assert "over by" in errors[0].message and target in errors[0].message
+
+
+def test_too_wide_weight_word_for_spram_names_the_fix():
+    issues = fit_issues(random_net([64, 256, 256, 10], T=4), "ice40-up5k", 32)
+    error = next(i for i in issues if i.severity == "error")
+    assert error.node == "l0" and "parallelism" in error.message
+
+
+def test_conv_layers_are_reported_unsupported():
+    net = random_net([12, 20, 5])
+    conv = net.layers[0]
+    net.layers[0] = IntLayer("conv1", "conv", np.ones((4, 1, 3, 3), np.int64), 2,
+                             np.zeros(4, np.int64), 0, (1, 5, 5), (4, 3, 3), conv.neuron)
+    issues = fit_issues(net, "ice40-up5k", 16)
+    assert issues[0].node == "conv1" and "linear" in issues[0].message
+    with pytest.raises(DeployError) as info:
+        plan_core(net, 16)
+    assert info.value.where == "node 'conv1'"
+
+
+# -- tools ------------------------------------------------------------------------------------
+def test_tool_failure_shows_the_tools_last_lines(tmp_path):
+    script = "import sys\nfor i in range(40):\n    print(f'step {i}')\nsys.exit(3)"
+    with pytest.raises(DeployError) as info:
+        drain(run_tool("yosys", [sys.executable, "-c", script], cwd=tmp_path, timeout_s=60))
+    error = info.value
+    assert error.where == "yosys" and "exit code 3" in error.message
+    assert error.message.endswith("step 39")
+    assert "step 20" in error.message and "step 19\n" not in error.message  # the last 20
+    assert (tmp_path / "yosys.log").read_text().count("step") == 40
+
+
+def test_tool_timeout_and_cancel_kill_the_process(tmp_path):
+    sleeper = [sys.executable, "-c",
+               "import os, time; open('pid', 'w').write(str(os.getpid())); time.sleep(60)"]
+    started = time.monotonic()
+    with pytest.raises(DeployError) as info:
+        drain(run_tool("nextpnr-ice40", sleeper, cwd=tmp_path, timeout_s=1, where="nextpnr"))
+    assert info.value.where == "nextpnr" and "did not finish within 1 s" in info.value.message
+    assert time.monotonic() - started < 20
+    (tmp_path / "pid").unlink()
+    run = run_tool("yosys", sleeper, cwd=tmp_path, timeout_s=60)
+    while not (tmp_path / "pid").exists():
+        next(run)
+    pid = int((tmp_path / "pid").read_text())
+    run.close()  # what a cancelled deployment does
+    with pytest.raises(ProcessLookupError):
+        os.kill(pid, 0)
+
+
+def test_importing_the_plugin_is_cheap():
+    code = ("import sys, wb_fpga; wb_fpga.wb_backends(); "
+            "print(sorted(m for m in ('amaranth', 'torch', 'numpy') if m in sys.modules))")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
+                         check=True)
+    assert out.stdout.strip() == "[]"
+
+
+def test_backend_is_registered(plugin_host):
+    spec = plugin_host.registry.get("wb_fpga.fpga")
+    assert spec.kind == "hardware"
+    assert spec.defaults() == {"parallelism": 16, "weight_bits": 4, "input_bits": 8,
+                               "sim_samples": 50, "synthesize": True, "tool_timeout_s": 600}
+    assert list(spec.create().targets()) == ["ice40-up5k", "ecp5-25k"]
+
+
+# -- end to end (yosys + nextpnr + icepack) ---------------------------------------------------
+@pytest.mark.slow
+def test_deploy_tiny_network_to_ice40_end_to_end(tmp_path, plugin_host):
+    folder = tmp_path / "tiny"
+    make_tiny_project(folder, epochs=1, time_steps=2)
+    session = Session(load_project(folder), plugin_host.registry)
+    for event in session.train(epochs=1, fresh=True):
+        assert getattr(event, "status", "ok") == "ok"
+    spec = plugin_host.registry.get("wb_fpga.fpga")
+    events = list(deploy(session, spec, target="ice40-up5k", out_dir=tmp_path / "out",
+                         params={"sim_samples": 8, "tool_timeout_s": 300}, limit=40))
+    finished = events[-1]
+    assert isinstance(finished, RunFinished)
+    assert finished.status == "ok", finished.summary
+    report = finished.summary["report"]
+    for name in ("LUT", "FF", "BRAM", "LC"):
+        used, available = report["resources"][name]["used"], report["resources"][name]["available"]
+        assert 0 < used <= available, (name, used, available)
+    assert report["fmax_mhz"] > 0
+    assert report["golden"]["bit_exact"] and report["golden"]["samples"] == 8
+    assert Path(report["bitstream"]).stat().st_size > 0
+    assert Path(report["verilog"]).read_text().count("module snn_core") == 1
+    assert report["energy_pj_per_inference"] > 0 and report["source"]
+    live = [e for e in events if isinstance(e, EnergySample)]
+    assert live and live[-1].report["samples"] == 40 and live[-1].report["kind"] == "estimate"
+    saved = json.loads((tmp_path / "out" / "deploy_report.json").read_text())
+    assert saved["report"]["fmax_mhz"] == report["fmax_mhz"]
+    # A broken Verilog file: yosys fails and its own last lines say why.
+    from wb_fpga import toolchain
+    from wb_fpga.targets import get_target
+
+    broken = tmp_path / "broken"
+    broken.mkdir()
+    (broken / "bad.v").write_text("module snn_core(input clk; endmodule\n")
+    with pytest.raises(DeployError) as info:
+        drain(toolchain.synthesize(get_target("ice40-up5k"), broken / "bad.v", broken,
+                                   timeout_s=120))
+    assert info.value.where == "yosys" and "bad.v" in info.value.message
