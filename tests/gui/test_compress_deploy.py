@@ -333,3 +333,18 @@ def test_the_variants_view_reports_an_unreadable_variant(qtbot, tmp_path):
         view.note_label.text()
     assert view.table_texts()[0][3] == "—"  # nothing measured yet: no made-up figure
     assert view.hint_text().startswith("No variants yet")
+
+
+def test_progress_counters_and_timers_stay_on_their_step():
+    from workbench.core.events import Progress
+    from workbench.gui.panels.deploy import StepStarted, step_name, with_steps
+
+    assert step_name("simulating the core (Amaranth): 12/50") == "simulating the core (Amaranth)"
+    assert step_name("yosys: synthesising (15 s)") == "yosys: synthesising"
+    assert step_name("exporting Verilog (yosys; ~1 min) (0 s)") == "exporting Verilog (yosys; ~1 min)"
+    messages = ["fit check", "simulating: 1/50", "simulating: 2/50", "yosys: synthesising (0 s)",
+                "yosys: synthesising (5 s)", "report"]
+    steps = [e.message for e in with_steps(Progress("r", i, 6, message=m)
+                                           for i, m in enumerate(messages))
+             if isinstance(e, StepStarted)]
+    assert steps == ["fit check", "simulating", "yosys: synthesising", "report"]

@@ -18,6 +18,7 @@ record has been written, so they never reach a run file:
 from __future__ import annotations
 
 import logging
+import re
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
@@ -93,13 +94,22 @@ class EstimateReady(RunEvent):
     estimate: dict[str, Any] = field(default_factory=dict)
 
 
+#: a trailing counter ("…: 12/50") or elapsed time ("… (15 s)") is a step's detail, not a new step
+_STEP_DETAIL = re.compile(r"(?::\s*\d+\s*/\s*\d+|\s*\(\d+(?:\.\d+)?\s*s\))+\s*$")
+
+
+def step_name(message: str) -> str:
+    """The step a progress message belongs to: the message without its counter or timer."""
+    return _STEP_DETAIL.sub("", message).strip()
+
+
 def with_steps(events: Iterable[RunEvent]) -> Iterator[RunEvent]:
-    """Insert a :class:`StepStarted` before each ``Progress`` whose message is new."""
+    """Insert a :class:`StepStarted` before each ``Progress`` of a new step."""
     last = None
     for event in events:
-        if isinstance(event, Progress) and event.message and event.message != last:
-            last = event.message
-            yield StepStarted(event.run_id, event.message)
+        if isinstance(event, Progress) and event.message and step_name(event.message) != last:
+            last = step_name(event.message)
+            yield StepStarted(event.run_id, last)
         yield event
 
 
@@ -570,6 +580,8 @@ class DeployPanel(QWidget, ExportMixin):
         elif isinstance(event, Progress):
             self.progress.setRange(0, max(event.total, 1))
             self.progress.setValue(event.done)
+            if event.message:
+                self._step_detail(event.message)
         elif isinstance(event, Log):
             self.log_view.appendPlainText(f"[{event.level}] {event.message}")
         elif isinstance(event, EstimateReady):
@@ -588,6 +600,17 @@ class DeployPanel(QWidget, ExportMixin):
         item.setData(_SPEC_ROLE, (message, status))
         self.steps.addItem(item)
         self.status_label.setText(message)
+
+    def _step_detail(self, message: str) -> None:
+        """Show a running step's counter or timer next to it (one row per step)."""
+        if not self.steps.count():
+            return
+        item = self.steps.item(self.steps.count() - 1)
+        name, status = item.data(_SPEC_ROLE)
+        if status == "running" and step_name(message) == name:
+            detail = message[len(name):].strip(" :")
+            item.setText(f"{_STEP_MARKS[status]} {name}" + (f" — {detail}" if detail else ""))
+            self.status_label.setText(message)
 
     def _mark_last(self, status: str) -> None:
         if not self.steps.count():
