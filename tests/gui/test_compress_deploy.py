@@ -156,8 +156,12 @@ def test_compress_from_the_menu_then_compare_and_open_the_variant(
     qtbot.mouseClick(dialog.open_button, LEFT)
     assert window.doc.project.name == "digits_conv-rescaw"
     assert window.doc.project.compression[-1]["method"] == "wb_qp_snn.rescaw"
-    # the variant's own row now shows its recorded figures
-    assert window.variants.rows()[0].size_bytes == made.size_bytes
+    # the variant's own row now shows its recorded figures, beside its parent's
+    rows = window.variants.rows()
+    assert rows[0].size_bytes == made.size_bytes
+    origin = [row for row in rows if row.name == "digits_conv"]
+    assert len(origin) == 1 and origin[0].size_bytes == parent.size_bytes
+    assert origin[0].folder == str(folder.resolve())
 
 
 def test_deploy_to_the_simulator_with_a_live_energy_readout(

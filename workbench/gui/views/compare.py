@@ -122,16 +122,24 @@ def collect_variants(project: Project | None, extra: Iterable[str | Path] = ()
         return [], []
     rows: list[VariantRow] = []
     notes: list[str] = []
-    folders: list[Path] = []
-    if project.folder is not None:
-        base = Path(project.folder) / VARIANTS_DIR
-        if base.is_dir():
-            folders = sorted((p.parent for p in base.glob(f"*/{PROJECT_FILE}")),
-                             key=lambda p: (p / PROJECT_FILE).stat().st_mtime)
-    for item in extra:
-        path = Path(item)
-        if (path / PROJECT_FILE).exists() and path.resolve() not in {f.resolve() for f in folders}:
-            folders.append(path)
+    own = Path(project.folder).resolve() if project.folder is not None else None
+    parent = _parent_folder(project)
+    # An opened variant is compared with its parent and its siblings, not only with its own
+    # variants: the family is everything under the parent's variants/ folder.
+    folders = [f for root in (parent, own) if root is not None for f in _variant_folders(root)]
+    seen = {own} if own is not None else set()
+    unique: list[Path] = []
+    for folder in [*folders, *(Path(item) for item in extra)]:
+        if (folder / PROJECT_FILE).exists() and folder.resolve() not in seen:
+            seen.add(folder.resolve())
+            unique.append(folder)
+    folders = unique
+    if parent is not None:
+        before = project.compression[-1].get("before") or {}
+        origin = VariantRow(str(project.compression[-1].get("parent") or parent.name),
+                            str(parent), energy_table=project.energy.table)
+        _figures(origin, before)
+        rows.append(origin)
     parent_figures: dict[str, Any] = {}
     for folder in folders:
         try:
@@ -156,6 +164,25 @@ def collect_variants(project: Project | None, extra: Iterable[str | Path] = ()
     else:
         current.energy_table = ""
     return [current, *rows], notes
+
+
+def _parent_folder(project: Project) -> Path | None:
+    """The folder of the project this variant was compressed from, when it still exists."""
+    if not project.compression:
+        return None
+    recorded = project.compression[-1].get("parent_folder")
+    if not recorded or not (Path(recorded) / PROJECT_FILE).exists():
+        return None
+    return Path(recorded).resolve()
+
+
+def _variant_folders(root: Path) -> list[Path]:
+    """Project folders under ``root/variants``, oldest first."""
+    base = root / VARIANTS_DIR
+    if not base.is_dir():
+        return []
+    return sorted((p.parent for p in base.glob(f"*/{PROJECT_FILE}")),
+                  key=lambda p: (p / PROJECT_FILE).stat().st_mtime)
 
 
 class VariantsView(QWidget, PlotViewMixin, ExportMixin):
