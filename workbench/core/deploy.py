@@ -17,7 +17,8 @@ object offers:
 
 :func:`deploy` drives the four in order; the ``RunFinished`` summary holds ``backend``,
 ``target``, ``fit``, ``report``, ``live`` and ``estimate`` (the cost-table estimate of the torch
-model, so a view can show both figures side by side, each labelled).
+model, so a view can show both figures side by side, each labelled). The estimate is also sent
+right after the fit check as ``EnergySample(report={"estimate": True, ...})``.
 """
 
 from __future__ import annotations
@@ -188,8 +189,10 @@ def _deploy(session, spec, target, out_dir, params, limit, cancel, run_id) -> It
             more = f" (and {len(errors) - 1} more)" if len(errors) > 1 else ""
             raise DeployError(f"does not fit {target}: {first.message}{more}",
                               where=f"node {first.node!r}" if first.node else target)
-        summary["report"] = yield from _drive(backend.deploy(ctx), cancel)
+        # The cost-table figure first, so a view can show it beside the backend's from the start.
         summary["estimate"] = _estimate(session, model, limit)
+        yield EnergySample(run_id, 0, {"estimate": True, **summary["estimate"]})
+        summary["report"] = yield from _drive(backend.deploy(ctx), cancel)
         summary["live"] = yield from _drive(backend.run(ctx), cancel)
     except Cancelled:
         yield RunFinished(run_id, "cancelled", summary=summary)

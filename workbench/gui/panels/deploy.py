@@ -6,13 +6,11 @@ labelled with the ``kind`` ("measurement" or "estimate") and ``source`` its even
 cost-table estimate of the torch model stands beside it, labelled with its table.
 
 Runs (the fit check too: it may build the network) go through the window's run controller on a
-worker thread. Two GUI-only events are added to the core's stream on that thread, after the run
-record has been written, so they never reach a run file:
-
-- :class:`StepStarted` whenever a ``Progress`` message changes. The worker forwards per-batch
-  progress at most a few times a second, which could drop a short step from the list.
-- :class:`EstimateReady`: the cost-table estimate, computed once the backend has started (the
-  network is built by then), so it shows during the live run rather than only at the end.
+worker thread. The core sends the cost-table estimate right after the fit check, so it shows
+during the whole deployment. One GUI-only event is added to the core's stream on that thread,
+after the run record has been written, so it never reaches a run file: :class:`StepStarted`
+whenever a ``Progress`` message starts a new step. The worker forwards per-batch progress at
+most a few times a second, which could drop a short step from the list.
 """
 
 from __future__ import annotations
@@ -20,7 +18,7 @@ from __future__ import annotations
 import logging
 import re
 from collections.abc import Callable, Iterable, Iterator, Sequence
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
 
@@ -87,13 +85,6 @@ class StepStarted(RunEvent):
     message: str
 
 
-@dataclass(frozen=True)
-class EstimateReady(RunEvent):
-    """The cost-table estimate of the torch model on the deployment's test samples."""
-
-    estimate: dict[str, Any] = field(default_factory=dict)
-
-
 #: a trailing counter ("…: 12/50") or elapsed time ("… (15 s)") is a step's detail, not a new step
 _STEP_DETAIL = re.compile(r"(?::\s*\d+\s*/\s*\d+|\s*\(\d+(?:\.\d+)?\s*s\))+\s*$")
 
@@ -110,28 +101,6 @@ def with_steps(events: Iterable[RunEvent]) -> Iterator[RunEvent]:
         if isinstance(event, Progress) and event.message and step_name(event.message) != last:
             last = step_name(event.message)
             yield StepStarted(event.run_id, last)
-        yield event
-
-
-def with_estimate(events: Iterable[RunEvent], session: Any, limit: int | None
-                  ) -> Iterator[RunEvent]:
-    """Pass ``events`` through; once the backend reports progress or energy (the network is
-    built and fits), yield the cost-table estimate. A failing estimate is logged, not fatal."""
-    from workbench.core.compress import measure
-
-    done = False
-    for event in events:
-        if not done and isinstance(event, (Progress, EnergySample)) and session.model is not None:
-            done = True
-            try:
-                figures = measure(session.model, session, limit=limit)
-            except Exception as exc:  # the deployment goes on without the comparison
-                yield Log(event.run_id, "warning", f"no cost-table estimate: {exc}")
-            else:
-                yield EstimateReady(event.run_id, {
-                    "kind": "estimate", "table": figures["energy_table"],
-                    "pj_per_sample": figures["total_pj_per_sample"],
-                    "accuracy": figures["accuracy"]})
         yield event
 
 
@@ -534,7 +503,7 @@ class DeployPanel(QWidget, ExportMixin):
         def make_events(cancel: CancelToken) -> Iterator[RunEvent]:
             run = deploy(session, spec, target=target, params=params, limit=limit,
                          cancel=cancel, run_id=run_id)
-            return with_steps(with_estimate(recorded(run, folder), session, limit))
+            return with_steps(recorded(run, folder))
 
         self._clear_results()
         self.samples_label.setText(f"0 / {limit}")
@@ -584,8 +553,8 @@ class DeployPanel(QWidget, ExportMixin):
                 self._step_detail(event.message)
         elif isinstance(event, Log):
             self.log_view.appendPlainText(f"[{event.level}] {event.message}")
-        elif isinstance(event, EstimateReady):
-            self._show_estimate(event.estimate)
+        elif isinstance(event, EnergySample) and event.report.get("estimate"):
+            self._show_estimate(event.report)
         elif isinstance(event, EnergySample) and event.report.get("live"):
             self._on_live(event.report)
         elif isinstance(event, RunFinished):
