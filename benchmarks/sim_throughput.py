@@ -180,6 +180,7 @@ def main() -> int:
     from wb_sim.convert import input_scale_for, to_integer
     from wb_sim.reference import torch_integer_forward
     from wb_sim.simulate import simulate
+
     from workbench.core.metrics import class_scores
     from workbench.core.project import load_project
     from workbench.core.session import Session

@@ -9,15 +9,15 @@ from typing import Any
 
 import torch
 
+from wb_nir.export import export_problems, file_name, raise_unsupported, write_nir
+from wb_nir.importer import build_model, from_nir, read_graph
+from wb_nir.importer import import_file as _import_file
+from wb_nir.neurons import DEFAULT_DT
 from workbench.core.deploy import DeployContext, FitIssue
 from workbench.core.energy import EnergyMeter
 from workbench.core.errors import DeployError
 from workbench.core.events import RunEvent
 from workbench.core.metrics import class_scores
-from wb_nir.export import export_problems, file_name, raise_unsupported, write_nir
-from wb_nir.importer import build_model, from_nir, read_graph
-from wb_nir.importer import import_file as _import_file
-from wb_nir.neurons import DEFAULT_DT
 
 TARGETS = {
     "nir-file": "NIR graph file (snnTorch, Norse, Sinabs/Speck, Rockpool/Xylo, Lava/Loihi, "

@@ -28,10 +28,10 @@ from typing import Any
 import numpy as np
 import torch
 
-from workbench.core.errors import DeployError
-from workbench.core.specs import AttentionSpec, NeuronSpec
 from wb_nir.neurons import DEFAULT_DT, Unsupported, check_dynamics
 from wb_nir.neurons import to_nir as neuron_to_nir
+from workbench.core.errors import DeployError
+from workbench.core.specs import AttentionSpec, NeuronSpec
 
 #: key of our JSON metadata on the NIR graph and its nodes
 META_KEY = "wb_nir"

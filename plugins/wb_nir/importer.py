@@ -18,12 +18,12 @@ from typing import Any
 import numpy as np
 import torch
 
-from workbench.core.errors import CompileError, DeployError, WorkbenchError
-from workbench.core.graph import Graph, Node
-from workbench.core.specs import NeuronSpec
 from wb_nir.export import META_KEY
 from wb_nir.neurons import DEFAULT_DT, Unsupported, same_dynamics
 from wb_nir.neurons import from_nir as neuron_from_nir
+from workbench.core.errors import CompileError, DeployError, WorkbenchError
+from workbench.core.graph import Graph, Node
+from workbench.core.specs import NeuronSpec
 
 _WHY_NOT = {
     "CubaLIF": "a current-based LIF (with a synaptic current state) has no workbench neuron",
@@ -81,7 +81,7 @@ def _order(graph: Any) -> list[str]:
     """NIR node names so that every node comes after its inputs (Kahn, ties by file order)."""
     names = list(graph.nodes)
     indegree = {n: 0 for n in names}
-    for src, dst in graph.edges:
+    for _src, dst in graph.edges:
         indegree[dst] += 1
     ready = [n for n in names if indegree[n] == 0]
     order = []

@@ -18,9 +18,9 @@ from typing import Any
 
 import torch
 from torch.nn.utils import parametrize
+
 from wb_q_snn.binarize import BinaryWeight, EightBitWeight, estimator_schedule, stem_scale_value
 from wb_q_snn.regulation import QSNNLoss, RateRecorder
-
 from workbench.core.compress import CompressionContext, CompressionResult
 from workbench.core.energy import is_neuron_module
 from workbench.core.graph import Graph
@@ -101,7 +101,7 @@ def apply(ctx: CompressionContext, *, ws_dr: bool = True, membrane_bits: int = 8
                        f"binarises those between, but this network has {len(layers)} ({names}): "
                        "nothing to binarise. Add a hidden spiking layer",
                        node=layers[-1][0] if layers else "")
-    for node_id, qualified, module in (layers[0], layers[-1]):
+    for _node, qualified, module in (layers[0], layers[-1]):
         m = stem_scale_value(module.weight, stem_scale)
         if not m > 0:
             raise ctx.fail(f"layer {qualified!r} has {stem_scale}(w) = {m:g}, so the 8-bit rule "
@@ -172,7 +172,7 @@ def _freeze(ctx: CompressionContext, layers: list[tuple[str, str, torch.nn.Modul
     attach the integer records; returns per-layer bits and, for 8-bit layers, the code range."""
     layer_bits: dict[str, int] = {}
     code_range: dict[str, list[int]] = {}
-    for node_id, qualified, module in layers:
+    for _node, qualified, module in layers:
         parametrize.remove_parametrizations(module, "weight", leave_parametrized=False)
         fq = quantizers[qualified]
         try:

@@ -17,10 +17,10 @@ from typing import Any
 
 import torch
 from torch import nn
+
 from wb_qp_snn import quantizers as qz
 from wb_qp_snn.scores import keep_count, keep_indices, l1_scores, svs_scores
 from wb_qp_snn.surgery import Prunable, find_prunable, prune_network
-
 from workbench.core.compress import CompressionContext, CompressionResult
 from workbench.core.network import CompiledNetwork
 from workbench.core.quantized import QuantizedTensor, quantized_modules

@@ -24,12 +24,11 @@ import numpy as np
 import torch
 from torch import nn
 
+from wb_sim.ir import IntegerNetwork, IntLayer, IntNeuron
 from workbench.core.deploy import FitIssue
 from workbench.core.errors import DeployError
 from workbench.core.network import CompiledNetwork
 from workbench.core.quantized import QuantizedTensor
-
-from wb_sim.ir import IntegerNetwork, IntLayer, IntNeuron
 
 _BN = nn.modules.batchnorm._BatchNorm  # BatchNorm1d and BatchNorm2d (and wb_core's subclasses)
 

@@ -20,10 +20,9 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
-from workbench.core.errors import DeployError
-
 from wb_sim.ir import IntegerNetwork, IntLayer
 from wb_sim.simulate import SimResult, as_int_input
+from workbench.core.errors import DeployError
 
 _EXACT = 2.0 ** 53
 

@@ -13,6 +13,10 @@ import torch
 from snntorch import utils as snn_utils
 from snntorch.export_nir import export_to_nir
 from snntorch.import_nir import import_from_nir
+from wb_core.neurons import SpikingNeuron
+from wb_nir import neurons as nir_neurons
+from wb_nir.export import to_nir
+from wb_nir.importer import build_model, from_nir
 
 from workbench.core.deploy import deploy
 from workbench.core.errors import DeployError
@@ -21,10 +25,6 @@ from workbench.core.examples import examples_dir
 from workbench.core.graph import Graph, Node
 from workbench.core.project import Component, Project, Training, load_project
 from workbench.core.session import Session
-from wb_core.neurons import SpikingNeuron
-from wb_nir import neurons as nir_neurons
-from wb_nir.export import to_nir
-from wb_nir.importer import build_model, from_nir
 
 N_SAMPLES = 20
 

@@ -10,6 +10,11 @@ import shutil
 import numpy as np
 import pytest
 import torch
+from wb_sim import simulate as sim_mod
+from wb_sim.convert import check, input_scale_for, to_integer
+from wb_sim.ir import IntegerNetwork, IntLayer, IntNeuron
+from wb_sim.reference import torch_integer_forward
+from wb_sim.simulate import SimResult, energy_pj, int8_table, iter_simulate, simulate
 
 from workbench.core.data import ArraySplit
 from workbench.core.deploy import deploy
@@ -20,11 +25,6 @@ from workbench.core.metrics import class_scores
 from workbench.core.project import Component, Project, load_project
 from workbench.core.quantized import QuantizedTensor, attach
 from workbench.core.session import Session
-from wb_sim import simulate as sim_mod
-from wb_sim.convert import check, input_scale_for, to_integer
-from wb_sim.ir import IntegerNetwork, IntLayer, IntNeuron
-from wb_sim.reference import torch_integer_forward
-from wb_sim.simulate import SimResult, energy_pj, int8_table, iter_simulate, simulate
 
 
 # -- helpers ----------------------------------------------------------------------------------

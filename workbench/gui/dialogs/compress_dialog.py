@@ -88,7 +88,8 @@ def run_readiness(project: Project, *, weights_dirty: bool, weights_match_graph:
         return (f"The project is not trained yet (no weights.safetensors): train it and save "
                 f"it, then {verb}.")
     if weights_dirty:
-        return f"The trained weights are not saved yet: save the project (File ▸ Save), then {verb}."
+        return ("The trained weights are not saved yet: save the project (File ▸ Save), "
+                f"then {verb}.")
     if not weights_match_graph:
         return ("The network changed since its weights were trained: train it again (or undo "
                 f"the change) and save it, then {verb}.")
@@ -106,7 +107,8 @@ def _format_bits(widths: Any) -> str:
     return str(widths)
 
 
-def comparison_rows(before: dict[str, Any], after: dict[str, Any]) -> list[tuple[str, str, str, str]]:
+def comparison_rows(before: dict[str, Any], after: dict[str, Any]
+                    ) -> list[tuple[str, str, str, str]]:
     """``(figure, before, after, change)`` rows of the before/after table."""
     rows: list[tuple[str, str, str, str]] = []
     acc_b, acc_a = before.get("accuracy"), after.get("accuracy")
