@@ -432,13 +432,11 @@ def cmd_deploy(args: argparse.Namespace, out: TextIO) -> int:
 
 
 def _exchange_backend(registry: Any, fmt: str) -> Any:
-    from workbench.core.specs import BackendSpec
-
-    for spec in registry.of_kind(BackendSpec.KIND):
-        if fmt in spec.formats:
-            return spec.create()
-    raise _UsageError(f"no installed plugin reads or writes {fmt.upper()} files "
-                      "(see `snn-workbench plugins`)")
+    spec = registry.backend_for_format(fmt)
+    if spec is None:
+        raise _UsageError(f"no installed plugin reads or writes {fmt.upper()} files "
+                          "(see `snn-workbench plugins`)")
+    return spec.create()
 
 
 def cmd_export_nir(args: argparse.Namespace, out: TextIO) -> int:

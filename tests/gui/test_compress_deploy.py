@@ -352,3 +352,37 @@ def test_progress_counters_and_timers_stay_on_their_step():
                                            for i, m in enumerate(messages))
              if isinstance(e, StepStarted)]
     assert steps == ["fit check", "simulating", "yosys: synthesising", "report"]
+
+
+def test_nir_export_then_import_from_the_file_menu(make_main_window, tmp_path,
+                                                   trained_digits_mlp):
+    folder = _copy(trained_digits_mlp, tmp_path, "digits_mlp")
+    window = make_main_window(load_project(folder))
+    assert window.act_export_nir.text() == "&Export NIR…"
+    target = tmp_path / "mlp.nir"
+    assert window.export_nir(target) and target.stat().st_size > 0
+    assert window.import_nir(target)
+    opened = window.doc.project
+    assert opened.folder == tmp_path / "mlp"
+    assert [n.spec for n in opened.graph.nodes] == \
+        [n.spec for n in load_project(folder).graph.nodes]
+    assert (opened.folder / "weights.safetensors").exists()
+    # a second import does not overwrite the first project
+    assert window.import_nir(target) and window.doc.project.folder == tmp_path / "mlp-2"
+    # a network NIR cannot express is refused in one line, naming the node
+    conv = _copy(examples_dir() / "digits_conv", tmp_path, "conv")
+    window.open_project(conv)
+    assert not window.export_nir(tmp_path / "conv.nir")  # untrained: the reason is shown
+    assert "not trained" in window.last_message
+    bad = tmp_path / "junk.nir"
+    bad.write_text("not a NIR file")
+    assert not window.import_nir(bad)
+    assert "NIR" in window.last_message and "Traceback" not in window.last_message
+
+
+def test_nir_export_names_the_node_nir_cannot_express(make_main_window, tmp_path,
+                                                      trained_digits_conv):
+    window = make_main_window(load_project(_copy(trained_digits_conv, tmp_path)))
+    assert not window.export_nir(tmp_path / "conv.nir")
+    assert "pool1" in window.last_message and "max-pool" in window.last_message
+    assert not (tmp_path / "conv.nir").exists()

@@ -240,6 +240,10 @@ class MainWindow(QMainWindow):
         file_menu.addSeparator()
         file_menu.addActions([self.act_save, self.act_save_as])
         file_menu.addSeparator()
+        self.act_import_nir = self._action("&Import NIR…", self.import_nir_dialog)
+        self.act_export_nir = self._action("&Export NIR…", self.export_nir_dialog)
+        file_menu.addActions([self.act_import_nir, self.act_export_nir])
+        file_menu.addSeparator()
         file_menu.addAction(self._action("&Quit", self.close, QKeySequence.StandardKey.Quit))
 
         edit = bar.addMenu("&Edit")
@@ -395,6 +399,70 @@ class MainWindow(QMainWindow):
         self.settings.add_recent(project.folder)
         self.settings.save()
         self._fill_recent()
+        return True
+
+    # -- NIR files (through whichever backend plugin speaks the format) ------------------------
+    def _nir_backend(self) -> Any | None:
+        spec = self.host.registry.backend_for_format("nir")
+        if spec is None:
+            self.show_error("NIR", "No installed plugin reads or writes NIR files (see Help ▸ "
+                                   "Plugins).")
+            return None
+        return spec.create()
+
+    def import_nir_dialog(self) -> None:
+        path, _ = QFileDialog.getOpenFileName(self, "Import a NIR graph", "",
+                                              "NIR graphs (*.nir);;All files (*)")
+        if path:
+            self.import_nir(path)
+
+    def import_nir(self, path: str | Path, folder: str | Path | None = None) -> bool:
+        """Turn a NIR file into a project (by default a new folder beside the file, named after
+        it) and open it."""
+        path = Path(path)
+        if folder is None:
+            folder = path.with_suffix("")
+            n = 2
+            while folder.exists():
+                folder, n = path.with_name(f"{path.stem}-{n}"), n + 1
+        backend = self._nir_backend()
+        if backend is None or not self.confirm_discard():
+            return False
+        try:
+            made = backend.import_file(path, folder, self.host.registry)
+        except WorkbenchError as exc:
+            self.show_error("Cannot import the NIR file", str(exc))
+            return False
+        if not self.open_project(made, ask=False):
+            return False
+        self.statusBar().showMessage(f"Imported {path.name} as {made}", 10_000)
+        return True
+
+    def export_nir_dialog(self) -> None:
+        start = str((self.doc.project.folder or Path.cwd()) / f"{self.doc.project.name}.nir")
+        path, _ = QFileDialog.getSaveFileName(self, "Export as a NIR graph", start,
+                                              "NIR graphs (*.nir)")
+        if path:
+            self.export_nir(path)
+
+    def export_nir(self, path: str | Path) -> bool:
+        """Write the open project's trained network as a NIR graph."""
+        reason = run_readiness(self.doc.project, weights_dirty=self.weights_dirty,
+                               weights_match_graph=self.doc.weights_match_graph, verb="export it")
+        if reason:
+            self.show_error("Cannot export", reason)
+            return False
+        backend = self._nir_backend()
+        if backend is None:
+            return False
+        session = Session(self.doc.project, self.host.registry)
+        try:
+            session.build()
+            backend.export_file(session, path)
+        except WorkbenchError as exc:
+            self.show_error("Cannot export to NIR", str(exc))
+            return False
+        self.statusBar().showMessage(f"Wrote {path}", 10_000)
         return True
 
     def save(self) -> bool:

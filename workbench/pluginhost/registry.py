@@ -54,6 +54,13 @@ class ContributionRegistry:
     def of_kind(self, kind: str) -> list[Spec]:
         return [s for s in self._specs.values() if s.KIND == kind]
 
+    def backend_for_format(self, fmt: str) -> Spec | None:
+        """The first backend that reads and writes files of ``fmt`` (e.g. ``"nir"``)."""
+        for spec in self.of_kind("backend"):
+            if fmt in getattr(spec, "formats", ()):
+                return spec
+        return None
+
     def by_plugin(self, plugin: str) -> list[Spec]:
         return [s for i, s in self._specs.items() if self._providers[i] == plugin]
 
