@@ -9,6 +9,10 @@ Everything is an integer except the input scale. Per time step ``t`` and layer::
     V[c]    = 0 if S[c] else H[c]                      # reset "hard"
             = H[c] - threshold[c] * S[c]               # reset "soft"
 
+A ternary neuron (``IntNeuron.ternary``) also fires -1 when ``H[c] <= -threshold[c]``; the
+next layer then adds or subtracts the weight (one accumulate either way, methods.md §0.4), and
+a reset applies on either polarity (hard: V = 0; soft: V = H - threshold * S).
+
 ``>>`` is an arithmetic shift (floor division by a power of two), identical in numpy, torch and
 Amaranth. A layer with ``pool > 0`` max-pools its spikes (a logical OR over ``pool × pool``
 windows, stride ``pool``) before the next layer; a linear layer after a conv layer sees the
@@ -32,6 +36,7 @@ class IntNeuron:
     threshold: np.ndarray  # int64 [C]
     leak_shift: int | None = 1  # None: no leak (IF)
     reset: str = "hard"  # "hard" or "soft"
+    ternary: bool = False  # spikes in {-1, 0, +1} instead of {0, 1}
 
 
 @dataclass
@@ -101,7 +106,8 @@ class IntegerNetwork:
             if layer.neuron is not None:
                 arrays[f"t{i}"] = layer.neuron.threshold
                 entry["neuron"] = {"leak_shift": layer.neuron.leak_shift,
-                                   "reset": layer.neuron.reset}
+                                   "reset": layer.neuron.reset,
+                                   "ternary": layer.neuron.ternary}
             layers.append(entry)
         header = {"format": "wb_sim-integer-network", "version": 1, "name": self.name,
                   "time_steps": self.time_steps, "input_scale": self.input_scale,
@@ -121,7 +127,8 @@ class IntegerNetwork:
                 neuron = None
                 if e["neuron"] is not None:
                     neuron = IntNeuron(data[f"t{i}"].astype(np.int64), e["neuron"]["leak_shift"],
-                                       e["neuron"]["reset"])
+                                       e["neuron"]["reset"],
+                                       bool(e["neuron"].get("ternary", False)))
                 layers.append(IntLayer(
                     e["name"], e["kind"], data[f"w{i}"].astype(np.int64), int(e["weight_bits"]),
                     data[f"b{i}"].astype(np.int64), int(e["shift"]), tuple(e["in_shape"]),

@@ -21,7 +21,7 @@ import torch
 import torch.nn.functional as F
 
 from wb_sim.ir import IntegerNetwork, IntLayer
-from wb_sim.simulate import SimResult, as_int_input
+from wb_sim.simulate import SimResult, as_int_input, check_network
 from workbench.core.errors import DeployError
 
 _EXACT = 2.0 ** 53
@@ -66,6 +66,7 @@ def _check_exact(layer: IntLayer, peak_input: int) -> None:
 
 def torch_integer_forward(net: IntegerNetwork, x_int: Any) -> SimResult:
     """Run ``net`` on ``x_int[B, ...]`` with dense torch ops; same :class:`SimResult`."""
+    check_network(net)
     x_np = as_int_input(net, x_int)
     batch = x_np.shape[0]
     x = torch.from_numpy(x_np)
@@ -96,7 +97,7 @@ def torch_integer_forward(net: IntegerNetwork, x_int: Any) -> SimResult:
                 acc = first_acc
             else:
                 acc = _dense(layer, spikes_in, weights[index])
-                events += (spikes_in.reshape(batch, -1) * fan_outs[index]).sum(1)
+                events += (spikes_in.reshape(batch, -1).abs() * fan_outs[index]).sum(1)
             current = torch.bitwise_left_shift(acc, layer.shift) + biases[index]
             if layer.neuron is None:
                 logits += current
@@ -104,13 +105,16 @@ def torch_integer_forward(net: IntegerNetwork, x_int: Any) -> SimResult:
             v = states[index]
             h = v + current if layer.neuron.leak_shift is None else \
                 v - torch.bitwise_right_shift(v, layer.neuron.leak_shift) + current
-            fired = h >= thresholds[index]
+            spikes = (h >= thresholds[index]).to(torch.int64)
+            if layer.neuron.ternary:
+                spikes = spikes - (h <= -thresholds[index]).to(torch.int64)
+            fired = spikes != 0
             if layer.neuron.reset == "hard":
                 states[index] = torch.where(fired, torch.zeros_like(h), h)
             else:
-                states[index] = h - thresholds[index] * fired.to(torch.int64)
+                states[index] = h - thresholds[index] * spikes
             counts[layer.name] += fired.reshape(batch, -1).sum(1)
-            spikes_in = fired.to(torch.float64)
+            spikes_in = spikes.to(torch.float64)
             if layer.pool:
                 spikes_in = F.max_pool2d(spikes_in, layer.pool)
     return SimResult(

@@ -188,16 +188,21 @@ class _Prepared:
 
 def neuron_step(neuron: IntNeuron, threshold: np.ndarray, v: np.ndarray, current: np.ndarray
                 ) -> tuple[np.ndarray, np.ndarray]:
-    """One step of the integer neuron of ``ir.py``: ``(spikes bool, new V)``."""
+    """One step of the integer neuron of ``ir.py``: ``(spikes, new V)``; spikes are bool, or
+    int64 in {-1, 0, 1} for a ternary neuron."""
     if neuron.leak_shift is None:
         h = v + current
     else:
         h = v >> neuron.leak_shift
         np.subtract(v, h, out=h)
         h += current
-    spikes = h >= threshold
+    if neuron.ternary:
+        spikes = (h >= threshold).astype(np.int64) - (h <= -threshold)
+        fired = spikes != 0
+    else:
+        spikes = fired = h >= threshold
     if neuron.reset == "hard":
-        h[spikes] = 0
+        h[fired] = 0
     else:
         h -= threshold * spikes
     return spikes, h
@@ -225,8 +230,17 @@ def as_int_input(net: IntegerNetwork, x_int: Any) -> np.ndarray:
     return x.astype(np.int64).reshape((x.shape[0],) + tuple(net.input_shape))
 
 
+def check_network(net: IntegerNetwork) -> None:
+    """What the arithmetic of ``ir.py`` does not define; raises :class:`DeployError`."""
+    for layer in net.layers:
+        if layer.neuron is not None and layer.neuron.ternary and layer.pool:
+            raise DeployError("max pooling is an OR of binary spikes; it is not defined for "
+                              "ternary spikes", where=f"node {layer.name!r}")
+
+
 def simulate(net: IntegerNetwork, x_int: Any) -> SimResult:
     """Run ``net`` on integer inputs ``x_int[B, ...]``, event-driven; bit-exact by design."""
+    check_network(net)
     x = as_int_input(net, x_int)
     batch = x.shape[0]
     prepared = [_Prepared(layer) for layer in net.layers]
@@ -245,8 +259,11 @@ def simulate(net: IntegerNetwork, x_int: Any) -> SimResult:
         for index, p in enumerate(prepared):
             if index == 0:
                 acc = first_acc
-            else:
+            elif active.dtype == np.bool_:
                 acc, done = p.accumulate(active)
+                events += done
+            else:  # ternary spikes: each non-zero one adds or subtracts its weights
+                acc, done = p.accumulate(active != 0, active)
                 events += done
             current = (acc << p.layer.shift) + p.bias
             if p.layer.neuron is None:
@@ -254,7 +271,7 @@ def simulate(net: IntegerNetwork, x_int: Any) -> SimResult:
                 continue
             spikes, states[index] = neuron_step(p.layer.neuron, p.threshold, states[index],
                                                 current)
-            spike_counts[p.layer.name] += spikes.reshape(batch, -1).sum(axis=1)
+            spike_counts[p.layer.name] += (spikes != 0).reshape(batch, -1).sum(axis=1)
             active = or_pool(spikes, p.layer.pool) if p.layer.pool else spikes
     return SimResult(
         predictions=np.argmax(logits, axis=1).astype(np.int64), logits=logits,

@@ -159,11 +159,11 @@ def naive(net: IntegerNetwork, x_int: np.ndarray) -> tuple[list[int], dict[str, 
                 k_leak = layer.neuron.leak_shift
                 h_ = v + cur if k_leak is None else v - (v >> k_leak) + cur  # Python >> floors
                 thr = int(layer.neuron.threshold[n // per_channel])
-                fired = h_ >= thr
-                state[i][n] = (0 if fired else h_) if layer.neuron.reset == "hard" else \
-                    h_ - thr * fired
-                spikes.append(int(fired))
-            counts[layer.name] += sum(spikes)
+                spike = 1 if h_ >= thr else (-1 if layer.neuron.ternary and h_ <= -thr else 0)
+                state[i][n] = (0 if spike else h_) if layer.neuron.reset == "hard" else \
+                    h_ - thr * spike
+                spikes.append(spike)
+            counts[layer.name] += sum(abs(sp) for sp in spikes)
             if layer.pool:
                 c, hh, ww = shape
                 pool = layer.pool
@@ -209,6 +209,42 @@ def test_simulator_follows_the_ir_arithmetic(seed):
     chunks = list(iter_simulate(net, x_int, chunk=2))
     assert [len(c) for c in chunks] == [2, 2, 1]
     assert_bit_exact(SimResult.concat(chunks), sim)
+
+
+@pytest.mark.parametrize("reset", ["hard", "soft"])
+def test_ternary_spikes_add_and_subtract_weights(reset):
+    """Ternary neurons (methods.md §0.4: |s| = 1 is one accumulate) in the simulator, the
+    torch reference and the plain-Python arithmetic alike; a max-pool of them is refused."""
+    rng = np.random.default_rng(7)
+    hidden = IntLayer("hidden", "linear", rng.integers(-7, 8, (6, 10)), 4,
+                      rng.integers(-30, 30, 6), 2, (10,), (6,),
+                      IntNeuron(rng.integers(20, 60, 6), 1, reset, ternary=True))
+    second = IntLayer("second", "linear", rng.integers(-7, 8, (5, 6)), 4,
+                      rng.integers(-10, 10, 5), 3, (6,), (5,),
+                      IntNeuron(rng.integers(10, 40, 5), None, reset, ternary=True))
+    out = IntLayer("out", "linear", rng.integers(-7, 8, (3, 5)), 4, rng.integers(-5, 5, 3), 1,
+                   (5,), (3,), None)
+    net = IntegerNetwork([hidden, second, out], time_steps=4, input_scale=1.0, input_bits=3)
+    x_int = rng.integers(0, 8, (12, 10))
+    sim = simulate(net, x_int)
+    assert_bit_exact(sim, torch_integer_forward(net, x_int))
+    for b in range(len(x_int)):
+        logits, counts = naive(net, x_int[b])
+        assert sim.logits[b].tolist() == logits
+        assert {k: int(v[b]) for k, v in sim.spike_counts.items()} == counts
+    np.testing.assert_array_equal(sim.synaptic_events, sim.spike_counts["hidden"] * 5
+                                  + sim.spike_counts["second"] * 3)
+    # negative spikes really happen here (an identity read-out sums them), so the test
+    # exercises the subtraction
+    probe = IntLayer("probe", "linear", np.eye(6, dtype=np.int64), 2, np.zeros(6, dtype=np.int64),
+                     0, (6,), (6,), None)
+    first_only = IntegerNetwork([copy.deepcopy(hidden), probe], time_steps=4, input_scale=1.0,
+                                input_bits=3)
+    assert (simulate(first_only, x_int).logits < 0).any()
+    pooled = copy.deepcopy(net)
+    pooled.layers[0].pool = 2
+    with pytest.raises(DeployError, match="ternary"):
+        simulate(pooled, x_int)
 
 
 # -- the work counters follow the spikes ------------------------------------------------------
