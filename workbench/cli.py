@@ -387,9 +387,17 @@ def cmd_deploy(args: argparse.Namespace, out: TextIO) -> int:
     from workbench.core.specs import BackendSpec
 
     session = _session(args)
-    spec = _contribution(session.lookup, args.backend, BackendSpec, "backend")
-    events = deploy(session, spec, target=args.target, out_dir=args.out,
-                    params=_parse_params(args.param), limit=args.limit)
+    recorded = session.project.deploy or {}
+    backend = args.backend or recorded.get("backend")
+    if not backend:
+        raise _UsageError("--backend is required: the project records no deploy target yet "
+                          "(see `snn-workbench plugins` for the backends)")
+    spec = _contribution(session.lookup, backend, BackendSpec, "backend")
+    same = backend == recorded.get("backend")
+    target = args.target or (recorded.get("target") if same else None)
+    params = {**(recorded.get("params") or {} if same else {}), **_parse_params(args.param)}
+    events = deploy(session, spec, target=target, out_dir=args.out, params=params,
+                    limit=args.limit)
     last_step = [""]
 
     def show(event: Any, progress: _Progress) -> None:
@@ -559,7 +567,8 @@ def build_parser() -> argparse.ArgumentParser:
                        help="fit check, build and run a trained project on a backend")
     project_arg(p)
     json_arg(p)
-    p.add_argument("--backend", required=True, help="backend id (see `plugins`)")
+    p.add_argument("--backend", help="backend id (see `plugins`); default: the project's "
+                                     "recorded deploy target")
     p.add_argument("--target", help="target of the backend (default: its first)")
     p.add_argument("--param", action="append", metavar="KEY=VALUE",
                    help="a parameter of the backend (repeatable)")

@@ -15,7 +15,7 @@ from workbench.core.compress import compress
 from workbench.core.deploy import deploy
 from workbench.core.events import EnergySample, RunFinished
 from workbench.core.info import describe
-from workbench.core.project import load_project
+from workbench.core.project import load_project, save_project
 from workbench.core.quantized import QuantizedTensor, pack_codes, unpack_codes
 from workbench.core.session import Session
 from workbench.core.weights import load_weights, save_weights
@@ -244,3 +244,14 @@ def test_cli_compress_and_deploy(toy_host, trained, tmp_path, capsys):
     code, _, err = cli(["deploy", str(trained), "--backend", "toy.sim", "--target", "tiny-chip",
                         "--plugin", module], capsys)
     assert code == 2 and "hidden1" in err
+    # without --backend: the project's recorded deploy target, or a clear message
+    code, _, err = cli(["deploy", str(trained), "--plugin", module], capsys)
+    assert code == 2 and "--backend is required" in err
+    project = load_project(trained)
+    project.deploy = {"backend": "toy.sim", "target": "tiny-chip", "params": {}}
+    save_project(project)
+    code, _, err = cli(["deploy", str(trained), "--plugin", module], capsys)
+    assert code == 2 and "does not fit tiny-chip" in err
+    code, _, err = cli(["deploy", str(trained), "--target", "cpu", "--limit", "10", "--out",
+                        str(tmp_path / "d2"), "--plugin", module], capsys)
+    assert code == 0, err

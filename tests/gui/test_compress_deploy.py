@@ -211,6 +211,16 @@ def test_deploy_to_the_simulator_with_a_live_energy_readout(
     csv = panel.export(tmp_path / "trace.csv").read_text(encoding="utf-8").splitlines()
     assert len(csv) == 301
     assert window.training.status.text() == "Ready" and _visible_boxes(window) == []
+    # the deployment is remembered in the project (undoably) and comes back when it reopens
+    choice = {"backend": "wb_sim.simulator", "target": "cpu", "params": {}}
+    assert window.doc.project.deploy == choice
+    window.doc.undo_stack.undo()
+    assert window.doc.project.deploy is None
+    window.doc.undo_stack.redo()
+    assert window.save()
+    panel.select_backend("wb_nir.nir")
+    assert window.open_project(window.doc.project.folder)
+    assert panel.current_spec().id == "wb_sim.simulator" and panel.current_target() == "cpu"
 
 
 def test_cancel_stops_a_compression_and_a_deployment(

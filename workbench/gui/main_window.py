@@ -178,6 +178,8 @@ class MainWindow(QMainWindow):
         self.variants.set_project(self.doc.project)
         self.deploy_panel = DeployPanel(self.host.registry, self.controller, self.start_run,
                                         self.run_context)
+        self.deploy_panel.use_choice(self.doc.project.deploy)
+        self.deploy_panel.deployed.connect(self._on_deployed)
         docks["variants"] = self._dock("Variants", "variants_dock", self.variants, bottom,
                                        docks["training"])
         docks["deploy"] = self._dock("Deploy", "deploy_dock", self.deploy_panel, bottom,
@@ -345,6 +347,7 @@ class MainWindow(QMainWindow):
         self._energy_report = None
         self.training.metrics.clear()
         self.variants.set_project(project)
+        self.deploy_panel.use_choice(project.deploy)
         if self.compress_dialog is not None:
             self.compress_dialog.reset_destination()
         self._after_open()
@@ -785,6 +788,12 @@ class MainWindow(QMainWindow):
         self.compress_dialog.raise_()
         self.compress_dialog.activateWindow()
         return self.compress_dialog
+
+    def _on_deployed(self, choice: dict) -> None:
+        """Remember a successful deployment's backend, target and parameters in the project
+        (undoable, saved with it), so the panel and `snn-workbench deploy` default to them."""
+        if choice.get("backend") and choice != self.doc.project.deploy:
+            self.doc.set_setting("deploy", choice, "Set deploy target")
 
     def show_deploy_panel(self) -> DeployPanel:
         self.docks["deploy"].show()

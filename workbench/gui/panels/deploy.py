@@ -24,7 +24,7 @@ from typing import Any
 
 import numpy as np
 import pyqtgraph as pg
-from PySide6.QtCore import Qt, QTimer
+from PySide6.QtCore import Qt, QTimer, Signal
 from PySide6.QtGui import QShowEvent
 from PySide6.QtWidgets import (
     QAbstractItemView,
@@ -143,7 +143,14 @@ def flatten(value: Any, prefix: str = "") -> list[tuple[str, str]]:
 
 
 class DeployPanel(QWidget, ExportMixin):
-    """Deploy the open project to a backend and watch it run."""
+    """Deploy the open project to a backend and watch it run.
+
+    ``deployed(choice)`` after a successful deployment, with ``{"backend", "target",
+    "params"}``: the window records it as the project's deploy target, and
+    :meth:`use_choice` brings it back when the project is opened again.
+    """
+
+    deployed = Signal(dict)
 
     def __init__(self, registry: Any, controller: Any, launch: Launch,
                  context: Callable[[], RunContext], parent: QWidget | None = None) -> None:
@@ -350,6 +357,26 @@ class DeployPanel(QWidget, ExportMixin):
 
     def current_target(self) -> str:
         return self.target_combo.currentData() or ""
+
+    def choice(self) -> dict[str, Any]:
+        """The backend, target and parameters chosen now (as a project's ``deploy`` field)."""
+        spec = self.current_spec()
+        return {"backend": spec.id if spec else "", "target": self.current_target(),
+                "params": dict(self._values.get(spec.id, {})) if spec else {}}
+
+    def use_choice(self, choice: dict[str, Any] | None) -> bool:
+        """Select a recorded ``{"backend", "target", "params"}`` where it is still installed."""
+        if not choice or not self.select_backend(str(choice.get("backend", ""))):
+            return False
+        spec = self.current_spec()
+        for name, value in (choice.get("params") or {}).items():
+            if spec is not None and spec.param(name) is not None:
+                self._on_param_changed(name, value)
+        if self.form is not None and spec is not None:
+            self.form.set_values(self.params())
+        if choice.get("target"):
+            self.select_target(str(choice["target"]))
+        return True
 
     def params(self) -> dict[str, Any]:
         spec = self.current_spec()
@@ -659,6 +686,7 @@ class DeployPanel(QWidget, ExportMixin):
         if event.status == "ok":
             self._mark_last("done")
             self.progress.setValue(1)
+            self.deployed.emit(self.choice())
             live = summary.get("live") or {}
             self.status_label.setText(
                 f"Deployed to {summary.get('target', '')} in {summary.get('seconds', 0):.1f} s"
