@@ -255,3 +255,32 @@ def test_cli_compress_and_deploy(toy_host, trained, tmp_path, capsys):
     code, _, err = cli(["deploy", str(trained), "--target", "cpu", "--limit", "10", "--out",
                         str(tmp_path / "d2"), "--plugin", module], capsys)
     assert code == 0, err
+
+
+def test_training_a_compressed_variant_keeps_the_training(toy_host, trained, tmp_path):
+    """Training moves quantised weights off their grid: the layers are then saved in float,
+    never as the stale packed codes (which would silently undo the training)."""
+    host, _ = toy_host
+    out = tmp_path / "variant"
+    last, _ = finished(compress(Session(load_project(trained), host.registry),
+                                host.registry.get("toy.int"), {"bits": 4}, out=out))
+    assert last.status == "ok", last.error
+    session = Session(load_project(out), host.registry)
+    events = list(session.train(epochs=1))
+    assert events[-1].status == "ok"
+    assert any(e.name == "log" and "off their grid" in e.message for e in events)
+    assert events[0].name == "run_started"
+    trained_weight = session.model.layers["hidden1"].fc.weight.detach().clone()
+    session.save_weights()
+    again = Session(load_project(out), host.registry)
+    model = again.build()
+    assert torch.equal(model.layers["hidden1"].fc.weight, trained_weight)
+    assert describe(model)["layers"][1]["weight_bits"] == 32
+    # a stale record on a module is never packed either
+    module = model.layers["fc"]
+    module.weight_quant = QuantizedTensor.from_ints(torch.ones_like(module.weight),
+                                                    torch.ones(module.weight.shape[0]), 2)
+    save_weights(model, tmp_path / "w.safetensors")
+    fresh = Session(load_project(out), host.registry).build(load_saved_weights=False)
+    load_weights(fresh, tmp_path / "w.safetensors")
+    assert torch.equal(fresh.layers["fc"].weight, model.layers["fc"].weight)

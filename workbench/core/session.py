@@ -17,9 +17,10 @@ from workbench.core.compile import CompileReport, SpecLookup, compile_graph, val
 from workbench.core.data import DatasetSplits
 from workbench.core.energy import CostTable
 from workbench.core.errors import CompileError, DatasetError, ProjectError, WorkbenchError
-from workbench.core.events import RunEvent, RunFinished
+from workbench.core.events import Log, RunEvent, RunFinished, RunStarted
 from workbench.core.network import CompiledNetwork
 from workbench.core.project import Component, Project, bind_specs
+from workbench.core.quantized import detach_quant, quantized_modules
 from workbench.core.runs import evaluate, guarded, new_run_id, train
 from workbench.core.specs import (
     DatasetSpec,
@@ -152,6 +153,9 @@ class Session:
             self.build(load_saved_weights=load_saved_weights and not fresh)
         data = self.data()
         epochs = training.epochs if epochs is None else epochs
+        quantized = quantized_modules(self.model)
+        for module in quantized.values():
+            detach_quant(module)
         config = {"project": self.project.name, "rule": spec.id, "epochs": epochs,
                   "batch_size": training.batch_size, "time_steps": self.project.time_steps,
                   "seed": training.seed, "dataset": self.project.dataset.id}
@@ -166,6 +170,11 @@ class Session:
             if isinstance(event, RunFinished) and event.status == "ok":
                 self.trained_in_session = True
             yield event
+            if isinstance(event, RunStarted) and quantized:
+                yield Log(run_id, "warning",
+                          f"training moves the quantised weights of {len(quantized)} layer(s) "
+                          "off their grid: they are saved at full precision from now on; "
+                          "compress the trained network again to quantise it")
 
     @property
     def has_trained_model(self) -> bool:

@@ -30,6 +30,10 @@ def save_weights(model: torch.nn.Module, path: str | Path) -> Path:
     for module_name, module in quantized_modules(model).items():
         key = f"{module_name}.weight" if module_name else "weight"
         quant: QuantizedTensor = module.weight_quant
+        if not torch.equal(module.weight.detach().cpu(), quant.dequantize().to(module.weight.dtype)):
+            # The weights left their grid (trained after compression): the codes are stale, so
+            # the float values are saved; packing them would silently undo the training.
+            continue
         packed = quant.pack()
         state.pop(key, None)
         state[key + CODES_SUFFIX] = packed["codes"]
