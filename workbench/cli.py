@@ -190,8 +190,14 @@ def cmd_evaluate(args: argparse.Namespace, out: TextIO) -> int:
 def cmd_info(args: argparse.Namespace, out: TextIO) -> int:
     from workbench.core.info import describe
 
+    from workbench.core.errors import WeightsError
+
     session = _session(args)
-    model = session.build(load_saved_weights=False)
+    try:  # the saved weights say which layers are quantised, so the sizes are the real ones
+        model = session.build()
+    except WeightsError as exc:
+        logging.getLogger(PROG).warning("%s; sizes are those of the graph at full precision", exc)
+        model = session.build(load_saved_weights=False)
     data = session.data()
     project = session.project
     summary = {

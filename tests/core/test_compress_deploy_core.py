@@ -284,3 +284,17 @@ def test_training_a_compressed_variant_keeps_the_training(toy_host, trained, tmp
     fresh = Session(load_project(out), host.registry).build(load_saved_weights=False)
     load_weights(fresh, tmp_path / "w.safetensors")
     assert torch.equal(fresh.layers["fc"].weight, model.layers["fc"].weight)
+
+
+def test_cli_info_counts_a_variant_at_its_bit_width(toy_host, trained, tmp_path, capsys):
+    _, module = toy_host
+    code, _, err = cli(["compress", str(trained), "--method", "toy.int", "--param", "bits=4",
+                        "--out", str(tmp_path / "v"), "--plugin", module], capsys)
+    assert code == 0, err
+    code, text, err = cli(["info", str(tmp_path / "v"), "--json", "--plugin", module], capsys)
+    assert code == 0, err
+    info = json.loads(text.splitlines()[-1])
+    assert {layer["name"]: layer["weight_bits"] for layer in info["layers"]
+            if layer["params"]} == {"hidden1": 4, "hidden2": 4, "fc": 4}
+    assert info["bytes"] == load_project(tmp_path / "v").compression[-1]["after"][
+        "model_size_bytes"]
