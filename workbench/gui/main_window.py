@@ -172,7 +172,7 @@ class MainWindow(QMainWindow):
                                     ("rates", "Firing rates", self.rates),
                                     ("log", "Log", self.log_panel)):
             docks[name] = self._dock(title, f"{name}_dock", widget, bottom, docks["training"])
-        # -- compression and deployment (gui.md): the variants comparison and the deploy panel
+        # -- compression and deployment: the variants comparison and the deploy panel
         self.variants = VariantsView()
         self.variants.open_requested.connect(self.open_project)
         self.variants.set_project(self.doc.project)
@@ -753,7 +753,7 @@ class MainWindow(QMainWindow):
             self._energy_report = reprice(self._energy_report, table)
             self.energy.set_report(self._energy_report)
 
-    # -- compression and deployment (gui.md) -------------------------------------------------------
+    # -- compression and deployment -------------------------------------------------------------
     def run_context(self) -> RunContext:
         """The open project for the Compress dialog and the Deploy panel, with the reason no
         compression or deployment can start now ("" when one can)."""
