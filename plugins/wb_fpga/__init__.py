@@ -1,7 +1,8 @@
 """``wb_fpga``: a spiking core in Amaranth HDL, checked bit for bit against ``wb_sim`` and
 built with YoWASP yosys + nextpnr for the iCE40 UltraPlus UP5K and the ECP5-25F.
 
-Modules: ``plan`` (layer table, widths, memories), ``hdl`` (the core), ``sim`` (Amaranth
+Modules: ``plan`` (layer table, widths, memories), ``conv`` (conv geometry and its cycle costs),
+``hdl`` (the core and its linear engine), ``hdl_conv`` (the conv engine), ``sim`` (Amaranth
 simulation), ``cycles`` (event trace and cycle model), ``fit`` (the fit check), ``targets``
 (resources and power models), ``toolchain`` (Verilog, yosys, nextpnr, icepack), ``backend``.
 Details: ``docs/fpga.md``.
@@ -24,13 +25,15 @@ def wb_backends() -> list[BackendSpec]:
             factory="wb_fpga.backend:FpgaBackend",
             kind="hardware",
             doc="Generates an event-driven spiking core in Amaranth HDL from the integer "
-                "network, checks it in simulation against wb_sim bit for bit, synthesises it "
-                "with YoWASP yosys and nextpnr, and reports resources, Fmax, cycles, latency "
-                "and an energy estimate (a named power model).",
+                "network (linear and conv layers, max pooling), checks it in simulation "
+                "against wb_sim bit for bit, synthesises it with YoWASP yosys and nextpnr, "
+                "and reports resources, Fmax, cycles, latency and an energy estimate (a named "
+                "power model).",
             params=(
                 ParamSpec("parallelism", 16, "int", low=1, high=256, unit="lanes",
-                          doc="Neurons accumulated in parallel per cycle (P): more lanes, fewer "
-                              "cycles, more logic and wider weight memory words"),
+                          doc="Neurons (linear layers) or output channels (conv layers) "
+                              "accumulated in parallel per cycle (P): more lanes, fewer cycles, "
+                              "more logic and wider weight and membrane words"),
                 ParamSpec("weight_bits", 4, "int", low=2, high=16, unit="bits",
                           doc="Weight width for layers that are not quantised yet (per output "
                               "channel, symmetric); quantised layers keep their own"),

@@ -22,7 +22,7 @@ from workbench.core.deploy import DeployContext, FitIssue
 from workbench.core.errors import DeployError
 from workbench.core.events import RunEvent
 
-from wb_fpga.cycles import cycles_from_events, trace
+from wb_fpga.cycles import cycles_from_trace, trace
 from wb_fpga.fit import fit
 from wb_fpga.targets import TARGETS, Target, get_target
 from wb_sim.ir import IntegerNetwork
@@ -203,7 +203,7 @@ class FpgaBackend:
         seconds = time.perf_counter() - started
         sim = simulate(net, x_int)
         ref = torch_integer_forward(net, x_int)
-        model_cycles = cycles_from_events(plan, trace(net, x_int).events)
+        model_cycles = cycles_from_trace(plan, trace(net, x_int))
         _compare(hw, sim, ref)
         if not np.array_equal(model_cycles, hw.cycles):
             raise RuntimeError("the cycle model disagrees with the simulated core: "
@@ -251,7 +251,7 @@ class FpgaBackend:
         for result in iter_simulate(net, x_int, chunk=32):
             ctx.check_cancel()
             chunk = x_int[done:done + len(result)]
-            cycles = cycles_from_events(plan, trace(net, chunk).events)
+            cycles = cycles_from_trace(plan, trace(net, chunk))
             hits = result.predictions == y[done:done + len(result)]
             done += len(result)
             correct += int(hits.sum())
@@ -295,16 +295,25 @@ def _widths(plan) -> dict[str, int]:
     w = plan.widths
     return {"weight": w.weight, "input": w.input, "accumulator": w.acc, "current": w.current,
             "membrane": w.potential, "pre_reset": w.pre_reset, "threshold": w.threshold,
-            "bias": w.bias, "logit": w.logit, "spike_counter": w.count, "cycle_counter": w.cycles}
+            "bias": w.bias, "logit": w.logit, "spike_counter": w.count, "cycle_counter": w.cycles,
+            "conv_datapath": w.conv if plan.conv_layers else None}
 
 
 def _layer(lp) -> dict[str, Any]:
     b = lp.bounds
-    return {"name": lp.name, "inputs": lp.c_in, "neurons": lp.c_out, "groups": lp.groups,
-            "neuron": lp.has_neuron, "shift": lp.shift, "leak_shift": lp.leak_shift,
-            "reset": lp.reset if lp.has_neuron else None,
-            "bounds": {"accumulator": list(b.acc), "current": list(b.current),
-                       "membrane": list(b.potential), "pre_reset": list(b.pre_reset)}}
+    out = {"name": lp.name, "kind": lp.kind, "inputs": lp.c_in, "neurons": lp.c_out,
+           "groups": lp.groups, "neuron": lp.has_neuron, "shift": lp.shift,
+           "leak_shift": lp.leak_shift, "reset": lp.reset if lp.has_neuron else None,
+           "bounds": {"accumulator": list(b.acc), "current": list(b.current),
+                      "membrane": list(b.potential), "pre_reset": list(b.pre_reset)}}
+    if lp.conv is not None:
+        g = lp.conv
+        out["conv"] = {"in": [g.c_in, g.h_in, g.w_in], "out": [g.c_out, g.h_out, g.w_out],
+                       "kernel": g.k, "stride": g.stride, "padding": g.padding,
+                       "pool": g.pool, "membrane_words": lp.membrane_words,
+                       "weight_words": lp.weight_words}
+        out["bounds"]["stored"] = list(b.stored)
+    return out
 
 
 _STAT_RE = re.compile(r"^\s+(\d+)\s+(\$?[A-Za-z_][\w$]*)\s*$")

@@ -19,8 +19,8 @@ from wb_fpga.targets import Target, get_target
 from wb_sim.ir import IntegerNetwork
 
 #: memories whose words are the layers' words laid end to end; a memory with a ``layer`` is
-#: that layer's own (its membranes); the rest are per-core buffers
-_SUMMED = ("weights", "bias", "threshold")
+#: that layer's own (a linear layer's membranes); the rest are per-core buffers
+_SUMMED = ("weights", "bias", "threshold", "conv_membranes")
 
 
 @dataclass
@@ -76,9 +76,7 @@ def fit(net: IntegerNetwork, target: str | Target, parallelism: int) -> FitResul
     result.use_dsp = plan.parallelism <= tgt.dsps and tgt.family == "ecp5"
     result.lut_estimate = estimate_luts(plan)
     if result.lut_estimate > tgt.luts:
-        issues.append(FitIssue("", (
-            f"the logic is estimated at ~{result.lut_estimate} LUTs, the target has {tgt.luts}: "
-            "place and route will probably fail; lower parallelism"), severity="warning"))
+        issues.append(_logic_issue(net, plan, tgt, result.lut_estimate))
     if tgt.family == "ecp5" and not result.use_dsp:
         issues.append(FitIssue("", (
             f"{plan.parallelism} lane multipliers exceed the {tgt.dsps} DSP multipliers: they "
@@ -108,16 +106,28 @@ def _overflow_issues(plan: CorePlan, tgt: Target) -> list[FitIssue]:
     """Name the first layer that takes the block RAM (or SPRAM) past the target's."""
     mems = plan.memories()
     in_spram = plan.weight_store == "ram"
-    fixed = [m for m in mems if m.name not in _SUMMED and m.layer is None]
+    # The spike-event buffer is as deep as the most events one layer emits: it grows with the
+    # layers like the summed memories, so it is charged as they are added.
+    events = next((m for m in mems if m.name == "spike_events"), None)
+    fixed = [m for m in mems if m.name not in _SUMMED and m.layer is None and m is not events]
     summed = [m for m in mems if m.name in _SUMMED]
     fixed_bram = sum(tgt.bram_for(m.depth, m.width) for m in fixed)
     words: dict[str, int] = {m.name: 0 for m in summed}
     own_bram = 0
+    most_events = 0
     for lp in plan.layers:
         for m in summed:
             words[m.name] += m.per_layer.get(lp.name, 0)
         own_bram += sum(tgt.bram_for(m.depth, m.width) for m in mems if m.layer == lp.name)
         bram = fixed_bram + own_bram
+        emits = ""
+        if events is not None and lp.index < len(plan.layers) - 1:
+            if lp.emits > most_events:
+                most_events = lp.emits
+                depth = 2 << max(0, (most_events - 1).bit_length())
+                emits = (f", and its {lp.emits} events per step (a spike buffer of {depth} x "
+                         f"{events.width} bit)")
+            bram += tgt.bram_for(2 << max(0, (most_events - 1).bit_length()), events.width)
         spram = 0
         for m in summed:
             if m.name == "weights" and in_spram:
@@ -125,10 +135,7 @@ def _overflow_issues(plan: CorePlan, tgt: Target) -> list[FitIssue]:
             else:
                 bram += tgt.bram_for(words[m.name], m.width)
         layer = plan.net.layers[lp.index]
-        bits = (f"{lp.c_out} x {lp.c_in} weights of {plan.widths.weight} bit, stored as "
-                f"{lp.groups * lp.c_in} words of {plan.parallelism} lanes"
-                + (f", and {lp.c_out} membranes of {lp.potential_width} bit"
-                   if lp.has_neuron else ""))
+        bits = _layer_words(plan, lp) + emits
         if in_spram and spram > tgt.spram_blocks:
             width = plan.parallelism * plan.widths.weight
             return [FitIssue(layer.name, (
@@ -151,13 +158,71 @@ def _overflow_issues(plan: CorePlan, tgt: Target) -> list[FitIssue]:
         f"{tgt.bram_name} blocks, the target has {tgt.bram_blocks}"))]
 
 
-def estimate_luts(plan: CorePlan) -> int:
-    """A rough LUT count (a warning threshold, not a promise; nextpnr reports the real one):
-    per lane an accumulator adder, a weight x input multiplier and the shadow register's mux;
-    the serial neuron unit; control and the serial host wrapper."""
+def _layer_words(plan: CorePlan, lp) -> str:
+    """What a layer puts in memory, for the messages."""
+    P, wb = plan.parallelism, plan.widths.weight
+    if lp.conv is not None:
+        g = lp.conv
+        return (f"{g.c_out} x {g.c_in} x {g.k} x {g.k} weights of {wb} bit, stored as "
+                f"{lp.weight_words} words of {P} lanes, and {g.c_out} x {g.h_out} x {g.w_out} "
+                f"membranes ({lp.potential_width} bit needed, stored as {lp.membrane_words} "
+                f"words of {P} lanes x {plan.widths.conv} bit)")
+    return (f"{lp.c_out} x {lp.c_in} weights of {wb} bit, stored as {lp.weight_words} words "
+            f"of {P} lanes" + (f", and {lp.c_out} membranes of {lp.potential_width} bit"
+                               if lp.has_neuron else ""))
+
+
+#: an estimate this far over the device is an error (the calibration points are within 5 %)
+LUT_ERROR_MARGIN = 1.10
+
+
+def _logic_issue(net: IntegerNetwork, plan: CorePlan, tgt: Target, estimate: int) -> FitIssue:
+    """Too much logic: by how much, which engine, and the parallelism that would fit."""
+    conv = estimate_luts(plan, part="conv")
+    parts = (f" (the conv engine for {', '.join(lp.name for lp in plan.conv_layers)}: ~{conv})"
+             if conv else "")
+    advice = "lower parallelism"
+    lanes = plan.parallelism // 2
+    while lanes >= 1:
+        try:
+            smaller = estimate_luts(plan_core(net, lanes, weight_store=plan.weight_store))
+        except DeployError:
+            break
+        if smaller <= tgt.luts:
+            advice = f"lower parallelism (P = {lanes}: ~{smaller})"
+            break
+        lanes //= 2
+    over = estimate - tgt.luts
+    error = estimate > LUT_ERROR_MARGIN * tgt.luts
+    return FitIssue("", (
+        f"the logic is estimated at ~{estimate} LUTs{parts} with P = {plan.parallelism} lanes, "
+        f"the target has {tgt.luts} (over by ~{over}, {100 * over // tgt.luts} %): place and "
+        f"route {'would' if error else 'will probably'} fail; {advice}"),
+        severity="error" if error else "warning")
+
+
+def estimate_luts(plan: CorePlan, part: str = "all") -> int:
+    """A rough LUT count (nextpnr reports the real one): per lane an accumulator adder, a
+    weight x input multiplier and the shadow register's mux; the serial neuron unit; control
+    and the serial host wrapper; and the conv engine's lanes (``part="conv"``: that alone)."""
     w = plan.widths
     # Calibrated on the 4-bit digits MLP on the UP5K (P = 4, 8, 16: 1445, 1917, 2913 logic
     # cells): about 120 per lane and 950 for the rest.
-    lane = 2 * w.acc + 2 * w.weight * (w.input + 1) + 2 * w.weight
+    # Only a linear first layer multiplies in the linear lanes.
+    mult = w.weight * (w.input + 1) if plan.layers[0].kind == "linear" else 0
+    lane = 2 * w.acc + 2 * mult + 2 * w.weight
     neuron = 8 * max(w.current, w.pre_reset, w.potential)
-    return plan.parallelism * lane + neuron + 750
+    total = plan.parallelism * lane + neuron + 750
+    if part == "conv":
+        total = 0
+    convs = plan.conv_layers
+    if convs:
+        # Per conv lane: the scatter's multiply-add and the neuron update (H, compare, reset,
+        # leak) with the write-data mux, plus the lane's share of the bias and threshold
+        # constants; per conv layer its tap tables and address arithmetic. Calibrated on the
+        # 4-bit digits_conv on the UP5K (P = 4, 8, 16: 2757, 3829, 6370 logic cells placed by
+        # nextpnr; this gives 2758, 3930, 6274).
+        cw = w.conv
+        conv_lane = 2 * w.weight * (w.input + 1) + 17 * cw // 2
+        total += plan.parallelism * conv_lane + 350 * len(convs)
+    return total

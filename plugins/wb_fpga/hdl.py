@@ -15,16 +15,20 @@ One shared engine runs the layers one after the other, time step by time step::
           S: append c to the next layer's [spike events], count it
           read-out layer: logit[c] += I           [logits]  -> host out_addr/out_data
           layer 0 at t = 0: keep acc in [input cache]; at t > 0 the pass reads the cache
+      CONV LAYERS: their own engine (:mod:`wb_fpga.hdl_conv`): scatter each event's kernel taps
+          into a membrane memory of P-lane words, then sweep it P neurons per cycle, OR the
+          pooling windows and emit the next layer's events into the same [spike events]
 
 Only active inputs are processed (non-zero input values in layer 0, spikes after it): the
 accumulation of a group takes one cycle per event. The arithmetic is exactly ``wb_sim/ir.py``'s;
 widths come from the plan's bounds, so nothing overflows.
 
 Host protocol (``sync`` domain): pulse ``in_clear``; for each non-zero input assert ``in_we``
-with ``in_idx``/``in_val`` for one cycle (zeros are ignored); pulse ``start``; wait for
-``done``; read ``cycles`` and ``spike_counts``; drive ``out_addr`` and read ``out_data`` one
-cycle later. With ``weight_store="ram"`` (SPRAM) the weights are written once over
-``wl_en``/``wl_addr``/``wl_data`` before the first ``start``.
+with ``in_idx``/``in_val`` for one cycle (zeros are ignored; ``in_idx`` is
+``CorePlan.host_index`` of the flat input index: bit fields x, y, c for a conv first layer);
+pulse ``start``; wait for ``done``; read ``cycles`` and ``spike_counts``; drive ``out_addr`` and
+read ``out_data`` one cycle later. With ``weight_store="ram"`` (SPRAM) the weights are written
+once over ``wl_en``/``wl_addr``/``wl_data`` before the first ``start``.
 """
 
 from __future__ import annotations
@@ -32,6 +36,7 @@ from __future__ import annotations
 from amaranth.hdl import Cat, Const, Elaboratable, Module, Mux, Signal, signed, unsigned
 from amaranth.lib.memory import Memory
 
+from wb_fpga.hdl_conv import ConvSignals, _Lanes, conv_engine, conv_memories
 from wb_fpga.plan import ACC_FLUSH, CorePlan
 
 
@@ -76,11 +81,28 @@ class SpikingCore(Elaboratable):
         P = plan.parallelism
         m = Module()
         s = _Shared(plan)
+        cv = s.cv
         s.mem = _memories(m, plan)
         m.submodules.constants = _constants(s)
         m.submodules.host = self._host(s)
         m.submodules.accumulate = _accumulate(s, self)
         m.submodules.neuron = _neuron_unit(s, self)
+        for name, part in conv_engine(s, cv):
+            m.submodules[name] = part
+
+        def next_layer() -> None:
+            """Leave the current layer: the next one, the next step, or done."""
+            with m.If(s.layer == len(ls) - 1):
+                m.d.sync += s.layer.eq(0)
+                with m.If(s.t == plan.time_steps - 1):
+                    m.d.sync += self.done.eq(1)
+                    m.next = "IDLE"
+                with m.Else():
+                    m.d.sync += s.t.eq(s.t + 1)
+                    m.next = "LAYER_START"
+            with m.Else():
+                m.d.sync += s.layer.eq(s.layer + 1)
+                m.next = "LAYER_START"
 
         with m.FSM(name="seq") as fsm:
             with m.State("IDLE"):
@@ -91,9 +113,18 @@ class SpikingCore(Elaboratable):
                     m.next = "LAYER_START"
             with m.State("LAYER_START"):
                 m.d.comb += s.layer_start.eq(1)
-                m.d.sync += [s.n.eq(Mux(s.layer == 0, s.n_in, s.ev_cnt)), s.g.eq(0),
+                n_next = Mux(s.layer == 0, s.n_in, s.ev_cnt)
+                m.d.sync += [s.n.eq(n_next), s.g.eq(0),
                              s.wbase.eq(s.cur_base), s.k.eq(0)]
-                if plan.cache_input:
+                if cv.present:
+                    with m.If(s.cur_conv):
+                        with m.If(n_next == 0):
+                            m.next = "C_DRAIN"
+                        with m.Else():
+                            m.next = "C_SCATTER"
+                    with m.Else():
+                        m.next = "ACC"
+                elif plan.cache_input:  # a conv network's first layer is conv: never cached
                     with m.If((s.layer == 0) & (s.t != 0)):
                         m.next = "CACHED"
                     with m.Else():
@@ -122,17 +153,27 @@ class SpikingCore(Elaboratable):
                     m.next = "WAIT_DRAIN"
             with m.State("WAIT_DRAIN"):
                 with m.If((s.dcnt == 0) & ~s.nv & ~s.nv2):
-                    with m.If(s.layer == len(ls) - 1):
-                        m.d.sync += s.layer.eq(0)
-                        with m.If(s.t == plan.time_steps - 1):
-                            m.d.sync += self.done.eq(1)
-                            m.next = "IDLE"
+                    next_layer()
+            if cv.present:
+                with m.State("C_SCATTER"):
+                    m.d.comb += cv.scatter.eq(1)
+                    with m.If(cv.scatter_done):
+                        m.next = "C_DRAIN"
+                with m.State("C_DRAIN"):
+                    m.next = "C_SWEEP"
+                with m.State("C_SWEEP"):
+                    m.d.comb += cv.sweep.eq(1)
+                    with m.If(cv.wg_end):
+                        m.next = "C_MASK"
+                for state, flag in (("C_MASK", cv.mask), ("C_EMIT", cv.emitting)):
+                    with m.State(state):
+                        m.d.comb += flag.eq(1)
+                        with m.If(cv.more):
+                            m.next = "C_EMIT"
+                        with m.Elif(cv.last_wg):
+                            next_layer()
                         with m.Else():
-                            m.d.sync += s.t.eq(s.t + 1)
-                            m.next = "LAYER_START"
-                    with m.Else():
-                        m.d.sync += s.layer.eq(s.layer + 1)
-                        m.next = "LAYER_START"
+                            m.next = "C_SWEEP"
         with m.If(~fsm.ongoing("IDLE")):
             m.d.sync += self.cycles.eq(self.cycles + 1)
         m.d.comb += self.busy.eq(~s.idle)
@@ -159,7 +200,7 @@ class _Shared:
         ls = plan.layers
         P = plan.parallelism
         max_cin = max(lp.c_in for lp in ls)
-        max_cout = max(lp.c_out for lp in ls)
+        max_cout = max(lp.c_out for lp in ls if lp.kind == "linear")
         self.mem: dict = {}
         # sequencer
         self.t = Signal(range(max(plan.time_steps, 2)))
@@ -196,7 +237,10 @@ class _Shared:
         self.cur_plast = Signal.like(self.load_count)
         self.cur_voff = Signal(range(max(plan.membrane_words, 2)))
         self.cur_boff = Signal(range(max(plan.bias_words, 2)))
+        self.cur_conv = Signal()  # the current layer runs on the conv engine
         self.plan = plan
+        self.cv = ConvSignals(plan)
+        self.conv_lanes = _Lanes(plan) if self.cv.present else None
 
 
 def _memories(m: Module, plan: CorePlan) -> dict:
@@ -222,8 +266,9 @@ def _memories(m: Module, plan: CorePlan) -> dict:
         evmem = Memory(shape=unsigned(w.ev_index), depth=2 * plan.event_depth, init=[])
         m.submodules.spike_events = evmem
         ports["ev_rd"], ports["ev_wr"] = evmem.read_port(), evmem.write_port()
+    conv_memories(m, plan, ports)
     for lp in ls:  # one membrane memory per neuron layer, as wide as its own bounds need
-        if lp.has_neuron:
+        if lp.has_neuron and lp.kind == "linear":
             vmem = Memory(shape=signed(lp.potential_width), depth=lp.c_out, init=[])
             m.submodules[f"membrane{lp.index}"] = vmem
             ports[f"v_rd{lp.index}"] = vmem.read_port()
@@ -253,6 +298,9 @@ def _constants(s: _Shared) -> Module:
     with m.Switch(s.layer):
         for lp in s.plan.layers:
             with m.Case(lp.index):
+                if lp.kind == "conv":
+                    m.d.comb += [s.cur_conv.eq(1), s.cur_base.eq(lp.wbase)]
+                    continue
                 m.d.comb += [s.cur_cin.eq(lp.c_in), s.cur_base.eq(lp.wbase),
                              s.cur_glast.eq(lp.groups - 1), s.cur_plast.eq(lp.last_group),
                              s.cur_boff.eq(lp.boff)]
@@ -273,10 +321,13 @@ def _accumulate(s: _Shared, core: SpikingCore) -> Module:
     v1, v2 = Signal(), Signal()
     x2 = Signal(signed(w.input + 1))
     first = s.layer == 0
-    m.d.comb += in_rd.addr.eq(s.k)
+    # While a conv layer runs, its scatter reads the events (and the weights) instead.
+    cv = s.cv
+    k = Mux(s.cur_conv, cv.ev_addr, s.k) if cv.present else s.k
+    m.d.comb += in_rd.addr.eq(k)
     ev_bits = (plan.event_depth - 1).bit_length()
     if ev_rd is not None:
-        m.d.comb += ev_rd.addr.eq(Cat(s.k[:ev_bits], s.layer[0]))
+        m.d.comb += ev_rd.addr.eq(Cat(k[:ev_bits], s.layer[0]))
     m.d.sync += v1.eq(s.issue)
     idx = Signal(max(w.in_index, w.ev_index))
     val = Signal(w.input)
@@ -285,24 +336,28 @@ def _accumulate(s: _Shared, core: SpikingCore) -> Module:
         m.d.comb += [idx.eq(Mux(first, in_idx, ev_rd.data)), val.eq(Mux(first, in_val, 1))]
     else:
         m.d.comb += [idx.eq(in_idx), val.eq(in_val)]
+    lin_addr = Mux(s.cur_conv, cv.waddr, s.wbase + idx) if cv.present else s.wbase + idx
     if plan.weight_store == "ram":
         # One address for reads and writes, so synthesis can map the store to single-port
         # SPRAM; the host loads the weights only while the core is idle.
         w_wr = mem["w_wr"]
         w_addr = Signal.like(w_rd.addr)
-        m.d.comb += [w_addr.eq(Mux(core.wl_en, core.wl_addr, s.wbase + idx)),
+        m.d.comb += [w_addr.eq(Mux(core.wl_en, core.wl_addr, lin_addr)),
                      w_wr.addr.eq(w_addr), w_wr.data.eq(core.wl_data),
                      w_wr.en.eq(core.wl_en & s.idle), w_rd.addr.eq(w_addr),
                      # SPRAM keeps its output while writing ("no_change"): no read then.
                      w_rd.en.eq(~core.wl_en)]
     else:
-        m.d.comb += w_rd.addr.eq(s.wbase + idx)
+        m.d.comb += w_rd.addr.eq(lin_addr)
     m.d.sync += [v2.eq(v1), x2.eq(val)]
     aw, wb = w.acc, w.weight
+    # Only a linear first layer sees multi-bit input values: otherwise the lanes just add.
+    multiply = plan.layers[0].kind == "linear"
     lanes = []
     for p in range(P):
         weight = w_rd.data[p * wb:(p + 1) * wb].as_signed()
-        lanes.append((s.acc[p * aw:(p + 1) * aw].as_signed() + weight * x2)[:aw])
+        term = weight * x2 if multiply else weight
+        lanes.append((s.acc[p * aw:(p + 1) * aw].as_signed() + term)[:aw])
     with m.If(s.handoff):
         m.d.sync += [s.shadow.eq(s.acc), s.acc.eq(0)]
     with m.Else():
@@ -353,12 +408,13 @@ def _neuron_unit(s: _Shared, core: SpikingCore) -> Module:
     bias = b_rd.data if b_rd is not None else Const(0, signed(2))
     current = Signal(signed(w.current))
     current2 = Signal(signed(w.current))
+    lin = plan.linear_layers
     with m.Switch(s.layer):
-        for lp in ls:
+        for lp in lin:
             with m.Case(lp.index):
                 m.d.comb += current.eq((accv << lp.shift) + bias)
     m.d.sync += current2.eq(current)
-    for lp in ls:
+    for lp in lin:
         if lp.has_neuron:
             m.d.comb += mem[f"v_rd{lp.index}"].addr.eq(nc)
     if t_rd is not None:
@@ -374,7 +430,7 @@ def _neuron_unit(s: _Shared, core: SpikingCore) -> Module:
     v_new = Signal(signed(w.potential))
     spike = Signal()
     with m.Switch(s.layer):
-        for lp in ls:
+        for lp in lin:
             if not lp.has_neuron:
                 continue
             with m.Case(lp.index):
@@ -394,26 +450,36 @@ def _neuron_unit(s: _Shared, core: SpikingCore) -> Module:
                     m.d.comb += v_new.eq(Mux(spike, 0, h))
     neuron_layers = [lp for lp in ls if lp.has_neuron]
     counters = dict(zip((lp.index for lp in neuron_layers), core.spike_counts))
-    with m.If(s.go):
-        m.d.sync += [c.eq(0) for c in core.spike_counts]
     ev_bits = (plan.event_depth - 1).bit_length()
     # Addresses and data are driven whatever the enables say: only the write enables wait for
     # the late spike decision, which keeps the compare off the address paths.
     for lp in neuron_layers:
+        if lp.kind == "conv":
+            continue
         v_wr = mem[f"v_wr{lp.index}"]
         m.d.comb += [v_wr.addr.eq(nc2), v_wr.data.eq(v_new),
                      v_wr.en.eq(s.nv2 & (s.layer == lp.index))]
+    # The conv engine's events and spike counts come in here: one driver per signal.
+    cv = s.cv
+    emit = (s.nv2 & spike) | cv.emit if cv.present else s.nv2 & spike
     if ev_wr is not None:
-        m.d.comb += [ev_wr.addr.eq(Cat(s.ev_cnt[:ev_bits], ~s.layer[0])), ev_wr.data.eq(nc2),
-                     ev_wr.en.eq(s.nv2 & spike)]
+        data = Mux(s.cur_conv, cv.emit_data, nc2) if cv.present else nc2
+        m.d.comb += [ev_wr.addr.eq(Cat(s.ev_cnt[:ev_bits], ~s.layer[0])), ev_wr.data.eq(data),
+                     ev_wr.en.eq(emit)]
     m.d.comb += [l_wr.addr.eq(nc2), l_wr.data.eq(Mux(s.t == 0, 0, l_rd.data) + current2),
                  l_wr.en.eq(s.nv2 & (s.layer == ls[-1].index))]
-    with m.If(s.nv2 & spike):
+    with m.If(emit):
         m.d.sync += s.ev_cnt.eq(s.ev_cnt + 1)
-        with m.Switch(s.layer):
-            for lp in neuron_layers:
-                with m.Case(lp.index):
-                    m.d.sync += counters[lp.index].eq(counters[lp.index] + 1)
+    with m.Switch(s.layer):
+        for lp in neuron_layers:
+            with m.Case(lp.index):
+                if lp.kind == "conv":
+                    m.d.sync += counters[lp.index].eq(counters[lp.index] + cv.spike_inc)
+                else:
+                    with m.If(s.nv2 & spike):
+                        m.d.sync += counters[lp.index].eq(counters[lp.index] + 1)
+    with m.If(s.go):  # after the increments: the later assignment wins
+        m.d.sync += [c.eq(0) for c in core.spike_counts]
     return m
 
 

@@ -4,6 +4,11 @@ Pure numpy: the fit check and the cycle model use it without importing Amaranth.
 come from bounds on the network's own integers (interval arithmetic over the ``T`` time steps),
 so no register or memory word can overflow for any input the core accepts (``0 .. 2**input_bits
 - 1`` per input, each input index written at most once per sample).
+
+Linear layers run on the accumulate-then-fire engine (P accumulator registers, a serial neuron
+unit); conv layers on the scatter-and-sweep engine (:mod:`wb_fpga.conv`): events add their
+kernel taps into a membrane memory of P-lane words, then a sweep updates P neurons per cycle,
+ORs the pooling windows and emits the next layer's events.
 """
 
 from __future__ import annotations
@@ -15,6 +20,7 @@ import numpy as np
 
 from workbench.core.errors import DeployError
 
+from wb_fpga.conv import ConvGeometry, field_bits
 from wb_sim.ir import IntegerNetwork, IntLayer
 
 #: Cycles an accumulation group spends after its last event issue: the event memory read and the
@@ -43,39 +49,67 @@ class Bounds:
     potential: tuple[int, int]  # V stored between steps
     pre_reset: tuple[int, int]  # H before the comparison
     threshold: tuple[int, int]
+    # conv layers store V - (V >> k) plus the partial sums of (acc << shift) of the running step
+    stored: tuple[int, int] = (0, 0)
+    bias: tuple[int, int] = (0, 0)
 
 
 @dataclass(frozen=True)
 class LayerPlan:
     index: int
     name: str
-    c_in: int
-    c_out: int
-    groups: int  # ceil(c_out / P): accumulation groups of P output neurons
-    last_group: int  # neurons in the last group
+    c_in: int  # inputs (conv: C_in x H_in x W_in positions; the event count's bound)
+    c_out: int  # neurons (conv: C_out x H_out x W_out)
+    groups: int  # ceil(output channels / P): groups of P output neurons (conv: channels)
+    last_group: int  # neurons (conv: channels) in the last group
     wbase: int  # first word of this layer in the weight store
-    voff: int  # first word in the threshold memory (-1: read-out, no neuron)
-    boff: int  # first word in the bias memory
+    voff: int  # first word in the threshold memory (-1: read-out or conv, no serial neuron)
+    boff: int  # first word in the bias memory (-1: conv, biases are constants)
     shift: int
     leak_shift: int | None
     reset: str
     has_neuron: bool
     uniform_threshold: int | None  # the layer's threshold when all neurons share it
     bounds: Bounds
+    kind: str = "linear"  # "linear" or "conv"
+    conv: ConvGeometry | None = None
+    # a conv layer's events for the next layer: "conv" (bit fields x, y, c) or "linear" (the
+    # C, H, W flatten index); None for the last layer
+    next_kind: str | None = None
+    mbase: int = 0  # conv: first word of this layer in the conv membrane memory
 
     @property
     def potential_width(self) -> int:
-        """Width of this layer's membrane memory (each neuron layer has its own)."""
+        """Width of this layer's membranes (a conv layer's: what it stores between events)."""
+        if self.kind == "conv":
+            return signed_width(*self.bounds.stored)
         return signed_width(*self.bounds.potential)
+
+    @property
+    def weight_words(self) -> int:
+        return self.conv.weight_words if self.conv is not None else self.groups * self.c_in
+
+    @property
+    def membrane_words(self) -> int:
+        return self.conv.membrane_words if self.conv is not None else self.c_out
+
+
+    @property
+    def emits(self) -> int:
+        """Events this layer can produce in one step (after pooling)."""
+        if self.conv is None:
+            return self.c_out
+        hp, wp = self.conv.pooled
+        return self.conv.c_out * hp * wp
 
 
 @dataclass(frozen=True)
 class Widths:
     weight: int  # signed width of one weight lane
     input: int  # unsigned width of an input value
-    acc: int
+    acc: int  # the linear engine's datapath from here to ``threshold``
     current: int
-    potential: int  # the widest layer's membrane (the datapath)
+    potential: int  # the widest linear layer's membrane (the datapath)
     pre_reset: int
     threshold: int
     bias: int
@@ -84,6 +118,7 @@ class Widths:
     cycles: int
     in_index: int
     ev_index: int
+    conv: int = 2  # the conv engine's datapath: stored values, H, thresholds, biases
 
 
 @dataclass(frozen=True)
@@ -94,7 +129,7 @@ class MemoryInfo:
     depth: int
     width: int
     kind: str  # "weights", "membrane", "bias", "threshold", "events", "cache", "logits"
-    init: bool  # initialised by the bitstream (ROM) or written at run time
+    init: bool  # initialised by the bitstream (ROM, or a conv membrane's zeros) or not
     per_layer: dict[str, int] = field(default_factory=dict)  # layer name -> words
     layer: str | None = None  # the one layer a per-layer memory belongs to
 
@@ -110,12 +145,12 @@ class CorePlan:
     layers: tuple[LayerPlan, ...]
     widths: Widths
     weight_words: int
-    membrane_words: int  # neurons of all neuron layers (the threshold memory's depth)
+    membrane_words: int  # neurons of the linear neuron layers (the threshold memory's depth)
     bias_words: int
     has_bias: bool
-    uniform_thresholds: bool
-    cache_input: bool  # layer 0's accumulators are kept from t = 0 (its input never changes)
-    event_depth: int  # spike-event buffer half (a power of two >= the widest hidden layer)
+    uniform_thresholds: bool  # every linear neuron layer has one threshold
+    cache_input: bool  # layer 0's accumulators are kept from t = 0 (linear layer 0 only)
+    event_depth: int  # spike-event buffer half (a power of two >= the most events of a layer)
     weight_store: str  # "rom": initialised block RAM; "ram": loaded over the load port (SPRAM)
 
     @property
@@ -126,28 +161,46 @@ class CorePlan:
     def n_classes(self) -> int:
         return self.layers[-1].c_out
 
+    @property
+    def linear_layers(self) -> tuple[LayerPlan, ...]:
+        return tuple(lp for lp in self.layers if lp.kind == "linear")
+
+    @property
+    def conv_layers(self) -> tuple[LayerPlan, ...]:
+        return tuple(lp for lp in self.layers if lp.kind == "conv")
+
     def memories(self) -> list[MemoryInfo]:
         """Every memory the core instantiates, in the order of :mod:`wb_fpga.hdl`."""
         w = self.widths
         ls = self.layers
+        lin = self.linear_layers
         mems = [MemoryInfo("weights", self.weight_words, self.parallelism * w.weight, "weights",
                            self.weight_store == "rom",
-                           {lp.name: lp.groups * lp.c_in for lp in ls}),
+                           {lp.name: lp.weight_words for lp in ls}),
                 MemoryInfo("input_events", max(ls[0].c_in, 1), w.in_index + w.input, "events",
                            False, {ls[0].name: ls[0].c_in})]
         if len(ls) > 1:
             mems.append(MemoryInfo("spike_events", 2 * self.event_depth, w.ev_index, "events",
                                    False, {lp.name: lp.c_in for lp in ls[1:]}))
-        for lp in ls:
+        for lp in lin:
             if lp.has_neuron:
                 mems.append(MemoryInfo(f"membrane{lp.index}", lp.c_out, lp.potential_width,
                                        "membrane", False, {lp.name: lp.c_out}, lp.name))
+        convs = self.conv_layers
+        if convs:
+            # One memory for every conv layer: words of P lanes at the conv datapath's width,
+            # read by the lanes without a multiplexer. The scatter adds to it from the first
+            # step on, so it relies on the zeros the bitstream gives it (each sample's last
+            # step writes zeros back).
+            mems.append(MemoryInfo("conv_membranes", sum(lp.membrane_words for lp in convs),
+                                   self.parallelism * w.conv, "membrane", True,
+                                   {lp.name: lp.membrane_words for lp in convs}))
         if self.has_bias:
             mems.append(MemoryInfo("bias", self.bias_words, w.bias, "bias", True,
-                                   {lp.name: lp.c_out for lp in ls}))
+                                   {lp.name: lp.c_out for lp in lin}))
         if not self.uniform_thresholds:
             mems.append(MemoryInfo("threshold", self.membrane_words, w.threshold, "threshold",
-                                   True, {lp.name: lp.c_out for lp in ls if lp.has_neuron}))
+                                   True, {lp.name: lp.c_out for lp in lin if lp.has_neuron}))
         if self.cache_input:
             mems.append(MemoryInfo("input_cache", ls[0].c_out, w.acc, "cache", False,
                                    {ls[0].name: ls[0].c_out}))
@@ -156,46 +209,81 @@ class CorePlan:
         return mems
 
     def weight_init(self) -> list[int]:
-        """The weight store's words: lane ``p`` of word ``wbase + g * c_in + i`` holds
-        ``W[g * P + p, i]`` (two's complement, zero beyond ``c_out``)."""
+        """The weight store's words. Linear: lane ``p`` of word ``wbase + g * c_in + i`` holds
+        ``W[g * P + p, i]``. Conv: lane ``p`` of word ``wbase + ((c * k + dy) * k + dx) * G +
+        g`` holds ``W[g * P + p, c, dy, dx]``. Two's complement, zero beyond the channels."""
         P, wb = self.parallelism, self.widths.weight
         mask = (1 << wb) - 1
         words: list[int] = []
         for lp, layer in zip(self.layers, self.net.layers):
             w = np.asarray(layer.weight, dtype=np.int64)
-            padded = np.zeros((lp.groups * P, lp.c_in), dtype=np.int64)
-            padded[: lp.c_out] = w
-            lanes = (padded & mask).astype(object).reshape(lp.groups, P, lp.c_in)
-            for g in range(lp.groups):
-                word = np.zeros(lp.c_in, dtype=object)
-                for p in range(P):
-                    word = word + (lanes[g, p] << (p * wb))
-                words.extend(int(v) for v in word)
+            c_out = int(w.shape[0])
+            padded = np.zeros((lp.groups * P,) + w.shape[1:], dtype=np.int64)
+            padded[:c_out] = w
+            if lp.kind == "conv":  # [G*P, C_in, k, k] -> rows (c, dy, dx, g) of P lanes
+                lanes = padded.reshape(lp.groups, P, -1).transpose(2, 0, 1).reshape(-1, P)
+            else:  # [G*P, C_in] -> rows (g, i) of P lanes
+                lanes = padded.reshape(lp.groups, P, -1).transpose(0, 2, 1).reshape(-1, P)
+            lanes = (lanes & mask).astype(object)
+            word = np.zeros(lanes.shape[0], dtype=object)
+            for p in range(P):
+                word = word + (lanes[:, p] << (p * wb))
+            words.extend(int(v) for v in word)
         return words
 
     def bias_init(self) -> list[int]:
-        return [int(b) for layer in self.net.layers for b in np.asarray(layer.bias).ravel()]
+        return [int(b) for lp, layer in zip(self.layers, self.net.layers) if lp.kind == "linear"
+                for b in np.asarray(layer.bias).ravel()]
 
     def threshold_init(self) -> list[int]:
-        return [int(v) for layer in self.net.layers if layer.neuron is not None
+        return [int(v) for lp, layer in zip(self.layers, self.net.layers)
+                if lp.kind == "linear" and layer.neuron is not None
                 for v in np.asarray(layer.neuron.threshold).ravel()]
+
+    def host_index(self, flat: np.ndarray) -> np.ndarray:
+        """The ``in_idx`` the host writes for the flat (C, H, W) input index ``flat``: the
+        index itself for a linear first layer; bit fields ``x | y << xb | c << (xb + yb)`` for
+        a conv first layer (so the core decodes them without a divider)."""
+        first = self.layers[0]
+        flat = np.asarray(flat, dtype=np.int64)
+        if first.conv is None:
+            return flat
+        g = first.conv
+        c, rest = np.divmod(flat, g.h_in * g.w_in)
+        y, x = np.divmod(rest, g.w_in)
+        return g.event_index(c, y, x)
 
 
 def unsupported(net: IntegerNetwork) -> list[tuple[str, str]]:
     """``(layer name, why)`` for every layer the core cannot implement."""
     found = []
+    last = len(net.layers) - 1
     for i, layer in enumerate(net.layers):
-        if layer.kind != "linear":
+        if layer.kind not in ("linear", "conv"):
             found.append((layer.name, f"a {layer.kind} layer: the FPGA core implements linear "
-                                      "(fully connected) layers only; use wb_sim for "
-                                      "convolutional networks"))
-        elif layer.pool:
-            found.append((layer.name, "pooling after a linear layer is not supported"))
-        elif (layer.neuron is None) != (i == len(net.layers) - 1):
+                                      "and conv layers"))
+        elif (layer.neuron is None) != (i == last):
             found.append((layer.name, "only the last layer may be (and must be) a read-out "
                                       "without a neuron"))
+        elif layer.kind == "conv" and i == last:
+            found.append((layer.name, "the read-out must be a linear layer (flatten, then "
+                                      "wb_core.linear); a conv read-out is not supported"))
+        elif layer.kind == "conv" and i and net.layers[i - 1].kind != "conv":
+            found.append((layer.name, "a conv layer must take the network input or a conv "
+                                      "layer's spikes"))
+        elif layer.kind == "conv" and (np.asarray(layer.weight).ndim != 4
+                                       or layer.weight.shape[2] != layer.weight.shape[3]):
+            found.append((layer.name, "a conv layer needs a square kernel [C_out, C_in, k, k]"))
+        elif layer.kind == "conv" and (layer.stride < 1 or layer.padding < 0):
+            found.append((layer.name, f"stride {layer.stride} / padding {layer.padding}: the "
+                                      "core needs stride >= 1 and padding >= 0"))
+        elif layer.pool and layer.kind != "conv":
+            found.append((layer.name, "pooling after a linear layer is not supported"))
         elif layer.neuron is not None and layer.neuron.reset not in ("hard", "soft"):
             found.append((layer.name, f"unknown reset {layer.neuron.reset!r}"))
+        elif layer.neuron is not None and getattr(layer.neuron, "ternary", False):
+            found.append((layer.name, "ternary spikes: the core's spike queues carry binary "
+                                      "events; run ternary networks on wb_sim"))
     return found
 
 
@@ -219,73 +307,141 @@ def plan_core(net: IntegerNetwork, parallelism: int, *, weight_store: str = "rom
     if T < 1:
         raise DeployError(f"time_steps must be at least 1, got {T}", where="time_steps")
     layers: list[LayerPlan] = []
-    wbase = voff = boff = 0
+    wbase = voff = boff = mbase = 0
     for i, layer in enumerate(net.layers):
         w = np.asarray(layer.weight, dtype=np.int64)
-        if w.ndim != 2:
-            raise DeployError(f"a linear layer needs a 2-D weight, got shape {list(w.shape)}",
-                              where=f"node {layer.name!r}")
-        c_out, c_in = (int(v) for v in w.shape)
-        expected_in = net.input_shape if i == 0 else (layers[-1].c_out,)
-        if int(np.prod(layer.in_shape)) != c_in or (i and c_in != expected_in[0]):
-            raise DeployError(f"weight shape {list(w.shape)} does not match its input "
-                              f"{list(layer.in_shape)}", where=f"node {layer.name!r}")
-        groups = math.ceil(c_out / P)
         neuron = layer.neuron
+        channels = int(w.shape[0]) if w.ndim else 0
+        sizes = [np.asarray(layer.bias).size] + ([np.asarray(neuron.threshold).size]
+                                                 if neuron is not None else [])
+        if any(size != channels for size in sizes):
+            raise DeployError(f"{channels} output channels but {sizes[0]} biases"
+                              + (f" and {sizes[1]} thresholds" if len(sizes) > 1 else ""),
+                              where=f"node {layer.name!r}")
         bounds = _bounds(net, i, layer)
         uniform = None
         if neuron is not None:
             thr = np.asarray(neuron.threshold, dtype=np.int64).ravel()
             if thr.size and np.all(thr == thr[0]):
                 uniform = int(thr[0])
-        layers.append(LayerPlan(
-            i, layer.name, c_in, c_out, groups, c_out - (groups - 1) * P, wbase,
-            voff if neuron is not None else -1, boff, int(layer.shift),
-            None if neuron is None else neuron.leak_shift,
-            "hard" if neuron is None else neuron.reset, neuron is not None, uniform, bounds))
-        wbase += groups * c_in
-        boff += c_out
-        if neuron is not None:
-            voff += c_out
+        next_kind = net.layers[i + 1].kind if i + 1 < len(net.layers) else None
+        if layer.kind == "conv":
+            geom = ConvGeometry.of(layer, P)
+            _check_conv(layer, geom, net.input_shape if i == 0 else
+                        _pooled_shape(layers[-1].conv))
+            lp = LayerPlan(
+                i, layer.name, geom.inputs, geom.neurons, geom.groups, geom.last_group, wbase,
+                -1, -1, int(layer.shift), neuron.leak_shift, neuron.reset, True, uniform, bounds,
+                "conv", geom, next_kind, mbase)
+            mbase += geom.membrane_words
+        else:
+            if w.ndim != 2:
+                raise DeployError(f"a linear layer needs a 2-D weight, got shape "
+                                  f"{list(w.shape)}", where=f"node {layer.name!r}")
+            c_out, c_in = (int(v) for v in w.shape)
+            if i:
+                prev = layers[-1]
+                expected = prev.emits if prev.conv is not None else prev.c_out
+            else:
+                expected = int(np.prod(layer.in_shape))
+            if int(np.prod(layer.in_shape)) != c_in or c_in != expected:
+                raise DeployError(f"weight shape {list(w.shape)} does not match its input "
+                                  f"{list(layer.in_shape)}", where=f"node {layer.name!r}")
+            groups = math.ceil(c_out / P)
+            lp = LayerPlan(
+                i, layer.name, c_in, c_out, groups, c_out - (groups - 1) * P, wbase,
+                voff if neuron is not None else -1, boff, int(layer.shift),
+                None if neuron is None else neuron.leak_shift,
+                "hard" if neuron is None else neuron.reset, neuron is not None, uniform, bounds,
+                "linear", None, next_kind)
+            boff += c_out
+            if neuron is not None:
+                voff += c_out
+        layers.append(lp)
+        wbase += lp.weight_words
     ls = tuple(layers)
     weight_bits = max(_signed_bits_of(layer.weight) for layer in net.layers)
     declared = max(int(layer.weight_bits) for layer in net.layers)
     weight_bits = max(weight_bits, min(declared, 64))
-    hidden = [lp for lp in ls if lp.has_neuron]
-    cache = (T > 1) if cache_input is None else bool(cache_input)
-    biases = np.concatenate([np.asarray(layer.bias, dtype=np.int64).ravel()
-                             for layer in net.layers])
+    lin = [lp for lp in ls if lp.kind == "linear"]
+    convs = [lp for lp in ls if lp.kind == "conv"]
+    hidden = [lp for lp in lin if lp.has_neuron]
+    cache = ((T > 1) if cache_input is None else bool(cache_input)) and ls[0].kind == "linear"
+    lin_biases = [np.asarray(net.layers[lp.index].bias, dtype=np.int64).ravel() for lp in lin]
+    biases = np.concatenate(lin_biases) if lin_biases else np.zeros(0, dtype=np.int64)
     has_bias = bool(np.any(biases != 0))
     uniform_thr = all(lp.uniform_threshold is not None for lp in hidden)
-    event_depth = 1 << max(0, (max((lp.c_out for lp in ls[:-1]), default=1) - 1).bit_length())
+    most_events = max((lp.emits for lp in ls[:-1]), default=1)
+    event_depth = 1 << max(0, (most_events - 1).bit_length())
 
-    def span(attr: str) -> tuple[int, int]:
-        values = [getattr(lp.bounds, attr) for lp in ls]
+    def span(attr: str, among) -> tuple[int, int]:
+        values = [getattr(lp.bounds, attr) for lp in among]
         return min(v[0] for v in values), max(v[1] for v in values)
 
     last = ls[-1].bounds.current
     logit = (min(T * last[0], 0), max(T * last[1], 0))
-    cycle_bound = _cycle_bound(ls, P, T, cache)
+    conv_width = 2
+    for lp in convs:  # stored values, H, V, thresholds and biases share one datapath
+        b = lp.bounds
+        for lo, hi in (b.stored, b.pre_reset, b.potential, b.threshold, b.bias):
+            conv_width = max(conv_width, signed_width(lo, hi))
     widths = Widths(
         weight=weight_bits,
         input=max(1, int(net.input_bits)),
-        acc=signed_width(*span("acc")),
-        current=signed_width(*span("current")),
-        potential=signed_width(*span("potential")) if hidden else 2,
-        pre_reset=signed_width(*span("pre_reset")) if hidden else 2,
-        threshold=signed_width(*span("threshold")) if hidden else 2,
+        acc=signed_width(*span("acc", lin)),
+        current=signed_width(*span("current", lin)),
+        potential=signed_width(*span("potential", hidden)) if hidden else 2,
+        pre_reset=signed_width(*span("pre_reset", hidden)) if hidden else 2,
+        threshold=signed_width(*span("threshold", hidden)) if hidden else 2,
         bias=signed_width(int(biases.min()), int(biases.max())) if biases.size else 2,
         logit=signed_width(*logit),
         count=unsigned_width(T * max(lp.c_out for lp in ls)),
-        cycles=unsigned_width(cycle_bound),
-        in_index=unsigned_width(max(ls[0].c_in - 1, 1)),
-        ev_index=unsigned_width(max(event_depth - 1, 1)),
+        cycles=2,  # set below, from the cycle model's bound
+        in_index=max(1, _in_index_bits(ls[0])),
+        ev_index=max([1] + [_in_index_bits(lp) for lp in ls[1:]]),
+        conv=conv_width,
     )
-    if max(widths.acc, widths.current, widths.potential, widths.logit) > 62:
+    if max(widths.acc, widths.current, widths.potential, widths.logit, widths.conv) > 62:
         raise DeployError("the network's integers need more than 62 bits in the core; lower "
                           "frac_bits or the weight/input bits", where="network")
-    return CorePlan(net, P, ls, widths, wbase, voff, boff, has_bias, uniform_thr, cache,
+    plan = CorePlan(net, P, ls, widths, wbase, voff, boff, has_bias, uniform_thr, cache,
                     event_depth, weight_store)
+    from dataclasses import replace
+
+    from wb_fpga.cycles import cycle_bound
+
+    return replace(plan, widths=replace(widths, cycles=unsigned_width(cycle_bound(plan))))
+
+
+def _pooled_shape(geom: ConvGeometry) -> tuple[int, int, int]:
+    hp, wp = geom.pooled
+    return geom.c_out, hp, wp
+
+
+def _check_conv(layer: IntLayer, geom: ConvGeometry, incoming: tuple[int, ...]) -> None:
+    """The conv layer's shapes must agree with wb_sim's arithmetic and with its input."""
+    where = f"node {layer.name!r}"
+    if tuple(int(v) for v in layer.in_shape) != tuple(int(v) for v in incoming):
+        raise DeployError(f"input shape {list(layer.in_shape)} does not match what reaches "
+                          f"it, {list(incoming)}", where=where)
+    if geom.c_in != int(layer.weight.shape[1]) or len(layer.out_shape) != 3 \
+            or int(layer.out_shape[0]) != geom.c_out:
+        raise DeployError(f"weight shape {list(layer.weight.shape)} does not match its input "
+                          f"{list(layer.in_shape)} and output {list(layer.out_shape)}",
+                          where=where)
+    for size_in, size_out in ((geom.h_in, geom.h_out), (geom.w_in, geom.w_out)):
+        if size_out != (size_in + 2 * geom.padding - geom.k) // geom.stride + 1 or size_out < 1:
+            raise DeployError(f"output shape {list(layer.out_shape)} is not what a {geom.k}x"
+                              f"{geom.k} kernel with stride {geom.stride} and padding "
+                              f"{geom.padding} gives on {list(layer.in_shape)}", where=where)
+
+
+def _in_index_bits(lp: LayerPlan) -> int:
+    """Width of the event index layer ``lp`` reads: bit fields (x, y, c) for a conv layer, the
+    input (or flatten) index for a linear one."""
+    if lp.conv is not None:
+        return sum(lp.conv.in_fields)
+    return field_bits(lp.c_in)
 
 
 def _signed_bits_of(weight: np.ndarray) -> int:
@@ -297,8 +453,11 @@ def _signed_bits_of(weight: np.ndarray) -> int:
 
 def _bounds(net: IntegerNetwork, index: int, layer: IntLayer) -> Bounds:
     """Ranges by interval arithmetic: exact per-neuron sums of the positive and negative
-    weights times the largest input, then ``T`` steps of the neuron update on intervals."""
+    weights times the largest input, then ``T`` steps of the neuron update on intervals. A conv
+    layer's rows are its output channels (each input position adds a tap at most once to a
+    neuron, so the channel's sums bound every neuron of it)."""
     w = np.asarray(layer.weight, dtype=np.int64)
+    w = w.reshape(w.shape[0], -1)
     xmax = (1 << int(net.input_bits)) - 1 if index == 0 else 1
     # Row sums in int64 (weights < 2**32, fan-in < 2**24: far from overflow), then Python ints.
     pos = np.where(w > 0, w, 0).sum(axis=1).astype(object) * xmax
@@ -309,9 +468,10 @@ def _bounds(net: IntegerNetwork, index: int, layer: IntLayer) -> Bounds:
     i_hi = pos * scale + bias
     acc = (min(0, min(neg)), max(0, max(pos)))
     current = (min(min(i_lo), 0), max(max(i_hi), 0))
+    bias_range = (min(0, min(bias)), max(0, max(bias)))
     neuron = layer.neuron
     if neuron is None:
-        return Bounds(acc, current, (0, 0), (0, 0), (0, 0))
+        return Bounds(acc, current, (0, 0), (0, 0), (0, 0), (0, 0), bias_range)
     thr = np.asarray(neuron.threshold, dtype=np.int64).astype(object).ravel()
     k = neuron.leak_shift
 
@@ -321,9 +481,16 @@ def _bounds(net: IntegerNetwork, index: int, layer: IntLayer) -> Bounds:
     v_lo = np.zeros_like(thr)
     v_hi = np.zeros_like(thr)
     pot_lo, pot_hi, h_lo_all, h_hi_all = 0, 0, 0, 0
+    st_lo, st_hi = 0, 0
     for _ in range(int(net.time_steps)):
-        h_lo = np.array([leak(v) for v in v_lo], dtype=object) + i_lo
-        h_hi = np.array([leak(v) for v in v_hi], dtype=object) + i_hi
+        leak_lo = np.array([leak(v) for v in v_lo], dtype=object)
+        leak_hi = np.array([leak(v) for v in v_hi], dtype=object)
+        # A conv membrane holds leak(V) plus any part of this step's (acc << shift): the
+        # partial sums stay between the negative and the positive weight sums.
+        st_lo = min(st_lo, min(leak_lo + np.minimum(neg, 0) * scale))
+        st_hi = max(st_hi, max(leak_hi + np.maximum(pos, 0) * scale))
+        h_lo = leak_lo + i_lo
+        h_hi = leak_hi + i_hi
         h_lo_all, h_hi_all = min(h_lo_all, min(h_lo)), max(h_hi_all, max(h_hi))
         new_lo, new_hi = [], []
         for c in range(len(thr)):
@@ -344,18 +511,5 @@ def _bounds(net: IntegerNetwork, index: int, layer: IntLayer) -> Bounds:
         v_hi = np.array(new_hi, dtype=object)
         pot_lo, pot_hi = min(pot_lo, min(v_lo)), max(pot_hi, max(v_hi))
     threshold = (min(min(thr), 0), max(max(thr), 0))
-    return Bounds(acc, current, (pot_lo, pot_hi), (h_lo_all, h_hi_all), threshold)
-
-
-def _cycle_bound(layers: tuple[LayerPlan, ...], P: int, T: int, cache: bool) -> int:
-    """Cycles of the densest possible sample (every input an event), for the counter width."""
-    from wb_fpga.cycles import CACHED_PASS_EXTRA, pass_cycles
-
-    total = 0
-    for t in range(T):
-        for lp in layers:
-            if cache and lp.index == 0 and t > 0:
-                total += lp.c_out + CACHED_PASS_EXTRA
-            else:
-                total += int(pass_cycles(np.array([lp.c_in]), lp.groups, P, lp.last_group)[0])
-    return total + 1
+    return Bounds(acc, current, (pot_lo, pot_hi), (h_lo_all, h_hi_all), threshold,
+                  (int(st_lo), int(st_hi)), bias_range)

@@ -79,8 +79,9 @@ def iter_core(net: IntegerNetwork, x_int: np.ndarray, parallelism: int = 16, *,
             await ctx.tick()
             ctx.set(core.in_clear, 0)
             ctx.set(core.in_we, 1)
-            for i in np.flatnonzero(x[b]):
-                ctx.set(core.in_idx, int(i))
+            active = np.flatnonzero(x[b])
+            for i, where in zip(active, plan.host_index(active)):
+                ctx.set(core.in_idx, int(where))
                 ctx.set(core.in_val, int(x[b, i]))
                 await ctx.tick()
             ctx.set(core.in_we, 0)

@@ -1,7 +1,8 @@
 """Tests of ``wb_fpga``: the Amaranth core against wb_sim, the torch integer reference and our
-numpy trace (bit for bit, random networks and the trained 4-bit digits MLP), the cycle model
-against the simulated cycles, the pin-limited wrapper, the fit check, the tool runner's errors,
-and (slow) a whole deployment of a tiny network to the iCE40 UP5K."""
+numpy trace (bit for bit, random linear and conv networks, the trained 4-bit digits MLP and
+digits conv), the cycle model against the simulated cycles, the pin-limited wrapper, the fit
+check, the tool runner's errors, and (slow) a whole deployment of a tiny network to the iCE40
+UP5K."""
 
 from __future__ import annotations
 
@@ -15,12 +16,14 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from workbench.core.deploy import deploy
+from workbench.core.cancel import CancelToken
+from workbench.core.deploy import DeployContext, deploy
 from workbench.core.errors import DeployError
 from workbench.core.events import EnergySample, RunFinished
 from workbench.core.project import load_project
 from workbench.core.session import Session
 from workbench.testing.fixtures import make_tiny_project
+from wb_fpga.backend import FpgaBackend
 from wb_fpga.cycles import cycles_for, trace
 from wb_fpga.fit import fit, fit_issues
 from wb_fpga.plan import plan_core, signed_width
@@ -52,9 +55,37 @@ def random_net(sizes, *, T=3, wbits=4, ibits=4, seed=0, leak=1, reset="hard", un
     return IntegerNetwork(layers, T, 1.0, ibits, "random")
 
 
+def random_conv_net(in_shape, convs, classes, *, T=3, wbits=4, ibits=4, seed=0, leak=1,
+                    reset="hard", uniform=False, shift=2, threshold=60):
+    """Conv layers ``convs`` = [(C_out, k, stride, padding, pool), ...] with random integer
+    weights and per-channel thresholds, flattened into a linear read-out."""
+    rng = np.random.default_rng(seed)
+    top = 2 ** (wbits - 1) - 1
+    layers = []
+    shape = tuple(in_shape)
+    for i, (c_out, k, stride, pad, pool) in enumerate(convs):
+        c_in, h, w = shape
+        out = (c_out, (h + 2 * pad - k) // stride + 1, (w + 2 * pad - k) // stride + 1)
+        weight = rng.integers(-top, top + 1, size=(c_out, c_in, k, k)).astype(np.int64)
+        thr = (np.full(c_out, threshold) if uniform
+               else rng.integers(threshold // 2, 2 * threshold, size=c_out))
+        layer = IntLayer(f"conv{i}", "conv", weight, wbits,
+                         rng.integers(-20, 20, size=c_out).astype(np.int64), shift, shape, out,
+                         IntNeuron(thr.astype(np.int64), leak, reset), stride, pad, pool)
+        layers.append(layer)
+        shape = layer.pooled_shape
+        threshold = max(8, threshold // 2)  # spikes in, smaller sums
+    d = int(np.prod(shape))
+    layers.append(IntLayer("fc", "linear",
+                           rng.integers(-top, top + 1, size=(classes, d)).astype(np.int64), wbits,
+                           rng.integers(-20, 20, size=classes).astype(np.int64), shift, (d,),
+                           (classes,), None))
+    return IntegerNetwork(layers, T, 1.0, ibits, "random-conv")
+
+
 def random_inputs(net, n, *, seed=1, density=0.6):
     rng = np.random.default_rng(seed)
-    shape = (n, net.layers[0].weight.shape[1])
+    shape = (n,) + tuple(net.input_shape)
     top = 2 ** net.input_bits - 1
     return rng.integers(0, top + 1, size=shape) * (rng.random(shape) < density)
 
@@ -101,6 +132,80 @@ def test_core_matches_wb_sim_torch_and_trace(name):
     np.testing.assert_array_equal(hw.cycles, cycles_for(net, x, P, cache_input=cache))
 
 
+CONV_CASES = {
+    # (in_shape, [(C_out, k, stride, padding, pool), ...], classes, P, extra)
+    "stride1-pad1-pool2-conv-conv-linear": ((2, 6, 6), [(5, 3, 1, 1, 2), (6, 3, 1, 1, 0)], 4, 4,
+                                            {}),
+    "stride2-pad0-nopool": ((2, 7, 7), [(4, 3, 2, 0, 0), (3, 3, 1, 1, 0)], 3, 4, {}),
+    "stride2-pad1-odd-map-one-conv": ((1, 7, 5), [(6, 3, 2, 1, 0)], 5, 4, {}),
+    "pad0-pool2-cropped-soft-if": ((1, 7, 7), [(4, 3, 1, 0, 2), (4, 3, 1, 1, 2)], 3, 4,
+                                   dict(reset="soft", leak=None)),
+    "1x1-pool3-odd-P": ((2, 7, 8), [(7, 1, 1, 0, 3)], 3, 3, {}),
+    "channels-over-P-uniform-T1": ((1, 5, 5), [(9, 3, 1, 1, 0), (5, 3, 1, 1, 0)], 4, 4,
+                                   dict(T=1, uniform=True)),
+    "P-over-channels-leak2": ((1, 6, 6), [(3, 3, 1, 1, 2), (10, 3, 1, 1, 0)], 4, 8,
+                              dict(leak=2)),
+}
+
+
+@pytest.mark.parametrize("name", list(CONV_CASES))
+def test_conv_core_matches_wb_sim_torch_and_trace(name):
+    in_shape, convs, classes, P, extra = CONV_CASES[name]
+    net = random_conv_net(in_shape, convs, classes, **extra)
+    x = random_inputs(net, 4)
+    hw = simulate_core(net, x, P)
+    sim = simulate(net, x)
+    assert all(counts.sum() > 0 for counts in sim.spike_counts.values())  # spikes to check
+    assert_same(hw, trace(net, x), "numpy trace")
+    assert_same(hw, sim, "wb_sim")
+    assert_same(hw, torch_integer_forward(net, x), "torch integer reference")
+    np.testing.assert_array_equal(hw.cycles, cycles_for(net, x, P))
+
+
+def test_conv_spram_weight_store_gives_the_same_result():
+    net = random_conv_net((1, 6, 6), [(5, 3, 1, 1, 2)], 4, seed=3)
+    x = random_inputs(net, 3, seed=2)
+    rom = simulate_core(net, x, 4, weight_store="rom")
+    ram = simulate_core(net, x, 4, weight_store="ram")
+    assert_same(ram, rom, "rom vs ram")
+    assert_same(ram, simulate(net, x), "wb_sim")
+    np.testing.assert_array_equal(ram.cycles, rom.cycles)
+
+
+def test_conv_widths_hold_the_extreme_input():
+    """Every weight at +max and every input at its maximum, thresholds out of reach: the conv
+    membrane reaches its bound (the centre neuron sums all 9 taps of 2 channels for 3 steps)
+    exactly, so a datapath one bit narrower would wrap."""
+    net = random_conv_net((2, 5, 5), [(3, 3, 1, 1, 0)], 2, T=3, wbits=5, ibits=6, leak=None)
+    peak = 3 * ((2 * 9 * 15 * 63) << 2)
+    for layer in net.layers:
+        layer.weight[:] = 15
+        layer.bias[:] = 0
+    net.layers[0].neuron.threshold[:] = peak + 1
+    x = np.full((1, 2, 5, 5), 63)
+    plan = plan_core(net, 4)
+    assert plan.layers[0].bounds.stored[1] == peak
+    assert plan.widths.conv == signed_width(0, peak) == plan.layers[0].potential_width
+    hw = simulate_core(net, x, 4)
+    assert hw.spike_counts["conv0"].tolist() == [0]
+    assert_same(hw, simulate(net, x), "wb_sim")
+    assert_same(hw, torch_integer_forward(net, x), "torch integer reference")
+
+
+def test_conv_cycles_follow_taps_groups_and_emitted_spikes():
+    """The scatter costs one cycle per valid tap and group: halving P doubles it."""
+    net = random_conv_net((1, 6, 6), [(8, 3, 1, 1, 2)], 3, seed=4)
+    sparse, dense = random_inputs(net, 1, density=0.1), np.ones((1, 1, 6, 6), np.int64)
+    assert cycles_for(net, dense, 4)[0] > cycles_for(net, sparse, 4)[0]
+    assert cycles_for(net, dense, 8)[0] < cycles_for(net, dense, 4)[0]
+    plan = plan_core(net, 4)
+    tr = trace(net, dense)
+    geom = plan.layers[0].conv
+    assert geom.groups == 2
+    # a 6x6 map with padding 1: corners reach 4 outputs, edges 6, the inside 9
+    assert geom.scatter_cycles(tr.inputs[0][0])[0] == 2 * (4 * 4 + 16 * 6 + 16 * 9)
+
+
 def test_widths_hold_the_extreme_input():
     """All weights at +max and every input at its maximum: the accumulator reaches exactly its
     bound (16 x 15 x 63), the potential climbs for three steps before the neurons fire; a
@@ -135,15 +240,20 @@ def test_cycles_grow_with_events_and_shrink_with_parallelism():
     assert cycles_for(net, dense, 16)[0] < cycles_for(net, dense, 4)[0]
 
 
-def test_serial_top_drives_the_core_through_its_pins():
+@pytest.mark.parametrize("kind", ["linear", "conv"])
+def test_serial_top_drives_the_core_through_its_pins(kind):
     """The pin-limited wrapper synthesised for the boards: commands shifted in LSB first,
-    applied for one cycle; outputs captured and shifted out."""
+    applied for one cycle; outputs captured and shifted out (a conv first layer takes its
+    inputs at ``CorePlan.host_index``)."""
     from amaranth.sim import Simulator
 
     from wb_fpga.hdl import SerialTop, SpikingCore
 
-    net = random_net([8, 10, 3], seed=11)
-    x = random_inputs(net, 2, seed=4)
+    if kind == "linear":
+        net = random_net([8, 10, 3], seed=11)
+    else:
+        net = random_conv_net((1, 4, 3), [(3, 3, 1, 1, 0)], 3, seed=11)
+    x = random_inputs(net, 2, seed=4).reshape(2, -1)
     plan = plan_core(net, 4)
     top = SerialTop(SpikingCore(plan))
     inputs, outputs = top.inputs(), top.outputs()
@@ -193,8 +303,9 @@ def test_serial_top_drives_the_core_through_its_pins():
     async def bench(ctx):
         for b in range(2):
             await command(ctx, in_clear=1)
-            for i in np.flatnonzero(x[b]):
-                await command(ctx, in_we=1, in_idx=int(i), in_val=int(x[b, i]))
+            active = np.flatnonzero(x[b])
+            for i, where in zip(active, plan.host_index(active)):
+                await command(ctx, in_we=1, in_idx=int(where), in_val=int(x[b, i]))
             await command(ctx, start=1)
             await ctx.tick().repeat(int(cycles_for(net, x[b:b + 1], 4)[0]) + 5)
             state = await readback(ctx)
@@ -212,7 +323,8 @@ def test_serial_top_drives_the_core_through_its_pins():
     sim.run()
     ref = trace(net, x)
     np.testing.assert_array_equal(got["logits"], ref.logits)
-    np.testing.assert_array_equal(got["spikes"], ref.spike_counts["l0"])
+    np.testing.assert_array_equal(got["spikes"], ref.spike_counts[net.layers[0].name])
+    assert sum(got["spikes"]) > 0
     np.testing.assert_array_equal(got["cycles"], cycles_for(net, x, 4))
 
 
@@ -227,6 +339,31 @@ def test_digits_mlp_4bit_core_is_bit_exact_on_50_samples(trained_digits_mlp, plu
                                                                   (10, 256)]
     x, _ = next(data.test.batches(50))
     x_int = net.quantize_input(x.numpy())
+    hw = simulate_core(net, x_int, parallelism=32)
+    assert len(hw.predictions) == 50
+    assert_same(hw, simulate(net, x_int), "wb_sim")
+    assert_same(hw, torch_integer_forward(net, x_int), "torch integer reference")
+    np.testing.assert_array_equal(hw.cycles, cycles_for(net, x_int, 32))
+    assert all(counts.sum() > 0 for counts in hw.spike_counts.values())
+
+
+def _digits_conv_net(folder, plugin_host):
+    session = Session(load_project(folder), plugin_host.registry)
+    model = session.build()
+    model.eval()
+    data = session.data()
+    net = to_integer(model, time_steps=session.project.time_steps,
+                     input_scale=input_scale_for(data.train), weight_bits=4)
+    return session, model, data, net
+
+
+def test_digits_conv_4bit_core_is_bit_exact_on_50_samples(trained_digits_conv, plugin_host):
+    _, _, data, net = _digits_conv_net(trained_digits_conv, plugin_host)
+    assert [(layer.kind, tuple(layer.weight.shape), layer.pool) for layer in net.layers] == [
+        ("conv", (32, 1, 3, 3), 2), ("conv", (64, 32, 3, 3), 2), ("linear", (10, 256), 0)]
+    x, _ = next(data.test.batches(50))
+    x_int = net.quantize_input(x.numpy())
+    # P = 32: conv1's 32 channels in one group, conv2's 64 in two (simulation time ~ 1 min)
     hw = simulate_core(net, x_int, parallelism=32)
     assert len(hw.predictions) == 50
     assert_same(hw, simulate(net, x_int), "wb_sim")
@@ -262,16 +399,86 @@ def test_too_wide_weight_word_for_spram_names_the_fix():
     assert error.node == "l0" and "parallelism" in error.message
 
 
-def test_conv_layers_are_reported_unsupported():
-    net = random_net([12, 20, 5])
-    conv = net.layers[0]
-    net.layers[0] = IntLayer("conv1", "conv", np.ones((4, 1, 3, 3), np.int64), 2,
-                             np.zeros(4, np.int64), 0, (1, 5, 5), (4, 3, 3), conv.neuron)
-    issues = fit_issues(net, "ice40-up5k", 16)
-    assert issues[0].node == "conv1" and "linear" in issues[0].message
+def test_what_the_core_cannot_do_is_reported_naming_the_node():
+    net = random_conv_net((1, 6, 6), [(4, 3, 1, 1, 0)], 3)
+    readout = net.layers[-1]
+    # a conv read-out
+    net.layers[-1] = IntLayer("head", "conv", np.ones((3, 4, 3, 3), np.int64), 2,
+                              np.zeros(3, np.int64), 0, (4, 6, 6), (3, 4, 4), None)
+    issues = fit_issues(net, "ice40-up5k", 4)
+    assert issues[0].node == "head" and "read-out" in issues[0].message
     with pytest.raises(DeployError) as info:
-        plan_core(net, 16)
-    assert info.value.where == "node 'conv1'"
+        plan_core(net, 4)
+    assert info.value.where == "node 'head'"
+    # pooling after a linear layer
+    lin = random_net([12, 8, 3])
+    lin.layers[0].pool = 2
+    assert fit_issues(lin, "ice40-up5k", 4)[0].node == "l0"
+    # a conv layer after a linear one
+    net.layers[-1] = readout
+    net.layers.insert(0, IntLayer("first", "linear", np.ones((36, 36), np.int64), 2,
+                                  np.zeros(36, np.int64), 0, (36,), (36,),
+                                  IntNeuron(np.full(36, 5, np.int64))))
+    assert fit_issues(net, "ecp5-25k", 4)[0].node == "conv0"
+    # ternary spikes (wb_sim runs them; the core's event queues are binary)
+    ternary = random_net([12, 8, 3])
+    ternary.layers[0].neuron.ternary = True
+    issue = fit_issues(ternary, "ice40-up5k", 4)[0]
+    assert issue.node == "l0" and "ternary" in issue.message
+    # malformed: biases that do not match the channels
+    bad = random_conv_net((1, 6, 6), [(4, 3, 1, 1, 0)], 3)
+    bad.layers[0].bias = np.zeros(7, np.int64)
+    with pytest.raises(DeployError) as info:
+        plan_core(bad, 4)
+    assert info.value.where == "node 'conv0'"
+
+
+def test_conv_memories_are_counted_per_layer():
+    """The shapes of projects/digits_conv: one membrane word per output position and group of
+    P channels, at the conv datapath's width; the weight words per (c_in, dy, dx, group)."""
+    net = random_conv_net((1, 8, 8), [(32, 3, 1, 1, 2), (64, 3, 1, 1, 2)], 10, T=4, ibits=8,
+                          shift=8, threshold=30_000)
+    for P in (4, 8):
+        ecp5 = fit(net, "ecp5-25k", P)
+        assert ecp5.ok and ecp5.plan.weight_store == "rom" and ecp5.bram_used <= 56
+        membranes = ecp5.memory["conv_membranes"]
+        assert membranes["depth"] == (8 * 8 * 32 + 4 * 4 * 64) // P
+        assert membranes["width"] == P * ecp5.plan.widths.conv
+        assert ecp5.memory["weights"]["depth"] == 9 * (32 // P) + 32 * 9 * (64 // P) \
+            + 256 * -(-10 // P)
+
+
+@pytest.mark.parametrize("target", ["ice40-up5k", "ecp5-25k"])
+def test_too_large_conv_network_fails_naming_the_layer(target):
+    """A second conv layer of 256 channels on 16 x 16: its membranes alone exceed the block
+    RAM; the first conv layer fits, so the check names the second and the overflow."""
+    net = random_conv_net((1, 16, 16), [(4, 3, 1, 1, 0), (256, 3, 1, 1, 4)], 10, T=2,
+                          ibits=8, shift=4, threshold=3000)
+    errors = [i for i in fit_issues(net, target, 4) if i.severity == "error"]
+    assert len(errors) == 1
+    assert errors[0].node == "conv1"
+    assert "over by" in errors[0].message and target in errors[0].message
+    assert "256 x 16 x 16 membranes" in errors[0].message
+
+
+def test_backend_checks_the_trained_digits_conv(trained_digits_conv, plugin_host, tmp_path):
+    """``check`` on the trained 4-bit digits_conv: no errors on either target at P = 4 (the
+    UP5K loads its weights into SPRAM: a warning); P = 32 makes a weight word too wide for
+    the UP5K's 4 SPRAM blocks, named at the first layer."""
+    session, model, _, _ = _digits_conv_net(trained_digits_conv, plugin_host)
+
+    def ctx(target):
+        return DeployContext(session=session, model=model, target=target, out_dir=tmp_path,
+                             cancel=CancelToken(), run_id="t", limit=None, params={})
+
+    up5k = FpgaBackend(parallelism=4).check(ctx("ice40-up5k"))
+    assert not [i for i in up5k if i.severity == "error"]
+    assert any("SPRAM" in i.message for i in up5k)
+    assert not [i for i in FpgaBackend(parallelism=4).check(ctx("ecp5-25k"))
+                if i.severity == "error"]
+    wide = [i for i in FpgaBackend(parallelism=32).check(ctx("ice40-up5k"))
+            if i.severity == "error"]
+    assert wide and wide[0].node == "conv1" and "parallelism" in wide[0].message
 
 
 # -- tools ------------------------------------------------------------------------------------
