@@ -38,16 +38,13 @@ from workbench.core.graph import Graph
 from workbench.core.info import describe
 from workbench.core.metrics import class_scores, count_correct
 from workbench.core.network import CompiledNetwork
+from workbench.core.plugin_run import Cancelled, PluginRunContext, drive
 from workbench.core.project import Project, save_project
 from workbench.core.runs import evaluate, guarded, new_run_id
 from workbench.core.specs import CompressionSpec
 
 #: ``loss(out[T, B, C], y[B], x[T, B, ...]) -> scalar``; the default is mean-over-time CE.
 LossFn = Callable[[torch.Tensor, torch.Tensor, torch.Tensor], torch.Tensor]
-
-
-class Cancelled(Exception):
-    """Raised inside a method by :meth:`CompressionContext.check_cancel`."""
 
 
 @dataclass
@@ -61,12 +58,13 @@ def mean_ce(out: torch.Tensor, y: torch.Tensor, x: torch.Tensor | None = None) -
     return torch.nn.functional.cross_entropy(class_scores(out), y)
 
 
-class CompressionContext:
+class CompressionContext(PluginRunContext):
     """What a compression method may use: the model, the data, compiling and fine-tuning."""
 
     def __init__(self, *, model: CompiledNetwork, project: Project, lookup: Any, data: Any,
                  encode: Callable[[torch.Tensor], torch.Tensor], method: str,
                  cancel: CancelToken, run_id: str) -> None:
+        super().__init__(cancel, run_id)
         self.model = model
         self.project = project
         self.graph = copy.deepcopy(project.graph)
@@ -74,8 +72,6 @@ class CompressionContext:
         self.data = data
         self.encode = encode
         self.method = method
-        self.cancel = cancel
-        self.run_id = run_id
         self.batch_size = project.training.batch_size
         self.seed = project.training.seed
 
@@ -88,16 +84,6 @@ class CompressionContext:
         elif node:
             where += f" (node {node!r})"
         return CompressionError(message, where=where)
-
-    def check_cancel(self) -> None:
-        if self.cancel.requested:
-            raise Cancelled
-
-    def progress(self, done: int, total: int, message: str = "") -> Progress:
-        return Progress(self.run_id, done, total, message=message)
-
-    def log(self, message: str, level: str = "info") -> Log:
-        return Log(self.run_id, level, message)
 
     # -- building and measuring ------------------------------------------------------------------
     def compile(self, graph: Graph) -> CompiledNetwork:
@@ -223,19 +209,8 @@ def _compress(session, spec, params, out, name, cancel, run_id, limit) -> Iterat
     ctx = CompressionContext(model=copy.deepcopy(model), project=project, lookup=session.lookup,
                              data=session.data(), encode=session.encoder(), method=spec.id,
                              cancel=cancel, run_id=run_id)
-    method = spec.create(ctx, **checked)
-    result: CompressionResult | None = None
     try:
-        while True:
-            if cancel.requested:
-                method.close()
-                yield RunFinished(run_id, "cancelled", summary={"before": before})
-                return
-            try:
-                yield next(method)
-            except StopIteration as stop:
-                result = stop.value
-                break
+        result = yield from drive(spec.create(ctx, **checked), cancel)
     except Cancelled:
         yield RunFinished(run_id, "cancelled", summary={"before": before})
         return

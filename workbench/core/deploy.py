@@ -25,7 +25,7 @@ from __future__ import annotations
 
 import json
 import time
-from collections.abc import Callable, Generator, Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
@@ -40,18 +40,14 @@ from workbench.core.events import (
     Artifact,
     EnergySample,
     Log,
-    Progress,
     RunEvent,
     RunFinished,
     RunStarted,
 )
 from workbench.core.network import CompiledNetwork
+from workbench.core.plugin_run import Cancelled, PluginRunContext, drive
 from workbench.core.runs import guarded, new_run_id
 from workbench.core.specs import BackendSpec
-
-
-class Cancelled(Exception):
-    """Raised inside a backend by :meth:`DeployContext.check_cancel`."""
 
 
 @dataclass(frozen=True)
@@ -64,12 +60,13 @@ class FitIssue:
         return f"node {self.node!r}: {self.message}" if self.node else self.message
 
 
-class DeployContext:
+class DeployContext(PluginRunContext):
     """What a backend may use: the trained network, the data, the target, an output folder."""
 
     def __init__(self, *, session: Any, model: CompiledNetwork, target: str, out_dir: Path,
                  cancel: CancelToken, run_id: str, limit: int | None,
                  params: dict[str, Any]) -> None:
+        super().__init__(cancel, run_id)
         self.session = session
         self.project = session.project
         self.model = model
@@ -78,22 +75,10 @@ class DeployContext:
         self.time_steps = session.project.time_steps
         self.target = target
         self.out_dir = out_dir
-        self.cancel = cancel
-        self.run_id = run_id
         self.limit = limit
         self.params = params
         self._live_energy: list[float] = []
         self._live_correct = 0
-
-    def check_cancel(self) -> None:
-        if self.cancel.requested:
-            raise Cancelled
-
-    def progress(self, done: int, total: int, message: str = "") -> Progress:
-        return Progress(self.run_id, done, total, message=message)
-
-    def log(self, message: str, level: str = "info") -> Log:
-        return Log(self.run_id, level, message)
 
     def fail(self, message: str, *, node: str = "", tool: str = "") -> DeployError:
         where = f"node {node!r}" if node else (tool or self.target)
@@ -139,20 +124,6 @@ def deploy(session: Any, spec: BackendSpec, *, target: str | None = None,
                                    cancel or CancelToken(), run_id))
 
 
-def _drive(gen: Generator[RunEvent, None, Any], cancel: CancelToken
-           ) -> Generator[RunEvent, None, Any]:
-    """Forward a backend generator's events; stop it when cancel is requested."""
-    while True:
-        if cancel.requested:
-            gen.close()
-            raise Cancelled
-        try:
-            event = next(gen)
-        except StopIteration as stop:
-            return stop.value
-        yield event
-
-
 def _deploy(session, spec, target, out_dir, params, limit, cancel, run_id) -> Iterator[RunEvent]:
     project = session.project
     checked = spec.check_params(params, where=spec.id)
@@ -192,8 +163,8 @@ def _deploy(session, spec, target, out_dir, params, limit, cancel, run_id) -> It
         # The cost-table figure first, so a view can show it beside the backend's from the start.
         summary["estimate"] = _estimate(session, model, limit)
         yield EnergySample(run_id, 0, {"estimate": True, **summary["estimate"]})
-        summary["report"] = yield from _drive(backend.deploy(ctx), cancel)
-        summary["live"] = yield from _drive(backend.run(ctx), cancel)
+        summary["report"] = yield from drive(backend.deploy(ctx), cancel)
+        summary["live"] = yield from drive(backend.run(ctx), cancel)
     except Cancelled:
         yield RunFinished(run_id, "cancelled", summary=summary)
         return
