@@ -49,6 +49,7 @@ from workbench.core.records import recorded
 from workbench.core.runs import new_run_id
 from workbench.core.specs import CompressionSpec
 from workbench.gui.panels.param_form import ParamForm
+from workbench.gui.run_owner import Launch, RunOwner
 from workbench.gui.views.energy import format_energy
 
 log = logging.getLogger(__name__)
@@ -59,9 +60,6 @@ METHOD_KINDS = {"quantize": "Quantize", "prune": "Prune", "binarize": "Binarize"
 VARIANTS_DIR = "variants"
 _SPEC_ROLE = Qt.ItemDataRole.UserRole
 
-MakeEvents = Callable[[CancelToken], Iterator[RunEvent]]
-#: ``launch(run_id, kind, make_events) -> run_id`` ("" when another run is in progress)
-Launch = Callable[[str, str, MakeEvents], str]
 
 
 @dataclass
@@ -136,7 +134,7 @@ def comparison_rows(before: dict[str, Any], after: dict[str, Any]
     return rows
 
 
-class CompressDialog(QDialog):
+class CompressDialog(RunOwner, QDialog):
     """Compress the open project into a variant.
 
     ``variant_created(folder)`` after a variant was saved; ``open_variant_requested(folder)``
@@ -403,9 +401,8 @@ class CompressDialog(QDialog):
         self.refresh()
 
     # -- state -----------------------------------------------------------------------------------
-    @property
-    def running(self) -> bool:
-        return bool(self._run_id)
+    def _show_status(self, text: str) -> None:
+        self.step_label.setText(text)
 
     def blocking_reason(self) -> str:
         """Why Start is disabled ("" when it is enabled)."""
@@ -446,10 +443,6 @@ class CompressDialog(QDialog):
             self._follow_name()
         self.refresh()
 
-    def reason_text(self) -> str:
-        """The reason shown under the form ("" when none is shown)."""
-        return self.reason_label.text() if not self.reason_label.isHidden() else ""
-
     # -- running ---------------------------------------------------------------------------------
     def start(self) -> str:
         """Start the compression; returns the run id ("" when it cannot start)."""
@@ -469,23 +462,11 @@ class CompressDialog(QDialog):
             return recorded(compress(session, spec, params, out=out, name=name, cancel=cancel,
                                      run_id=run_id), folder)
 
-        self._run_id = run_id  # before launching: the first events may come at once
         self._result_folder = ""
         self.results.setRowCount(0)
         self.log_view.clear()
-        self.progress.setRange(0, 0)
         self.step_label.setText(f"Starting {spec.display_name}…")
-        if not self._launch(run_id, "compressing", make_events):
-            self._run_id = ""
-            self.progress.setRange(0, 1)
-            self.step_label.setText("Another run is in progress.")
-        self.refresh()
-        return self._run_id
-
-    def cancel(self) -> None:
-        if self.running:
-            self.step_label.setText("Cancelling…")
-            self.controller.cancel(self._run_id)
+        return self._launch_run(run_id, "compressing", make_events)
 
     def _on_run_event(self, event: RunEvent) -> None:
         if not self._run_id or event.run_id != self._run_id:

@@ -63,8 +63,9 @@ from workbench.core.events import (
 from workbench.core.records import recorded
 from workbench.core.runs import guarded, new_run_id
 from workbench.core.specs import BackendSpec
-from workbench.gui.dialogs.compress_dialog import Launch, RunContext, one_line
+from workbench.gui.dialogs.compress_dialog import RunContext, one_line
 from workbench.gui.panels.param_form import ParamForm
+from workbench.gui.run_owner import Launch, RunOwner
 from workbench.gui.views.energy import format_energy
 from workbench.gui.views.export import ExportMixin
 
@@ -142,7 +143,7 @@ def flatten(value: Any, prefix: str = "") -> list[tuple[str, str]]:
     return [(prefix, str(value))]
 
 
-class DeployPanel(QWidget, ExportMixin):
+class DeployPanel(RunOwner, QWidget, ExportMixin):
     """Deploy the open project to a backend and watch it run.
 
     ``deployed(choice)`` after a successful deployment, with ``{"backend", "target",
@@ -457,9 +458,8 @@ class DeployPanel(QWidget, ExportMixin):
         self.refresh()
 
     # -- state -----------------------------------------------------------------------------------
-    @property
-    def running(self) -> bool:
-        return bool(self._run_id)
+    def _show_status(self, text: str) -> None:
+        self.status_label.setText(text)
 
     def blocking_reason(self) -> str:
         """Why Deploy (and Check fit) are disabled; "" when they are enabled."""
@@ -491,9 +491,6 @@ class DeployPanel(QWidget, ExportMixin):
     def showEvent(self, event: QShowEvent) -> None:  # noqa: N802 - Qt override
         super().showEvent(event)
         self.refresh()
-
-    def reason_text(self) -> str:
-        return self.reason_label.text() if not self.reason_label.isHidden() else ""
 
     # -- running ---------------------------------------------------------------------------------
     def check(self) -> str:
@@ -538,19 +535,11 @@ class DeployPanel(QWidget, ExportMixin):
         return self._begin(run_id, "deploy", make_events)
 
     def _begin(self, run_id: str, kind: str, make_events) -> str:
-        self._run_id, self._run_kind = run_id, kind  # set first: events may come at once
-        self.progress.setRange(0, 0)
-        if not self._launch(run_id, "deploying" if kind == "deploy" else "checking", make_events):
-            self._run_id = self._run_kind = ""
-            self.progress.setRange(0, 1)
-            self.status_label.setText("Another run is in progress.")
-        self.refresh()
+        self._run_kind = kind  # set first: events may come at once
+        if not self._launch_run(run_id, "deploying" if kind == "deploy" else "checking",
+                                make_events):
+            self._run_kind = ""
         return self._run_id
-
-    def cancel(self) -> None:
-        if self.running:
-            self.status_label.setText("Cancelling…")
-            self.controller.cancel(self._run_id)
 
     def _clear_results(self) -> None:
         self.steps.clear()
