@@ -43,6 +43,7 @@ from PySide6.QtWidgets import (
     QScrollArea,
     QSpinBox,
     QSplitter,
+    QTabWidget,
     QTableWidget,
     QTableWidgetItem,
     QVBoxLayout,
@@ -294,13 +295,15 @@ class DeployPanel(RunOwner, QWidget, ExportMixin):
         settings_scroll.setWidgetResizable(True)
         settings_scroll.setFrameShape(QFrame.Shape.NoFrame)
         settings_scroll.setWidget(settings)
+        # the report and the log share the lower half as tabs, so each gets its full height
+        self.details = QTabWidget()
+        self.details.addTab(self.report_table, "Report")
+        self.details.addTab(self.log_view, "Log")
         results = QSplitter(Qt.Orientation.Vertical)
         results.addWidget(live)
-        results.addWidget(self.report_table)
-        results.addWidget(self.log_view)
-        results.setStretchFactor(0, 3)
-        results.setStretchFactor(1, 2)
-        results.setStretchFactor(2, 1)
+        results.addWidget(self.details)
+        results.setStretchFactor(0, 1)
+        results.setStretchFactor(1, 1)
         body = QSplitter(Qt.Orientation.Horizontal)
         body.addWidget(settings_scroll)
         body.addWidget(results)
@@ -672,6 +675,9 @@ class DeployPanel(RunOwner, QWidget, ExportMixin):
         self._dirty_plot = True
         self._redraw()
         self._redraw_timer.stop()
+        # the report after a success, the log (with the tool's last lines) after a failure
+        self.details.setCurrentWidget(self.report_table if event.status == "ok"
+                                      else self.log_view)
         if event.status == "ok":
             self._mark_last("done")
             self.progress.setValue(1)
