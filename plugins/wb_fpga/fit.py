@@ -189,7 +189,8 @@ def _logic_issue(net: IntegerNetwork, plan: CorePlan, tgt: Target, estimate: int
         except DeployError:
             break
         if smaller <= tgt.luts:
-            advice = f"lower parallelism (P = {lanes}: ~{smaller})"
+            advice = (f"set the parameter parallelism to {lanes} (~{smaller} LUTs; on the "
+                      f"command line --param parallelism={lanes})")
             break
         lanes //= 2
     over = estimate - tgt.luts

@@ -159,7 +159,7 @@ def _deploy(session, spec, target, out_dir, params, limit, cancel, run_id) -> It
             first = errors[0]
             more = f" (and {len(errors) - 1} more)" if len(errors) > 1 else ""
             raise DeployError(f"does not fit {target}: {first.message}{more}",
-                              where=f"node {first.node!r}" if first.node else target)
+                              where=f"node {first.node!r}" if first.node else "")
         # The cost-table figure first, so a view can show it beside the backend's from the start.
         summary["estimate"] = _estimate(session, model, limit)
         yield EnergySample(run_id, 0, {"estimate": True, **summary["estimate"]})
