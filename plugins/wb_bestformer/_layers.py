@@ -11,6 +11,7 @@ from torch import nn
 
 # The time-major layers and head reshapes are the SNN-ViT plugin's (same conventions, one copy).
 from wb_snn_vit._layers import (  # noqa: F401  (re-exported for the BESTformer modules)
+    AttentionFlags,
     BatchNorm2d,
     MaxPool2d,
     NeuronBuilder,

@@ -25,7 +25,7 @@ from collections import OrderedDict
 import torch
 from torch import nn
 
-from wb_bestformer._layers import NeuronBuilder, TokenBatchNorm
+from wb_bestformer._layers import AttentionFlags, NeuronBuilder, TokenBatchNorm
 from wb_bestformer.attention import BSSA
 from wb_bestformer.binary import BinaryLinear
 
@@ -44,7 +44,7 @@ class MLP(nn.Sequential):
         ))
 
 
-class ReversibleBlock(nn.Module):
+class ReversibleBlock(AttentionFlags, nn.Module):
     """One reversible two-stream block: BSSA and the MLP.
 
     Parameters
@@ -65,14 +65,6 @@ class ReversibleBlock(nn.Module):
         self.attention = BSSA(dim, heads, neuron, variant=variant, time_steps=time_steps,
                               binary=binary)
         self.mlp = MLP(dim, mlp_ratio * dim, neuron, binary=binary)
-
-    @property
-    def record_maps(self) -> bool:
-        return self.attention.record_maps
-
-    @record_maps.setter
-    def record_maps(self, value: bool) -> None:
-        self.attention.record_maps = bool(value)
 
     def forward(self, x0: torch.Tensor | None, x1: torch.Tensor
                 ) -> tuple[torch.Tensor, torch.Tensor, dict]:

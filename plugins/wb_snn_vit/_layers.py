@@ -43,6 +43,27 @@ class TokenBatchNorm(nn.BatchNorm1d):
         return super().forward(x.reshape(-1, x.shape[-1])).view(x.shape)
 
 
+class AttentionFlags:
+    """For a block that holds ``self.attention``: its ``record_maps`` and ``count_ops`` switches
+    (set by the probes and the energy meter) are the attention module's."""
+
+    @property
+    def record_maps(self) -> bool:
+        return self.attention.record_maps
+
+    @record_maps.setter
+    def record_maps(self, value: bool) -> None:
+        self.attention.record_maps = bool(value)
+
+    @property
+    def count_ops(self) -> bool:
+        return self.attention.count_ops
+
+    @count_ops.setter
+    def count_ops(self, value: bool) -> None:
+        self.attention.count_ops = bool(value)
+
+
 class SpikingLinear(nn.Sequential):
     """``Linear (no bias) -> BN -> neuron`` on ``[T, B, N, D]`` tokens."""
 

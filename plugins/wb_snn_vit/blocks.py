@@ -15,7 +15,7 @@ from __future__ import annotations
 import torch
 from torch import nn
 
-from wb_snn_vit._layers import NeuronBuilder, Shape, SpikingLinear, need_tokens
+from wb_snn_vit._layers import AttentionFlags, NeuronBuilder, Shape, SpikingLinear, need_tokens
 from wb_snn_vit.attention import SSA, SSSA
 
 
@@ -28,7 +28,7 @@ class MLP(nn.Sequential):
         self.fc2 = SpikingLinear(hidden, dim, neuron)
 
 
-class SNNViTBlock(nn.Module):
+class SNNViTBlock(AttentionFlags, nn.Module):
     """Attention and MLP with residual additions on ``[T, B, N, D]`` tokens.
 
     Parameters
@@ -62,22 +62,6 @@ class SNNViTBlock(nn.Module):
         else:
             raise ValueError(f"attention must be 'sssa' or 'ssa', got {attention!r}")
         self.mlp = MLP(dim, mlp_ratio * dim, neuron)
-
-    @property
-    def record_maps(self) -> bool:
-        return self.attention.record_maps
-
-    @record_maps.setter
-    def record_maps(self, value: bool) -> None:
-        self.attention.record_maps = bool(value)
-
-    @property
-    def count_ops(self) -> bool:
-        return self.attention.count_ops
-
-    @count_ops.setter
-    def count_ops(self, value: bool) -> None:
-        self.attention.count_ops = bool(value)
 
     def forward(self, x: torch.Tensor) -> tuple[torch.Tensor, dict]:
         out, maps = self.attention(x)
