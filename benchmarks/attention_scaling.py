@@ -16,7 +16,6 @@ import math
 import time
 
 import torch
-
 from wb_core.neurons import lif
 from wb_snn_vit.attention import SSA, SSSA
 

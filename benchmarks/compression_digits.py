@@ -41,8 +41,8 @@ ROWS = [
 
 
 def train_teacher(name: str, seed: int, registry):
-    from workbench.core.project import load_project
-    from workbench.core.session import Session
+    from workbench.core.persistence.project_files import load_project
+    from workbench.core.runs.session import Session
 
     project = load_project(ROOT / "projects" / name)
     project.folder = None  # never write weights or records into the examples
@@ -55,7 +55,7 @@ def train_teacher(name: str, seed: int, registry):
 
 
 def compress_row(session, method: str | None, params: dict, registry) -> dict[str, float]:
-    from workbench.core.compress import compress, measure
+    from workbench.core.runs.compress import compress, measure
 
     if method is None:
         figures = measure(session.model, session)

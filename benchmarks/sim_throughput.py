@@ -181,9 +181,9 @@ def main() -> int:
     from wb_sim.reference import torch_integer_forward
     from wb_sim.simulate import simulate
 
-    from workbench.core.metrics import class_scores
-    from workbench.core.project import load_project
-    from workbench.core.session import Session
+    from workbench.core.build.metrics import class_scores
+    from workbench.core.persistence.project_files import load_project
+    from workbench.core.runs.session import Session
     from workbench.pluginhost.manager import load_plugins
 
     project = load_project(ROOT / "projects" / "digits_mlp")

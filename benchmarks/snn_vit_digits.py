@@ -20,8 +20,8 @@ PROJECTS = ("digits_snn_vit_sssa", "digits_snn_vit_ssa")
 
 
 def run(name: str, seed: int, epochs: int | None, registry) -> dict[str, float]:
-    from workbench.core.project import load_project
-    from workbench.core.session import Session
+    from workbench.core.persistence.project_files import load_project
+    from workbench.core.runs.session import Session
 
     project = load_project(ROOT / "projects" / name)
     project.folder = None  # never write weights or records into the examples

@@ -130,8 +130,8 @@ def build_ours(network: str, x: torch.Tensor, y: torch.Tensor) -> Runner:
     from wb_core.learning import BPTTTrainer
     from wb_core.neurons import SpikingNeuron
 
-    from workbench.core.compile import compile_graph
-    from workbench.core.graph import Graph, Node
+    from workbench.core.build.compile import compile_graph
+    from workbench.core.model.graph import Graph, Node
     from workbench.pluginhost.manager import load_plugins
 
     lif = {"id": "wb_core.lif", "params": {"tau": TAU, "v_th": V_TH, "v_reset": 0.0,

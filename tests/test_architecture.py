@@ -19,7 +19,7 @@ def test_import_contracts_hold():
 
 
 def test_core_never_imports_qt():
-    code = ("import sys, workbench.core.session, workbench.core.runs, workbench.cli; "
+    code = ("import sys, workbench.core.runs.session, workbench.core.runs.training, workbench.cli; "
             "print(any(m.startswith(('PySide6', 'pyqtgraph')) for m in sys.modules))")
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     assert out.stdout.strip() == "False"

@@ -9,8 +9,8 @@ import pytest
 import torch
 
 from workbench.cli import main
-from workbench.core.project import load_project, save_project
-from workbench.core.weights import save_weights
+from workbench.core.persistence.project_files import load_project, save_project
+from workbench.core.persistence.weights import save_weights
 from workbench.testing.fixtures import make_tiny_project
 
 
@@ -203,7 +203,7 @@ def test_missing_project_and_usage_errors(tmp_path, capsys):
 def test_internal_errors_exit_1_without_a_traceback(tmp_path, capsys, monkeypatch):
     folder = tmp_path / "p"
     make_tiny_project(folder)
-    monkeypatch.setattr("workbench.core.session.Session.data",
+    monkeypatch.setattr("workbench.core.runs.session.Session.data",
                         lambda self: (_ for _ in ()).throw(RuntimeError("kaput")))
     code, _, _, err = run(["info", str(folder)], capsys)
     assert code == 1 and "internal error" in err and "kaput" in err and "Traceback" not in err

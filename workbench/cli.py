@@ -16,7 +16,7 @@ from pathlib import Path
 from typing import Any, TextIO
 
 from workbench import __version__
-from workbench.core.errors import WorkbenchError
+from workbench.core.model.errors import WorkbenchError
 
 PROG = "snn-workbench"
 EXIT_OK, EXIT_INTERNAL, EXIT_INPUT = 0, 1, 2
@@ -39,9 +39,9 @@ def _host(args: argparse.Namespace):
 
 
 def _session(args: argparse.Namespace):
-    from workbench.core.examples import default_project
-    from workbench.core.project import load_project
-    from workbench.core.session import Session
+    from workbench.core.persistence.examples import default_project
+    from workbench.core.persistence.project_files import load_project
+    from workbench.core.runs.session import Session
 
     host = _host(args)
     session = Session(load_project(args.project or default_project()), host.registry)
@@ -118,7 +118,7 @@ def _drive(events: Iterator[Any], args: argparse.Namespace, out: TextIO,
 
 # -- commands -----------------------------------------------------------------------------------
 def cmd_train(args: argparse.Namespace, out: TextIO) -> int:
-    from workbench.core.records import recorded
+    from workbench.core.runs.records import recorded
 
     session = _session(args)
     if args.epochs is not None and args.epochs < 0:
@@ -155,7 +155,7 @@ def cmd_train(args: argparse.Namespace, out: TextIO) -> int:
 
 
 def cmd_evaluate(args: argparse.Namespace, out: TextIO) -> int:
-    from workbench.core.records import recorded
+    from workbench.core.runs.records import recorded
 
     session = _session(args)
     if args.table:
@@ -188,9 +188,8 @@ def cmd_evaluate(args: argparse.Namespace, out: TextIO) -> int:
 
 
 def cmd_info(args: argparse.Namespace, out: TextIO) -> int:
-    from workbench.core.info import describe
-
-    from workbench.core.errors import WeightsError
+    from workbench.core.build.info import describe
+    from workbench.core.model.errors import WeightsError
 
     session = _session(args)
     try:  # the saved weights say which layers are quantised, so the sizes are the real ones
@@ -248,7 +247,7 @@ def cmd_inspect(args: argparse.Namespace, out: TextIO) -> int:
     import numpy as np
     import torch
 
-    from workbench.core.probes import SpikeProbe
+    from workbench.core.build.probes import SpikeProbe
 
     session = _session(args)
     model = session.build()
@@ -259,7 +258,7 @@ def cmd_inspect(args: argparse.Namespace, out: TextIO) -> int:
     model.eval()
     with torch.no_grad(), SpikeProbe(model, layers=args.layer or None, membranes=True) as probe:
         scores = model(session.encoder()(x))
-    from workbench.core.metrics import class_scores
+    from workbench.core.build.metrics import class_scores
 
     predicted = int(class_scores(scores).argmax(-1)[0])
     layers = {name: {"shape": list(r.spikes.shape[2:]), "spikes": int(r.spikes.sum()),
@@ -334,9 +333,9 @@ def _print_comparison(summary: dict[str, Any], out: TextIO) -> None:
 
 
 def cmd_compress(args: argparse.Namespace, out: TextIO) -> int:
-    from workbench.core.compress import compress, replay
-    from workbench.core.project import load_project
-    from workbench.core.specs import CompressionSpec
+    from workbench.core.model.specs import CompressionSpec
+    from workbench.core.persistence.project_files import load_project
+    from workbench.core.runs.compress import compress, replay
 
     session = _session(args)
     registry = session.lookup
@@ -389,8 +388,8 @@ def _print_report(report: dict[str, Any], out: TextIO, indent: str = "  ") -> No
 
 
 def cmd_deploy(args: argparse.Namespace, out: TextIO) -> int:
-    from workbench.core.deploy import deploy
-    from workbench.core.specs import BackendSpec
+    from workbench.core.model.specs import BackendSpec
+    from workbench.core.runs.deploy import deploy
 
     session = _session(args)
     recorded = session.project.deploy or {}

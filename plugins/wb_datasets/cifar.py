@@ -12,8 +12,8 @@ from pathlib import Path
 import numpy as np
 
 from wb_datasets._common import check_labels, read_names, require_folder
-from workbench.core.data import ArraySplit, DatasetSplits
-from workbench.core.errors import DatasetError
+from workbench.core.data.splits import ArraySplit, DatasetSplits
+from workbench.core.model.errors import DatasetError
 
 IMAGE_BYTES = 3 * 32 * 32
 

@@ -7,8 +7,8 @@ from __future__ import annotations
 
 import numpy as np
 
-from workbench.core.data import ArraySplit, DatasetSplits
-from workbench.core.errors import DatasetError
+from workbench.core.data.splits import ArraySplit, DatasetSplits
+from workbench.core.model.errors import DatasetError
 
 SOURCE = "scikit-learn load_digits (embedded)"
 

@@ -13,8 +13,8 @@ from pathlib import Path
 import numpy as np
 
 from wb_datasets._common import check_labels, require_folder
-from workbench.core.data import ArraySplit, DatasetSplits
-from workbench.core.errors import DatasetError
+from workbench.core.data.splits import ArraySplit, DatasetSplits
+from workbench.core.model.errors import DatasetError
 
 #: The four files of both datasets, in the order (train images, train labels, test ...).
 FILES = (

@@ -12,8 +12,8 @@ import zipfile
 import numpy as np
 
 from wb_datasets._common import require_path
-from workbench.core.data import ArraySplit, DatasetSplits
-from workbench.core.errors import DatasetError
+from workbench.core.data.splits import ArraySplit, DatasetSplits
+from workbench.core.model.errors import DatasetError
 
 REQUIRED = ("x_train", "y_train", "x_test", "y_test")
 OPTIONAL = ("class_names",)

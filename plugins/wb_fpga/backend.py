@@ -17,15 +17,14 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
-
-from workbench.core.deploy import DeployContext, FitIssue
-from workbench.core.errors import DeployError
-from workbench.core.events import RunEvent
+from wb_sim.ir import IntegerNetwork
 
 from wb_fpga.cycles import cycles_from_trace, trace
 from wb_fpga.fit import fit
 from wb_fpga.targets import TARGETS, Target, get_target
-from wb_sim.ir import IntegerNetwork
+from workbench.core.model.errors import DeployError
+from workbench.core.runs.deploy import DeployContext, FitIssue
+from workbench.core.runs.events import RunEvent
 
 NETWORK_FILE = "network.npz"
 _STEPS = ("converting to integers (wb_sim)", "fit check", "simulating the core (Amaranth)",
@@ -172,9 +171,10 @@ class FpgaBackend:
                 ) -> Generator[RunEvent, None, dict[str, Any]]:
         """Amaranth simulation vs wb_sim vs the torch integer reference on the first
         ``sim_samples`` test samples; any disagreement is a :class:`DeployError`."""
-        from wb_fpga.sim import iter_core
         from wb_sim.reference import torch_integer_forward
         from wb_sim.simulate import simulate
+
+        from wb_fpga.sim import iter_core
 
         xs, ys = [], []
         for x, y in ctx.data.test.batches(256, limit=self.sim_samples):

@@ -23,7 +23,6 @@ import math
 from dataclasses import dataclass
 
 import numpy as np
-
 from wb_sim.ir import IntLayer
 
 

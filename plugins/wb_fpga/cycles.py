@@ -34,7 +34,6 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 import numpy as np
-
 from wb_sim.ir import IntegerNetwork, IntLayer
 
 #: cycles of a cached layer-0 pass beyond its C_out neuron issues: LAYER_START, CACHED, and the

@@ -22,8 +22,17 @@ zero (bitstream) and the last step of each sample writes zero back.
 
 from __future__ import annotations
 
-from amaranth.hdl import (Cat, Const, Elaboratable, MemoryData, MemoryInstance, Module, Mux,
-                          Signal, signed)
+from amaranth.hdl import (
+    Cat,
+    Const,
+    Elaboratable,
+    MemoryData,
+    MemoryInstance,
+    Module,
+    Mux,
+    Signal,
+    signed,
+)
 
 from wb_fpga.conv import field_bits
 

@@ -17,11 +17,10 @@ import math
 from dataclasses import dataclass, field
 
 import numpy as np
-
-from workbench.core.errors import DeployError
+from wb_sim.ir import IntegerNetwork, IntLayer
 
 from wb_fpga.conv import ConvGeometry, field_bits
-from wb_sim.ir import IntegerNetwork, IntLayer
+from workbench.core.model.errors import DeployError
 
 #: Cycles an accumulation group spends after its last event issue: the event memory read and the
 #: weight memory read (both synchronous, one cycle each) before the last add.

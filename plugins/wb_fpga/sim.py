@@ -12,7 +12,6 @@ from collections.abc import Generator
 from dataclasses import dataclass
 
 import numpy as np
-
 from wb_sim.ir import IntegerNetwork
 
 

@@ -23,7 +23,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from workbench.core.errors import DeployError
+from workbench.core.model.errors import DeployError
 
 #: tool name -> (python module, public run function) of the YoWASP packages
 TOOLS: dict[str, tuple[str, str]] = {

@@ -13,11 +13,11 @@ from wb_nir.export import export_problems, file_name, raise_unsupported, write_n
 from wb_nir.importer import build_model, from_nir, read_graph
 from wb_nir.importer import import_file as _import_file
 from wb_nir.neurons import DEFAULT_DT
-from workbench.core.deploy import DeployContext, FitIssue
-from workbench.core.energy import EnergyMeter
-from workbench.core.errors import DeployError
-from workbench.core.events import RunEvent
-from workbench.core.metrics import class_scores
+from workbench.core.build.energy import EnergyMeter
+from workbench.core.build.metrics import class_scores
+from workbench.core.model.errors import DeployError
+from workbench.core.runs.deploy import DeployContext, FitIssue
+from workbench.core.runs.events import RunEvent
 
 TARGETS = {
     "nir-file": "NIR graph file (snnTorch, Norse, Sinabs/Speck, Rockpool/Xylo, Lava/Loihi, "

@@ -21,9 +21,9 @@ import torch
 from wb_nir.export import META_KEY
 from wb_nir.neurons import DEFAULT_DT, Unsupported, same_dynamics
 from wb_nir.neurons import from_nir as neuron_from_nir
-from workbench.core.errors import CompileError, DeployError, WorkbenchError
-from workbench.core.graph import Graph, Node
-from workbench.core.specs import NeuronSpec
+from workbench.core.model.errors import CompileError, DeployError, WorkbenchError
+from workbench.core.model.graph import Graph, Node
+from workbench.core.model.specs import NeuronSpec
 
 _WHY_NOT = {
     "CubaLIF": "a current-based LIF (with a synaptic current state) has no workbench neuron",
@@ -393,7 +393,7 @@ def from_nir(graph: Any, lookup: Any, input_shape: tuple[int, ...] | None = None
 def build_model(graph: Graph, state: dict[str, torch.Tensor], lookup: Any,
                 input_shape: tuple[int, ...]):
     """Compile ``graph`` and load ``state``; shape mismatches name the node."""
-    from workbench.core.compile import compile_graph
+    from workbench.core.build.compile import compile_graph
 
     try:
         model = compile_graph(graph, lookup, tuple(input_shape))
@@ -420,7 +420,7 @@ def build_model(graph: Graph, state: dict[str, torch.Tensor], lookup: Any,
 
 def _component(recorded: Any, lookup: Any, fallback: str) -> Any:
     """A dataset/encoder choice recorded by our exporter, if its plugin is installed."""
-    from workbench.core.project import Component
+    from workbench.core.model.project import Component
 
     if (isinstance(recorded, dict) and isinstance(recorded.get("id"), str)
             and lookup.get(recorded["id"]) is not None):
@@ -436,8 +436,9 @@ def import_file(path: str | Path, folder: str | Path, lookup: Any, *, dataset: s
     The dataset is ``dataset`` when given, else the one our exporter recorded (if installed),
     else the embedded digits; likewise the encoder and the time steps (default 4).
     """
-    from workbench.core.project import PROJECT_FILE, Component, Project, save_project
-    from workbench.core.session import Session
+    from workbench.core.model.project import PROJECT_FILE, Component, Project
+    from workbench.core.persistence.project_files import save_project
+    from workbench.core.runs.session import Session
 
     path, folder = Path(path), Path(folder)
     if (folder / PROJECT_FILE).exists():

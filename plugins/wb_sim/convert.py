@@ -25,10 +25,10 @@ import torch
 from torch import nn
 
 from wb_sim.ir import IntegerNetwork, IntLayer, IntNeuron
-from workbench.core.deploy import FitIssue
-from workbench.core.errors import DeployError
-from workbench.core.network import CompiledNetwork
-from workbench.core.quantized import QuantizedTensor
+from workbench.core.build.network import CompiledNetwork
+from workbench.core.build.quantized import QuantizedTensor
+from workbench.core.model.errors import DeployError
+from workbench.core.runs.deploy import FitIssue
 
 _BN = nn.modules.batchnorm._BatchNorm  # BatchNorm1d and BatchNorm2d (and wb_core's subclasses)
 

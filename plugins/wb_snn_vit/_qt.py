@@ -40,7 +40,7 @@ from PySide6.QtWidgets import (
     QWidget,
 )
 
-from workbench.core.buffers import LatestBuffer
+from workbench.core.runs.buffers import LatestBuffer
 from workbench.gui.views._common import (
     BufferPoller,
     PlotViewMixin,

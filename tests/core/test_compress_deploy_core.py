@@ -11,14 +11,14 @@ import pytest
 import torch
 
 from workbench.cli import main
-from workbench.core.compress import compress
-from workbench.core.deploy import deploy
-from workbench.core.events import EnergySample, RunFinished
-from workbench.core.info import describe
-from workbench.core.project import load_project, save_project
-from workbench.core.quantized import QuantizedTensor, pack_codes, unpack_codes
-from workbench.core.session import Session
-from workbench.core.weights import load_weights, save_weights
+from workbench.core.build.info import describe
+from workbench.core.build.quantized import QuantizedTensor, pack_codes, unpack_codes
+from workbench.core.persistence.project_files import load_project, save_project
+from workbench.core.persistence.weights import load_weights, save_weights
+from workbench.core.runs.compress import compress
+from workbench.core.runs.deploy import deploy
+from workbench.core.runs.events import EnergySample, RunFinished
+from workbench.core.runs.session import Session
 from workbench.pluginhost.manager import PluginHost
 
 TOY = '''
@@ -38,9 +38,9 @@ def wb_backends():
 
 TOY_IMPL = '''
 import torch
-from workbench.core.compress import CompressionResult
-from workbench.core.deploy import FitIssue
-from workbench.core.quantized import QuantizedTensor, attach
+from workbench.core.runs.compress import CompressionResult
+from workbench.core.runs.deploy import FitIssue
+from workbench.core.build.quantized import QuantizedTensor, attach
 
 def quantize(ctx, bits):
     layers = [m for m in ctx.model.modules() if isinstance(m, (torch.nn.Linear, torch.nn.Conv2d))]
@@ -166,7 +166,7 @@ def test_compress_refuses_bad_input(toy_host, tmp_path, trained):
 
 def test_compress_cancel(toy_host, trained):
     host, _ = toy_host
-    from workbench.core.cancel import CancelToken
+    from workbench.core.runs.cancel import CancelToken
 
     token = CancelToken()
     session = Session(load_project(trained), host.registry)

@@ -13,10 +13,10 @@ from torch import nn
 from wb_core.blocks import Conv2d as TimeConv2d
 from wb_core.encoders import DirectEncoder
 
-from workbench.core.compile import compile_graph
-from workbench.core.energy import CostTable, EnergyMeter, is_spike_tensor
-from workbench.core.graph import Graph, Node
-from workbench.core.probes import SpikeProbe
+from workbench.core.build.compile import compile_graph
+from workbench.core.build.energy import CostTable, EnergyMeter, is_spike_tensor
+from workbench.core.build.probes import SpikeProbe
+from workbench.core.model.graph import Graph, Node
 
 FP32 = CostTable("t", "t", 4.6, 0.9, "src")
 

@@ -5,9 +5,9 @@ from __future__ import annotations
 import pytest
 import torch
 
-from workbench.core.compile import compile_graph, validate
-from workbench.core.errors import CompileError
-from workbench.core.graph import Graph, Node
+from workbench.core.build.compile import compile_graph, validate
+from workbench.core.model.errors import CompileError
+from workbench.core.model.graph import Graph, Node
 
 
 def test_sequential_conv_net_infers_every_shape(plugin_host):

@@ -7,15 +7,11 @@ from pathlib import Path
 
 import pytest
 
-from workbench.core import project as project_mod
-from workbench.core.errors import ProjectError
-from workbench.core.examples import list_examples
-from workbench.core.project import (
-    FORMAT_VERSION,
-    bind_specs,
-    load_project,
-    save_project,
-)
+from workbench.core.model import project as project_mod
+from workbench.core.model.errors import ProjectError
+from workbench.core.model.project import FORMAT_VERSION, bind_specs
+from workbench.core.persistence.examples import list_examples
+from workbench.core.persistence.project_files import load_project, save_project
 from workbench.testing.fixtures import make_tiny_project
 
 
@@ -133,7 +129,7 @@ def test_unknown_plugin_becomes_a_placeholder_that_survives_saving(tmp_path, plu
 
 
 def test_spec_versions_migrate_and_newer_ones_are_refused(tmp_path):
-    from workbench.core.specs import BlockSpec, ParamSpec
+    from workbench.core.model.specs import BlockSpec, ParamSpec
 
     spec = BlockSpec(id="wb_core.thing", display_name="Thing", factory="x:y", spec_version=2,
                      params=(ParamSpec("width", 4, "int"),),

@@ -7,11 +7,11 @@ import json
 import numpy as np
 import torch
 
-from workbench.core.cancel import CancelToken
-from workbench.core.events import MetricSample, Progress, RunFinished, RunStarted
-from workbench.core.probes import SpikeProbe, neuron_layers
-from workbench.core.records import recorded
-from workbench.core.session import Session
+from workbench.core.build.probes import SpikeProbe, neuron_layers
+from workbench.core.runs.cancel import CancelToken
+from workbench.core.runs.events import MetricSample, Progress, RunFinished, RunStarted
+from workbench.core.runs.records import recorded
+from workbench.core.runs.session import Session
 
 
 def _finished(events) -> RunFinished:
@@ -125,9 +125,9 @@ def test_saved_weights_are_loaded_by_the_next_session(tiny_project, plugin_host)
 
 
 def test_recording_maps_collects_attention_maps_only_while_active():
-    from workbench.core.compile import CompileReport
-    from workbench.core.network import CompiledNetwork
-    from workbench.core.probes import recording_maps
+    from workbench.core.build.network import CompiledNetwork
+    from workbench.core.build.probes import recording_maps
+    from workbench.core.build.report import CompileReport
 
     class Attention(torch.nn.Module):
         def __init__(self):

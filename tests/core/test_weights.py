@@ -5,8 +5,8 @@ from __future__ import annotations
 import pytest
 import torch
 
-from workbench.core.errors import WeightsError
-from workbench.core.weights import load_weights, save_weights
+from workbench.core.model.errors import WeightsError
+from workbench.core.persistence.weights import load_weights, save_weights
 
 
 def _net(width: int = 4) -> torch.nn.Module:

@@ -10,9 +10,9 @@ import shutil
 
 import pytest
 
-from workbench.core.examples import examples_dir
-from workbench.core.project import load_project
-from workbench.core.session import Session
+from workbench.core.persistence.examples import examples_dir
+from workbench.core.persistence.project_files import load_project
+from workbench.core.runs.session import Session
 
 
 @pytest.mark.slow
@@ -33,7 +33,7 @@ def test_example_reaches_its_accuracy_bar(name, bar, tmp_path, plugin_host):
 @pytest.mark.slow
 def test_rescaw_4bit_digits_conv_stays_within_1_5_points(tmp_path, plugin_host):
     """Issue #5's bar: a 4-bit ReScaW digits_conv loses at most 1.5 points of accuracy."""
-    from workbench.core.compress import compress
+    from workbench.core.runs.compress import compress
 
     folder = tmp_path / "digits_conv"
     shutil.copytree(examples_dir() / "digits_conv", folder,

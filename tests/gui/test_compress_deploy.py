@@ -13,10 +13,10 @@ import pytest
 from PySide6.QtCore import Qt
 from PySide6.QtWidgets import QMessageBox
 
-from workbench.core.events import EnergySample
-from workbench.core.examples import examples_dir
-from workbench.core.project import load_project
-from workbench.core.session import Session
+from workbench.core.persistence.examples import examples_dir
+from workbench.core.persistence.project_files import load_project
+from workbench.core.runs.events import EnergySample
+from workbench.core.runs.session import Session
 from workbench.testing.fixtures import make_tiny_project
 
 pytestmark = pytest.mark.gui
@@ -28,8 +28,8 @@ TOY_BACKEND = """
 
     import torch
 
-    from workbench.core.deploy import FitIssue
-    from workbench.core.metrics import class_scores
+    from workbench.core.runs.deploy import FitIssue
+    from workbench.core.build.metrics import class_scores
 
 
     class ToyBackend:
@@ -350,7 +350,7 @@ def test_the_variants_view_reports_an_unreadable_variant(qtbot, tmp_path):
 
 
 def test_progress_counters_and_timers_stay_on_their_step():
-    from workbench.core.events import Progress
+    from workbench.core.runs.events import Progress
     from workbench.gui.panels.deploy import StepStarted, step_name, with_steps
 
     assert step_name("simulating the core (Amaranth): 12/50") == "simulating the core (Amaranth)"

@@ -9,9 +9,9 @@ from PySide6.QtCore import QMimeData, QPoint, QPointF, Qt
 from PySide6.QtGui import QDragEnterEvent, QDropEvent, QWheelEvent
 from PySide6.QtWidgets import QApplication
 
-from workbench.core.compile import validate
-from workbench.core.graph import Node
-from workbench.core.project import load_project
+from workbench.core.build.compile import validate
+from workbench.core.model.graph import Node
+from workbench.core.persistence.project_files import load_project
 from workbench.gui.document import ProjectDocument
 from workbench.gui.editor import MIME_SPEC, NetworkEditor
 from workbench.testing.fixtures import make_tiny_project

@@ -8,8 +8,9 @@ import pytest
 from PySide6.QtCore import Qt
 from PySide6.QtWidgets import QMessageBox, QSpinBox
 
-from workbench.core.examples import examples_dir
-from workbench.core.project import Component, load_project, save_project
+from workbench.core.model.project import Component
+from workbench.core.persistence.examples import examples_dir
+from workbench.core.persistence.project_files import load_project, save_project
 from workbench.gui import workers
 from workbench.testing.fixtures import make_tiny_project
 
@@ -200,8 +201,8 @@ def test_palette_search_and_double_click_adds_a_node(make_main_window, qtbot):
 
 
 def make_tiny_project_in_memory():
-    from workbench.core.graph import Graph, Node
-    from workbench.core.project import Project
+    from workbench.core.model.graph import Graph, Node
+    from workbench.core.model.project import Project
 
     return Project("tiny", Graph.chain([Node("flat", "wb_core.flatten"),
                                         Node("fc", "wb_core.linear", {"out_features": 10})]))
@@ -265,7 +266,7 @@ def test_loading_weights_of_another_network_is_refused(make_main_window, qtbot, 
     other = make_tiny_project(tmp_path / "other")
     other.graph.nodes[1].params["out_features"] = 8
     save_project(other)
-    from workbench.core.session import Session
+    from workbench.core.runs.session import Session
 
     session = Session(other, window.host.registry)
     session.build()

@@ -7,8 +7,8 @@ import shutil
 import numpy as np
 import pytest
 
-from workbench.core.examples import examples_dir
-from workbench.core.project import load_project
+from workbench.core.persistence.examples import examples_dir
+from workbench.core.persistence.project_files import load_project
 
 pytestmark = pytest.mark.gui
 VIEW = "wb_snn_vit.attention_view"

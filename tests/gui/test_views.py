@@ -12,10 +12,10 @@ import torch
 pytest.importorskip("PySide6")
 pytest.importorskip("pyqtgraph")
 
-from workbench.core.buffers import LatestBuffer
-from workbench.core.energy import CostTable, EnergyMeter
-from workbench.core.events import MetricSample
-from workbench.core.probes import ProbeRecord
+from workbench.core.build.energy import CostTable, EnergyMeter
+from workbench.core.build.probes import ProbeRecord
+from workbench.core.runs.buffers import LatestBuffer
+from workbench.core.runs.events import MetricSample
 from workbench.gui.views import (
     EnergyView,
     FiringRateView,

@@ -33,14 +33,14 @@ from wb_bestformer.builder import BESTformer
 from wb_bestformer.compress import cie_loss, frozen_copy, hard_distillation
 from wb_core.neurons import lif
 
-from workbench.core.compile import compile_graph
-from workbench.core.compress import compress
-from workbench.core.energy import EnergyMeter, is_neuron_module
-from workbench.core.graph import Graph, Node
-from workbench.core.info import describe
-from workbench.core.project import load_project
-from workbench.core.session import Session
-from workbench.core.specs import AttentionSpec, CompressionSpec
+from workbench.core.build.compile import compile_graph
+from workbench.core.build.energy import EnergyMeter, is_neuron_module
+from workbench.core.build.info import describe
+from workbench.core.model.graph import Graph, Node
+from workbench.core.model.specs import AttentionSpec, CompressionSpec
+from workbench.core.persistence.project_files import load_project
+from workbench.core.runs.compress import compress
+from workbench.core.runs.session import Session
 
 F64 = torch.float64
 DIGITS = (1, 8, 8)
@@ -381,7 +381,7 @@ def test_builder_compiles_and_trains_a_step_on_digits(plugin_host, variant):
 
 
 def test_builder_rejects_bad_shapes(plugin_host):
-    from workbench.core.compile import validate
+    from workbench.core.build.compile import validate
 
     bad = validate(bestformer_graph(patch_size=3), plugin_host.registry, DIGITS)
     assert "power of 2" in bad.nodes["bf"].error
@@ -497,7 +497,7 @@ def test_cie_on_an_mlp_fails_with_a_clear_message(trained_digits_mlp, tmp_path, 
 
 
 def test_cie_binarises_a_trained_full_precision_bestformer(tmp_path, plugin_host):
-    from workbench.core.examples import examples_dir
+    from workbench.core.persistence.examples import examples_dir
 
     folder = tmp_path / "teacher"
     shutil.copytree(examples_dir() / "digits_bestformer", folder,

@@ -16,8 +16,8 @@ import numpy as np
 import pytest
 import wb_datasets
 
-from workbench.core.data import DatasetSplits
-from workbench.core.errors import DatasetError
+from workbench.core.data.splits import DatasetSplits
+from workbench.core.model.errors import DatasetError
 
 SPECS = {spec.id: spec for spec in wb_datasets.wb_datasets()}
 FILE_DATASETS = [

@@ -15,14 +15,6 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-
-from workbench.core.cancel import CancelToken
-from workbench.core.deploy import DeployContext, deploy
-from workbench.core.errors import DeployError
-from workbench.core.events import EnergySample, RunFinished
-from workbench.core.project import load_project
-from workbench.core.session import Session
-from workbench.testing.fixtures import make_tiny_project
 from wb_fpga.backend import FpgaBackend
 from wb_fpga.cycles import cycles_for, trace
 from wb_fpga.fit import fit, fit_issues
@@ -33,6 +25,14 @@ from wb_sim.convert import input_scale_for, to_integer
 from wb_sim.ir import IntegerNetwork, IntLayer, IntNeuron
 from wb_sim.reference import torch_integer_forward
 from wb_sim.simulate import simulate
+
+from workbench.core.model.errors import DeployError
+from workbench.core.persistence.project_files import load_project
+from workbench.core.runs.cancel import CancelToken
+from workbench.core.runs.deploy import DeployContext, deploy
+from workbench.core.runs.events import EnergySample, RunFinished
+from workbench.core.runs.session import Session
+from workbench.testing.fixtures import make_tiny_project
 
 
 # -- helpers ----------------------------------------------------------------------------------
@@ -246,7 +246,6 @@ def test_serial_top_drives_the_core_through_its_pins(kind):
     applied for one cycle; outputs captured and shifted out (a conv first layer takes its
     inputs at ``CorePlan.host_index``)."""
     from amaranth.sim import Simulator
-
     from wb_fpga.hdl import SerialTop, SpikingCore
 
     if kind == "linear":

@@ -18,13 +18,14 @@ from wb_nir import neurons as nir_neurons
 from wb_nir.export import to_nir
 from wb_nir.importer import build_model, from_nir
 
-from workbench.core.deploy import deploy
-from workbench.core.errors import DeployError
-from workbench.core.events import EnergySample, RunFinished
-from workbench.core.examples import examples_dir
-from workbench.core.graph import Graph, Node
-from workbench.core.project import Component, Project, Training, load_project
-from workbench.core.session import Session
+from workbench.core.model.errors import DeployError
+from workbench.core.model.graph import Graph, Node
+from workbench.core.model.project import Component, Project, Training
+from workbench.core.persistence.examples import examples_dir
+from workbench.core.persistence.project_files import load_project
+from workbench.core.runs.deploy import deploy
+from workbench.core.runs.events import EnergySample, RunFinished
+from workbench.core.runs.session import Session
 
 N_SAMPLES = 20
 

@@ -112,8 +112,8 @@ def test_extra_plugins_from_the_environment(plugin_module, monkeypatch):
 
 
 def test_a_plugin_factory_that_fails_to_import_names_the_plugin(plugin_module):
-    from workbench.core.errors import PluginError
-    from workbench.core.specs import NeuronSpec
+    from workbench.core.model.errors import PluginError
+    from workbench.core.model.specs import NeuronSpec
 
     spec = NeuronSpec(id="ghost.cell", display_name="Ghost", factory="ghost_module:make")
     with pytest.raises(PluginError, match="plugin 'ghost'.*ghost_module:make"):

@@ -23,14 +23,14 @@ from wb_q_snn.method import QLIF_ID, swap_neurons, weight_layers
 from wb_q_snn.neuron import QuantizedLIF, membrane_levels, qlif, quantize_membrane
 from wb_q_snn.regulation import QSNNLoss, RateRecorder, spike_regulation, tet_loss
 
-from workbench.core.compile import compile_graph
-from workbench.core.compress import compress
-from workbench.core.energy import EnergyMeter, is_neuron_module
-from workbench.core.events import RunFinished
-from workbench.core.graph import Graph, Node
-from workbench.core.info import describe
-from workbench.core.project import load_project
-from workbench.core.session import Session
+from workbench.core.build.compile import compile_graph
+from workbench.core.build.energy import EnergyMeter, is_neuron_module
+from workbench.core.build.info import describe
+from workbench.core.model.graph import Graph, Node
+from workbench.core.persistence.project_files import load_project
+from workbench.core.runs.compress import compress
+from workbench.core.runs.events import RunFinished
+from workbench.core.runs.session import Session
 
 F64 = torch.float64
 

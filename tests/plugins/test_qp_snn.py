@@ -23,14 +23,14 @@ from wb_qp_snn.scores import keep_count, keep_indices, l1_scores, map_rank, svs_
 from wb_qp_snn.size import size_bytes, size_mb
 from wb_qp_snn.surgery import find_prunable, prune_network
 
-from workbench.core.compile import compile_graph
-from workbench.core.compress import compress, measure
-from workbench.core.events import RunFinished
-from workbench.core.examples import examples_dir
-from workbench.core.graph import Graph, Node
-from workbench.core.info import describe
-from workbench.core.project import load_project, save_project
-from workbench.core.session import Session
+from workbench.core.build.compile import compile_graph
+from workbench.core.build.info import describe
+from workbench.core.model.graph import Graph, Node
+from workbench.core.persistence.examples import examples_dir
+from workbench.core.persistence.project_files import load_project, save_project
+from workbench.core.runs.compress import compress, measure
+from workbench.core.runs.events import RunFinished
+from workbench.core.runs.session import Session
 
 F64 = torch.float64
 METHOD_IDS = ("wb_qp_snn.rescaw", "wb_qp_snn.uniform", "wb_qp_snn.svs_prune",

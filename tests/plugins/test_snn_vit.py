@@ -23,9 +23,9 @@ from wb_snn_vit.attention import SSA, SSSA, head_counts, ssa, sssa
 from wb_snn_vit.blocks import SNNViTBlock, TokenMean, block, token_mean
 from wb_snn_vit.embedding import GLSPS, gl_sps
 
-from workbench.core.compile import compile_graph
-from workbench.core.graph import Graph, Node
-from workbench.core.specs import AttentionSpec, BlockSpec
+from workbench.core.build.compile import compile_graph
+from workbench.core.model.graph import Graph, Node
+from workbench.core.model.specs import AttentionSpec, BlockSpec
 from workbench.pluginhost.manager import PluginHost
 
 F64 = torch.float64
@@ -473,7 +473,7 @@ def digits_network(host, attention: str):
 
 @pytest.mark.parametrize("attention", ["sssa", "ssa"])
 def test_compiled_digits_network_trains_and_reports(host, attention):
-    from workbench.core.probes import recording_maps
+    from workbench.core.build.probes import recording_maps
 
     torch.manual_seed(14)
     net = digits_network(host, attention)
@@ -519,9 +519,9 @@ def test_classes_are_exported():
 def test_builder_makes_the_whole_network_from_depth_width_heads_patch_and_t(plugin_host):
     import torch
 
-    from workbench.core.compile import compile_graph
-    from workbench.core.graph import Graph, Node
-    from workbench.core.probes import recording_maps
+    from workbench.core.build.compile import compile_graph
+    from workbench.core.build.probes import recording_maps
+    from workbench.core.model.graph import Graph, Node
 
     graph = Graph.chain([Node("vit", "wb_snn_vit.snn_vit",
                               {"depth": 2, "embed_dim": 32, "heads": 2, "patch_size": 2,
@@ -538,6 +538,6 @@ def test_builder_makes_the_whole_network_from_depth_width_heads_patch_and_t(plug
         model(x)
     assert maps["vit"]["kind"] == "sssa" and maps["vit"]["mask"].shape == (3, 1, 2, 16)
     graph.nodes[0].params["patch_size"] = 3
-    from workbench.core.compile import validate
+    from workbench.core.build.compile import validate
 
     assert "not a power of 2" in validate(graph, plugin_host.registry, (1, 8, 8)).nodes["vit"].error

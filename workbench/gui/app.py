@@ -11,8 +11,9 @@ from pathlib import Path
 
 from PySide6.QtWidgets import QApplication, QMessageBox
 
-from workbench.core.errors import WorkbenchError
-from workbench.core.project import Project, load_project
+from workbench.core.model.errors import WorkbenchError
+from workbench.core.model.project import Project
+from workbench.core.persistence.project_files import load_project
 from workbench.gui import recovery
 from workbench.gui.main_window import APP_NAME, MainWindow, default_window_project
 from workbench.gui.settings import AppSettings

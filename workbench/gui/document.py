@@ -15,9 +15,9 @@ from typing import Any
 from PySide6.QtCore import QObject, Signal
 from PySide6.QtGui import QUndoCommand, QUndoStack
 
-from workbench.core.graph import Graph, Node
-from workbench.core.project import Project, bind_specs
-from workbench.core.specs import NeuronSpec
+from workbench.core.model.graph import Graph, Node
+from workbench.core.model.project import Project, bind_specs
+from workbench.core.model.specs import NeuronSpec
 
 _STATE_FIELDS = ("name", "description", "graph", "dataset", "encoder", "time_steps", "training",
                  "energy", "compression", "deploy", "extras")

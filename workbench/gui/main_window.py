@@ -24,15 +24,16 @@ from PySide6.QtWidgets import (
     QWidget,
 )
 
-from workbench.core.compile import CompileReport
-from workbench.core.energy import CostTable, reprice
-from workbench.core.errors import WorkbenchError
-from workbench.core.events import EnergySample, RunEvent, RunFinished
-from workbench.core.examples import default_project, list_examples
-from workbench.core.graph import Graph, Node
-from workbench.core.project import Component, Project, load_project, save_project
-from workbench.core.session import Session
-from workbench.core.weights import load_weights
+from workbench.core.build.energy import CostTable, reprice
+from workbench.core.build.report import CompileReport
+from workbench.core.model.errors import WorkbenchError
+from workbench.core.model.graph import Graph, Node
+from workbench.core.model.project import Component, Project
+from workbench.core.persistence.examples import default_project, list_examples
+from workbench.core.persistence.project_files import load_project, save_project
+from workbench.core.persistence.weights import load_weights
+from workbench.core.runs.events import EnergySample, RunEvent, RunFinished
+from workbench.core.runs.session import Session
 from workbench.gui import recovery
 from workbench.gui.dialogs.about import show_about
 from workbench.gui.dialogs.compress_dialog import CompressDialog, RunContext, run_readiness
@@ -581,7 +582,7 @@ class MainWindow(QMainWindow):
             self.doc.duplicate_nodes(ids)
 
     def auto_layout(self) -> None:
-        from workbench.core.layout import layered_layout
+        from workbench.core.model.layout import layered_layout
 
         self.doc.set_positions(layered_layout(self.doc.project.graph))
 

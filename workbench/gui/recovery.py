@@ -15,9 +15,9 @@ import time
 from dataclasses import dataclass
 from pathlib import Path
 
-from workbench.core.atomic import atomic_write_text
-from workbench.core.errors import ProjectError
-from workbench.core.project import Project
+from workbench.core.model.errors import ProjectError
+from workbench.core.model.project import Project
+from workbench.core.persistence.atomic import atomic_write_text
 from workbench.gui.settings import config_dir
 
 log = logging.getLogger(__name__)

@@ -17,12 +17,12 @@ import numpy as np
 import torch
 from PySide6.QtCore import QObject, QThread, Signal
 
-from workbench.core.buffers import LatestBuffer
-from workbench.core.events import RunEvent, RunFinished
-from workbench.core.probes import SpikeProbe, recording_maps
-from workbench.core.records import recorded
-from workbench.core.runs import new_run_id
-from workbench.core.session import Session
+from workbench.core.build.probes import SpikeProbe, recording_maps
+from workbench.core.runs.buffers import LatestBuffer
+from workbench.core.runs.engine import new_run_id
+from workbench.core.runs.events import RunEvent, RunFinished
+from workbench.core.runs.records import recorded
+from workbench.core.runs.session import Session
 from workbench.gui.workers import RunWorker, start_in_thread
 
 log = logging.getLogger(__name__)
@@ -65,7 +65,7 @@ def probe_sample(session: Session, index: int, *, membranes: bool = True,
             scores = model((encode or session.encoder())(x))
     finally:
         model.train(was_training)
-    from workbench.core.metrics import class_scores
+    from workbench.core.build.metrics import class_scores
 
     return {"records": dict(probe.records), "maps": maps, "input": x[0], "label": int(y[0]),
             "predicted": int(class_scores(scores).argmax(-1)[0]), "index": index}

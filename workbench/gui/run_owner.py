@@ -6,8 +6,8 @@ from __future__ import annotations
 from collections.abc import Callable, Iterator
 from typing import Any
 
-from workbench.core.cancel import CancelToken
-from workbench.core.events import RunEvent
+from workbench.core.runs.cancel import CancelToken
+from workbench.core.runs.events import RunEvent
 
 MakeEvents = Callable[[CancelToken], Iterator[RunEvent]]
 #: ``launch(run_id, kind, make_events) -> run_id`` ("" when another run is in progress)

@@ -13,7 +13,7 @@ import os
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
-from workbench.core.atomic import atomic_write_text
+from workbench.core.persistence.atomic import atomic_write_text
 
 log = logging.getLogger(__name__)
 

@@ -16,8 +16,8 @@ from typing import Any
 
 from PySide6.QtCore import QObject, QThread, Signal, Slot
 
-from workbench.core.cancel import CancelToken
-from workbench.core.events import Progress
+from workbench.core.runs.cancel import CancelToken
+from workbench.core.runs.events import Progress
 
 #: per-batch progress events are forwarded at most this often (the bar cannot show more, and
 #: every event the GUI thread handles is CPU taken from the run on a 2-core machine)

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import pluggy
 
-from workbench.core.specs import (
+from workbench.core.model.specs import (
     AttentionSpec,
     BackendSpec,
     BlockSpec,

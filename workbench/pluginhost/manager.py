@@ -26,8 +26,8 @@ from importlib.metadata import EntryPoint, entry_points
 
 import pluggy
 
-from workbench.core.errors import PluginError
-from workbench.core.specs import Spec
+from workbench.core.model.errors import PluginError
+from workbench.core.model.specs import Spec
 from workbench.pluginhost import hookspecs
 from workbench.pluginhost.hookspecs import CONTRIBUTION_HOOKS, PROJECT_NAME
 from workbench.pluginhost.registry import ContributionRegistry

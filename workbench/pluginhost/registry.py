@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
-from workbench.core.specs import Spec
+from workbench.core.model.specs import Spec
 
 #: Display order and titles of the kinds (the GUI palette groups by these).
 KIND_TITLES = {

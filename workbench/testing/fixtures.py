@@ -18,8 +18,9 @@ from pathlib import Path
 
 import pytest
 
-from workbench.core.graph import Graph, Node
-from workbench.core.project import Component, Project, Training, save_project
+from workbench.core.model.graph import Graph, Node
+from workbench.core.model.project import Component, Project, Training
+from workbench.core.persistence.project_files import save_project
 
 
 def tiny_graph(hidden: int = 32) -> Graph:
@@ -44,9 +45,9 @@ def train_example(name: str, folder: Path, *, epochs: int, host=None) -> Path:
     """Copy example ``name`` into ``folder``, train it for ``epochs`` and save its weights."""
     import shutil
 
-    from workbench.core.examples import examples_dir
-    from workbench.core.project import load_project
-    from workbench.core.session import Session
+    from workbench.core.persistence.examples import examples_dir
+    from workbench.core.persistence.project_files import load_project
+    from workbench.core.runs.session import Session
     from workbench.pluginhost.manager import PluginHost
 
     shutil.copytree(examples_dir() / name, folder)

@@ -41,13 +41,20 @@ from PySide6.QtWidgets import (
     QWidget,
 )
 
-from workbench.core.cancel import CancelToken
-from workbench.core.compress import compress
-from workbench.core.events import Log, MetricSample, Progress, RunEvent, RunFinished, RunStarted
-from workbench.core.project import Project
-from workbench.core.records import recorded
-from workbench.core.runs import new_run_id
-from workbench.core.specs import CompressionSpec
+from workbench.core.model.project import Project
+from workbench.core.model.specs import CompressionSpec
+from workbench.core.runs.cancel import CancelToken
+from workbench.core.runs.compress import compress
+from workbench.core.runs.engine import new_run_id
+from workbench.core.runs.events import (
+    Log,
+    MetricSample,
+    Progress,
+    RunEvent,
+    RunFinished,
+    RunStarted,
+)
+from workbench.core.runs.records import recorded
 from workbench.gui.panels.param_form import ParamForm
 from workbench.gui.run_owner import Launch, RunOwner
 from workbench.gui.views.energy import format_energy

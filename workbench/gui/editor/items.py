@@ -30,7 +30,7 @@ from PySide6.QtWidgets import (
 )
 
 if TYPE_CHECKING:
-    from workbench.core.graph import Node
+    from workbench.core.model.graph import Node
 
 NODE_WIDTH = 170.0
 NODE_HEIGHT = 56.0

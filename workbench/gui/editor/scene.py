@@ -19,9 +19,9 @@ from PySide6.QtWidgets import (
     QGraphicsSceneMouseEvent,
 )
 
-from workbench.core.compile import CompileReport
-from workbench.core.graph import Graph
-from workbench.core.layout import layered_layout
+from workbench.core.build.report import CompileReport
+from workbench.core.model.graph import Graph
+from workbench.core.model.layout import layered_layout
 from workbench.gui.document import ProjectDocument
 from workbench.gui.editor.items import (
     IN,

@@ -25,10 +25,10 @@ from PySide6.QtGui import (
 )
 from PySide6.QtWidgets import QGraphicsItem, QGraphicsView, QMenu, QWidget
 
-from workbench.core.compile import CompileReport
-from workbench.core.graph import Graph
-from workbench.core.layout import layered_layout
-from workbench.core.specs import BlockSpec, NeuronSpec
+from workbench.core.build.report import CompileReport
+from workbench.core.model.graph import Graph
+from workbench.core.model.layout import layered_layout
+from workbench.core.model.specs import BlockSpec, NeuronSpec
 from workbench.gui.document import ProjectDocument
 from workbench.gui.editor import MIME_SPEC
 from workbench.gui.editor.items import EdgeItem, NodeItem

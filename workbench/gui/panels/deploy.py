@@ -43,17 +43,19 @@ from PySide6.QtWidgets import (
     QScrollArea,
     QSpinBox,
     QSplitter,
-    QTabWidget,
     QTableWidget,
     QTableWidgetItem,
+    QTabWidget,
     QVBoxLayout,
     QWidget,
 )
 
-from workbench.core.cancel import CancelToken
-from workbench.core.deploy import DeployContext, backend_targets, deploy
-from workbench.core.errors import WorkbenchError
-from workbench.core.events import (
+from workbench.core.model.errors import WorkbenchError
+from workbench.core.model.specs import BackendSpec
+from workbench.core.runs.cancel import CancelToken
+from workbench.core.runs.deploy import DeployContext, backend_targets, deploy
+from workbench.core.runs.engine import guarded, new_run_id
+from workbench.core.runs.events import (
     EnergySample,
     Log,
     Progress,
@@ -61,9 +63,7 @@ from workbench.core.events import (
     RunFinished,
     RunStarted,
 )
-from workbench.core.records import recorded
-from workbench.core.runs import guarded, new_run_id
-from workbench.core.specs import BackendSpec
+from workbench.core.runs.records import recorded
 from workbench.gui.dialogs.compress_dialog import RunContext, one_line
 from workbench.gui.panels.param_form import ParamForm
 from workbench.gui.run_owner import Launch, RunOwner

@@ -20,7 +20,7 @@ from PySide6.QtWidgets import (
     QWidget,
 )
 
-from workbench.core.project import Component
+from workbench.core.model.project import Component
 from workbench.gui.document import ProjectDocument
 from workbench.gui.panels.param_form import ParamForm
 

@@ -20,7 +20,7 @@ from PySide6.QtWidgets import (
     QWidget,
 )
 
-from workbench.core.specs import NeuronSpec, ParamSpec
+from workbench.core.model.specs import NeuronSpec, ParamSpec
 
 OnChange = Callable[[str, Any], None]
 

@@ -19,7 +19,7 @@ from PySide6.QtWidgets import (
     QWidget,
 )
 
-from workbench.core.events import MetricSample, Progress, RunEvent, RunFinished, RunStarted
+from workbench.core.runs.events import MetricSample, Progress, RunEvent, RunFinished, RunStarted
 from workbench.gui.document import ProjectDocument
 from workbench.gui.views.metrics import MetricsView
 

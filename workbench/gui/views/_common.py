@@ -19,7 +19,7 @@ from PySide6.QtWidgets import (
     QWidget,
 )
 
-from workbench.core.buffers import LatestBuffer
+from workbench.core.runs.buffers import LatestBuffer
 
 #: the entry of a layer combo that shows every layer at once
 ALL_LAYERS = "All layers"

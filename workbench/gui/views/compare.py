@@ -36,7 +36,7 @@ from PySide6.QtWidgets import (
     QWidget,
 )
 
-from workbench.core.project import PROJECT_FILE, Project
+from workbench.core.model.project import PROJECT_FILE, Project
 from workbench.gui.views._common import HintStack, PlotViewMixin
 from workbench.gui.views.export import ExportMixin
 

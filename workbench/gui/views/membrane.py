@@ -10,7 +10,7 @@ import pyqtgraph as pg
 from PySide6.QtCore import Qt
 from PySide6.QtWidgets import QLabel, QLineEdit, QWidget
 
-from workbench.core.buffers import LatestBuffer
+from workbench.core.runs.buffers import LatestBuffer
 from workbench.gui.views._common import (
     BufferPoller,
     ProbeViewMixin,

@@ -16,7 +16,7 @@ import pyqtgraph as pg
 from PySide6.QtCore import QTimer
 from PySide6.QtWidgets import QHBoxLayout, QLabel, QWidget
 
-from workbench.core.events import MetricSample
+from workbench.core.runs.events import MetricSample
 from workbench.gui.views._common import PlotViewMixin, assemble_view
 from workbench.gui.views.export import ExportMixin
 

@@ -17,7 +17,7 @@ import pyqtgraph as pg
 from PySide6.QtCore import QRectF
 from PySide6.QtWidgets import QWidget
 
-from workbench.core.buffers import LatestBuffer
+from workbench.core.runs.buffers import LatestBuffer
 from workbench.gui.views._common import (
     ALL_LAYERS,
     BufferPoller,

@@ -13,7 +13,7 @@ import numpy as np
 import pyqtgraph as pg
 from PySide6.QtWidgets import QWidget
 
-from workbench.core.buffers import LatestBuffer
+from workbench.core.runs.buffers import LatestBuffer
 from workbench.gui.views._common import (
     ALL_LAYERS,
     BufferPoller,

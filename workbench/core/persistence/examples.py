@@ -5,7 +5,7 @@ from __future__ import annotations
 import os
 from pathlib import Path
 
-from workbench.core.project import PROJECT_FILE
+from workbench.core.model.project import PROJECT_FILE
 
 EXAMPLES_ENV = "SNN_WORKBENCH_EXAMPLES"
 DEFAULT_EXAMPLE = "digits_conv"
@@ -14,7 +14,7 @@ DEFAULT_EXAMPLE = "digits_conv"
 def examples_dir() -> Path:
     """``$SNN_WORKBENCH_EXAMPLES``, else ``projects/`` beside the ``workbench`` package."""
     override = os.environ.get(EXAMPLES_ENV)
-    return Path(override) if override else Path(__file__).resolve().parents[2] / "projects"
+    return Path(override) if override else Path(__file__).resolve().parents[3] / "projects"
 
 
 def list_examples() -> list[Path]:

@@ -12,7 +12,7 @@ from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
 from typing import Any
 
-from workbench.core.errors import CompileError
+from workbench.core.model.errors import CompileError
 
 _NODE_ID_RE = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
 

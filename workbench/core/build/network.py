@@ -6,7 +6,7 @@ from typing import Any
 
 import torch
 
-from workbench.core.compile import CompileReport
+from workbench.core.build.report import CompileReport
 
 
 class CompiledNetwork(torch.nn.Module):

@@ -14,7 +14,7 @@ from typing import Any
 
 import torch
 
-from workbench.core.energy import is_neuron_module, layer_name
+from workbench.core.build.energy import is_neuron_module, layer_name
 
 
 def neuron_layers(model: torch.nn.Module) -> list[str]:

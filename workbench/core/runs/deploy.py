@@ -33,10 +33,13 @@ from typing import Any
 import numpy as np
 import torch
 
-from workbench.core.atomic import atomic_write_text
-from workbench.core.cancel import CancelToken
-from workbench.core.errors import DeployError
-from workbench.core.events import (
+from workbench.core.build.network import CompiledNetwork
+from workbench.core.model.errors import DeployError
+from workbench.core.model.specs import BackendSpec
+from workbench.core.persistence.atomic import atomic_write_text
+from workbench.core.runs.cancel import CancelToken
+from workbench.core.runs.engine import guarded, new_run_id
+from workbench.core.runs.events import (
     Artifact,
     EnergySample,
     Log,
@@ -44,10 +47,7 @@ from workbench.core.events import (
     RunFinished,
     RunStarted,
 )
-from workbench.core.network import CompiledNetwork
-from workbench.core.plugin_run import Cancelled, PluginRunContext, drive
-from workbench.core.runs import guarded, new_run_id
-from workbench.core.specs import BackendSpec
+from workbench.core.runs.plugin_steps import Cancelled, PluginRunContext, drive
 
 
 @dataclass(frozen=True)
@@ -177,7 +177,7 @@ def _deploy(session, spec, target, out_dir, params, limit, cancel, run_id) -> It
 
 def _estimate(session: Any, model: CompiledNetwork, limit: int | None) -> dict[str, Any]:
     """The cost-table estimate of the torch model on the same samples."""
-    from workbench.core.compress import measure
+    from workbench.core.runs.compress import measure
 
     figures = measure(model, session, limit=limit)
     return {"kind": "estimate", "table": figures["energy_table"],

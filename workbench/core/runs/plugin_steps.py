@@ -11,8 +11,8 @@ from __future__ import annotations
 from collections.abc import Generator
 from typing import Any
 
-from workbench.core.cancel import CancelToken
-from workbench.core.events import Log, Progress, RunEvent
+from workbench.core.runs.cancel import CancelToken
+from workbench.core.runs.events import Log, Progress, RunEvent
 
 
 class Cancelled(Exception):

@@ -12,7 +12,7 @@ from typing import Any
 
 import torch
 
-from workbench.core.network import CompiledNetwork
+from workbench.core.build.network import CompiledNetwork
 
 
 def _bits(module: torch.nn.Module, name: str, param: torch.Tensor) -> int:

@@ -12,7 +12,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from workbench.core.errors import DatasetError
+from workbench.core.model.errors import DatasetError
 
 
 @dataclass

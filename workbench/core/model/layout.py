@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from workbench.core.graph import Graph
+from workbench.core.model.graph import Graph
 
 ROW_HEIGHT = 110.0
 COLUMN_WIDTH = 220.0

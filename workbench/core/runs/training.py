@@ -9,18 +9,17 @@ ends with exactly one :class:`RunFinished`; an exception inside becomes
 from __future__ import annotations
 
 import time
-import traceback
-import uuid
 from collections.abc import Callable, Iterator
 from typing import Any
 
 import torch
 
-from workbench.core.cancel import CancelToken
-from workbench.core.data import ArraySplit
-from workbench.core.energy import CostTable, EnergyMeter
-from workbench.core.errors import WorkbenchError
-from workbench.core.events import (
+from workbench.core.build.energy import CostTable, EnergyMeter
+from workbench.core.build.metrics import count_correct
+from workbench.core.data.splits import ArraySplit
+from workbench.core.runs.cancel import CancelToken
+from workbench.core.runs.engine import guarded, new_run_id
+from workbench.core.runs.events import (
     EnergySample,
     MetricSample,
     Progress,
@@ -28,25 +27,9 @@ from workbench.core.events import (
     RunFinished,
     RunStarted,
 )
-from workbench.core.metrics import count_correct
 
 #: batch-level metric samples are throttled to this rate (control plane, style.md §5.4)
 METRIC_HZ = 5.0
-
-
-def new_run_id(kind: str) -> str:
-    return f"{kind}-{time.strftime('%Y%m%d-%H%M%S')}-{uuid.uuid4().hex[:6]}"
-
-
-def guarded(run_id: str, events: Iterator[RunEvent]) -> Iterator[RunEvent]:
-    """Turn an exception inside ``events`` into a final ``RunFinished(status="failed")``."""
-    try:
-        yield from events
-    except WorkbenchError as exc:
-        yield RunFinished(run_id, "failed", error=str(exc), error_kind="input")
-    except Exception as exc:
-        yield RunFinished(run_id, "failed", error=f"{type(exc).__name__}: {exc}",
-                          error_kind="internal", traceback=traceback.format_exc())
 
 
 def _test_accuracy(model: torch.nn.Module, encode: Callable[[torch.Tensor], torch.Tensor],

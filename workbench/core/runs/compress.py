@@ -30,18 +30,27 @@ from typing import Any
 
 import torch
 
-from workbench.core.cancel import CancelToken
-from workbench.core.compile import compile_graph
-from workbench.core.errors import CompressionError, WorkbenchError
-from workbench.core.events import Log, MetricSample, Progress, RunEvent, RunFinished, RunStarted
-from workbench.core.graph import Graph
-from workbench.core.info import describe
-from workbench.core.metrics import class_scores, count_correct
-from workbench.core.network import CompiledNetwork
-from workbench.core.plugin_run import Cancelled, PluginRunContext, drive
-from workbench.core.project import Project, save_project
-from workbench.core.runs import evaluate, guarded, new_run_id
-from workbench.core.specs import CompressionSpec
+from workbench.core.build.compile import compile_graph
+from workbench.core.build.info import describe
+from workbench.core.build.metrics import class_scores, count_correct
+from workbench.core.build.network import CompiledNetwork
+from workbench.core.model.errors import CompressionError, WorkbenchError
+from workbench.core.model.graph import Graph
+from workbench.core.model.project import Project
+from workbench.core.model.specs import CompressionSpec
+from workbench.core.persistence.project_files import save_project
+from workbench.core.runs.cancel import CancelToken
+from workbench.core.runs.engine import guarded, new_run_id
+from workbench.core.runs.events import (
+    Log,
+    MetricSample,
+    Progress,
+    RunEvent,
+    RunFinished,
+    RunStarted,
+)
+from workbench.core.runs.plugin_steps import Cancelled, PluginRunContext, drive
+from workbench.core.runs.training import evaluate
 
 #: ``loss(out[T, B, C], y[B], x[T, B, ...]) -> scalar``; the default is mean-over-time CE.
 LossFn = Callable[[torch.Tensor, torch.Tensor, torch.Tensor], torch.Tensor]
@@ -270,7 +279,7 @@ def _jsonable(value: Any) -> Any:
 
 def save_compressed(project: Project, model: CompiledNetwork, folder: str | Path) -> Path:
     """Write the variant's project file and its packed weights into ``folder``."""
-    from workbench.core.weights import save_weights
+    from workbench.core.persistence.weights import save_weights
 
     folder = Path(folder)
     save_project(project, folder)
@@ -284,7 +293,7 @@ def replay(session: Any, passes: list[dict[str, Any]], lookup: Any, *,
     """Run the recorded ``passes`` (a compressed project's ``compression`` list, minus those the
     parent already has) on the session's project, one after another; the last one is saved to
     ``out``. Each pass yields its own run; a pass that does not end ``ok`` stops the replay."""
-    from workbench.core.session import Session
+    from workbench.core.runs.session import Session
 
     current = session
     for i, record in enumerate(passes):

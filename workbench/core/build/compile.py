@@ -12,49 +12,13 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 
-from workbench.core.errors import CompileError, WorkbenchError
-from workbench.core.graph import Graph, Node
-from workbench.core.specs import BlockSpec, NeuronSpec, Spec
+from workbench.core.model.errors import CompileError, WorkbenchError
+from workbench.core.model.graph import Graph, Node
+from workbench.core.build.report import CompileReport, NodeInfo
+from workbench.core.model.specs import BlockSpec, NeuronSpec, Spec, SpecLookup
 
 #: shape inference runs every node on a zero tensor ``[T, B, *shape]`` of this size
 _PROBE_T, _PROBE_B = 2, 2
-
-
-class SpecLookup(Protocol):
-    """Anything that finds a contribution by id (the plugin registry does)."""
-
-    def get(self, spec_id: str) -> Spec | None: ...
-
-
-@dataclass
-class NodeInfo:
-    """What compilation learned about one node."""
-
-    spec: Spec | None = None
-    params: dict[str, Any] = field(default_factory=dict)
-    in_shapes: list[tuple[int, ...]] = field(default_factory=list)
-    out_shape: tuple[int, ...] | None = None
-    error: str = ""
-
-
-@dataclass
-class CompileReport:
-    """Per-node shapes and errors; ``ok`` when every node compiled."""
-
-    nodes: dict[str, NodeInfo] = field(default_factory=dict)
-    error: str = ""  # a graph-level problem (cycle, no nodes, several outputs)
-
-    @property
-    def ok(self) -> bool:
-        return not self.error and all(not i.error for i in self.nodes.values())
-
-    def first_error(self) -> CompileError | None:
-        if self.error:
-            return CompileError(self.error)
-        for node_id, info in self.nodes.items():
-            if info.error:
-                return CompileError(info.error, node=node_id)
-        return None
 
 
 def _import_torch():
@@ -174,7 +138,7 @@ def compile_graph(graph: Graph, lookup: SpecLookup, input_shape: tuple[int, ...]
     error = report.first_error()
     if error is not None:
         raise error
-    from workbench.core.network import CompiledNetwork
+    from workbench.core.build.network import CompiledNetwork
 
     inputs = {node_id: graph.inputs_of(node_id) for node_id in order}
     return CompiledNetwork(modules, order, inputs, report)

@@ -12,24 +12,27 @@ from typing import Any
 
 import torch
 
-from workbench.core.cancel import CancelToken
-from workbench.core.compile import CompileReport, SpecLookup, compile_graph, validate
-from workbench.core.data import DatasetSplits
-from workbench.core.energy import CostTable
-from workbench.core.errors import CompileError, DatasetError, ProjectError, WorkbenchError
-from workbench.core.events import Log, RunEvent, RunFinished, RunStarted
-from workbench.core.network import CompiledNetwork
-from workbench.core.project import Component, Project, bind_specs
-from workbench.core.quantized import detach_quant, quantized_modules
-from workbench.core.runs import evaluate, guarded, new_run_id, train
-from workbench.core.specs import (
+from workbench.core.build.compile import compile_graph, validate
+from workbench.core.build.energy import CostTable
+from workbench.core.build.network import CompiledNetwork
+from workbench.core.build.quantized import detach_quant, quantized_modules
+from workbench.core.build.report import CompileReport
+from workbench.core.data.splits import DatasetSplits
+from workbench.core.model.errors import CompileError, DatasetError, ProjectError, WorkbenchError
+from workbench.core.model.project import Component, Project, bind_specs
+from workbench.core.model.specs import (
     DatasetSpec,
     EncoderSpec,
     EnergyModelSpec,
     LearningRuleSpec,
     Spec,
+    SpecLookup,
 )
-from workbench.core.weights import load_weights, save_weights
+from workbench.core.persistence.weights import load_weights, save_weights
+from workbench.core.runs.cancel import CancelToken
+from workbench.core.runs.engine import guarded, new_run_id
+from workbench.core.runs.events import Log, RunEvent, RunFinished, RunStarted
+from workbench.core.runs.training import evaluate, train
 
 
 class Session:

@@ -12,9 +12,9 @@ from pathlib import Path
 
 import torch
 
-from workbench.core.atomic import atomic_path
-from workbench.core.errors import WeightsError
-from workbench.core.quantized import QuantizedTensor, attach, quantized_modules
+from workbench.core.build.quantized import QuantizedTensor, attach, quantized_modules
+from workbench.core.model.errors import WeightsError
+from workbench.core.persistence.atomic import atomic_path
 
 CODES_SUFFIX = ".q_codes"
 SCALE_SUFFIX = ".q_scale"

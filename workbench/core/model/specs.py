@@ -13,9 +13,9 @@ import math
 import re
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
-from typing import Any, ClassVar
+from typing import Any, ClassVar, Protocol
 
-from workbench.core.errors import PluginError, ProjectError
+from workbench.core.model.errors import PluginError, ProjectError
 
 #: Parameter kinds. ``path`` is a folder and ``file`` a file (the GUI offers the matching
 #: chooser); ``neuron`` holds a neuron choice: ``{"id": spec id, "params": {...}}``.
@@ -298,3 +298,9 @@ class ParamEditorSpec(Spec):
 
     KIND: ClassVar[str] = "param_editor"
     param_kind: str = ""
+
+
+class SpecLookup(Protocol):
+    """Anything that finds a contribution by id (the plugin registry does)."""
+
+    def get(self, spec_id: str) -> Spec | None: ...

@@ -6,8 +6,8 @@ import json
 from collections.abc import Iterator
 from pathlib import Path
 
-from workbench.core.events import Progress, RunEvent
-from workbench.core.project import RUNS_DIR
+from workbench.core.model.project import RUNS_DIR
+from workbench.core.runs.events import Progress, RunEvent
 
 
 def recorded(events: Iterator[RunEvent], folder: Path | None) -> Iterator[RunEvent]:

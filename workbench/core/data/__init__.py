@@ -1,0 +1,1 @@
+"""Datasets as the runs see them: in-memory splits, variable-length sequences, streamed splits."""

@@ -1,0 +1,1 @@
+"""Files: atomic writes, project files, weights, the shipped example projects."""
