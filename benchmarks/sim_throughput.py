@@ -181,7 +181,7 @@ def main() -> int:
     from wb_sim.reference import torch_integer_forward
     from wb_sim.simulate import simulate
 
-    from workbench.core.build.metrics import class_scores
+    from workbench.core.model.readout import class_scores
     from workbench.core.persistence.project_files import load_project
     from workbench.core.runs.session import Session
     from workbench.pluginhost.manager import load_plugins

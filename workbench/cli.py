@@ -258,7 +258,7 @@ def cmd_inspect(args: argparse.Namespace, out: TextIO) -> int:
     model.eval()
     with torch.no_grad(), SpikeProbe(model, layers=args.layer or None, membranes=True) as probe:
         scores = model(session.encoder()(x))
-    from workbench.core.build.metrics import class_scores
+    from workbench.core.model.readout import class_scores
 
     predicted = int(class_scores(scores).argmax(-1)[0])
     layers = {name: {"shape": list(r.spikes.shape[2:]), "spikes": int(r.spikes.sum()),

@@ -27,8 +27,8 @@ import torch.nn.functional as F
 from wb_bestformer import fakequant
 from wb_bestformer.binary import freeze as freeze_layer
 from wb_bestformer.builder import BESTformer
-from workbench.core.build.metrics import class_scores
 from workbench.core.build.quantized import detach_quant
+from workbench.core.model.readout import class_scores
 from workbench.core.runs.compress import CompressionContext, CompressionResult
 
 Loss = Callable[[torch.Tensor, torch.Tensor, torch.Tensor], torch.Tensor]

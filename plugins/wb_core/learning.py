@@ -7,7 +7,7 @@ import math
 import torch
 
 from wb_core.losses import LOSSES
-from workbench.core.build.metrics import count_correct
+from workbench.core.model.readout import count_correct
 
 
 class BPTTTrainer:

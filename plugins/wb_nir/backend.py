@@ -10,12 +10,11 @@ from typing import Any
 import torch
 
 from wb_nir.export import export_problems, file_name, raise_unsupported, write_nir
-from wb_nir.importer import build_model, from_nir, read_graph
-from wb_nir.importer import import_file as _import_file
+from wb_nir.importer import build_model, from_nir, read_graph, read_project
 from wb_nir.neurons import DEFAULT_DT
 from workbench.core.build.energy import EnergyMeter
-from workbench.core.build.metrics import class_scores
 from workbench.core.model.errors import DeployError
+from workbench.core.model.readout import class_scores
 from workbench.core.runs.deploy import DeployContext, FitIssue
 from workbench.core.runs.events import RunEvent
 
@@ -107,6 +106,6 @@ class NirBackend:
         raise_unsupported(export_problems(model, session.project))
         return write_nir(model, session.project, path, dt=self.dt)
 
-    def import_file(self, path: str | Path, folder: str | Path, lookup: Any) -> Path:
-        """Make the project folder ``folder`` from the NIR file ``path``."""
-        return _import_file(path, folder, lookup, dataset=self.import_dataset)
+    def read_file(self, path: str | Path, ctx: Any) -> tuple[Any, Any]:
+        """The project and network in the NIR file ``path`` (the core saves them)."""
+        return read_project(path, ctx, dataset=self.import_dataset)

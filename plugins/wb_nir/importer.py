@@ -23,6 +23,7 @@ from wb_nir.neurons import DEFAULT_DT, Unsupported, same_dynamics
 from wb_nir.neurons import from_nir as neuron_from_nir
 from workbench.core.model.errors import CompileError, DeployError, WorkbenchError
 from workbench.core.model.graph import Graph, Node
+from workbench.core.model.project import Component, Project
 from workbench.core.model.specs import NeuronSpec
 
 _WHY_NOT = {
@@ -420,7 +421,6 @@ def build_model(graph: Graph, state: dict[str, torch.Tensor], lookup: Any,
 
 def _component(recorded: Any, lookup: Any, fallback: str) -> Any:
     """A dataset/encoder choice recorded by our exporter, if its plugin is installed."""
-    from workbench.core.model.project import Component
 
     if (isinstance(recorded, dict) and isinstance(recorded.get("id"), str)
             and lookup.get(recorded["id"]) is not None):
@@ -428,22 +428,17 @@ def _component(recorded: Any, lookup: Any, fallback: str) -> Any:
     return Component(fallback)
 
 
-def import_file(path: str | Path, folder: str | Path, lookup: Any, *, dataset: str = "",
-                time_steps: int = 0, name: str = "") -> Path:
-    """Turn the NIR file ``path`` into a project folder (``project.json`` and
-    ``weights.safetensors``); returns the folder.
+def read_project(path: str | Path, ctx: Any, *, dataset: str = "", time_steps: int = 0,
+                 name: str = "") -> tuple[Any, Any]:
+    """Read the NIR file ``path`` as a project and its network (with the file's weights).
 
     The dataset is ``dataset`` when given, else the one our exporter recorded (if installed),
-    else the embedded digits; likewise the encoder and the time steps (default 4).
+    else the embedded digits; likewise the encoder and the time steps (default 4). ``ctx`` is
+    the core's import context: it gives the installed specs and the dataset's input shape; the
+    core checks the outputs against the classes and saves the project.
     """
-    from workbench.core.model.project import PROJECT_FILE, Component, Project
-    from workbench.core.persistence.project_files import save_project
-    from workbench.core.runs.session import Session
-
-    path, folder = Path(path), Path(folder)
-    if (folder / PROJECT_FILE).exists():
-        raise DeployError("this folder already holds a project; choose a new folder",
-                          where=str(folder))
+    path = Path(path)
+    lookup = ctx.lookup
     nir_graph = read_graph(path)
     meta = graph_metadata(nir_graph)
     project = Project(
@@ -455,18 +450,7 @@ def import_file(path: str | Path, folder: str | Path, lookup: Any, *, dataset: s
         time_steps=int(time_steps or meta.get("time_steps") or 4),
         description=f"Imported from the NIR file {path.name}.",
     )
-    data = Session(project, lookup).data()
-    graph, state = from_nir(nir_graph, lookup, data.input_shape)
+    input_shape = ctx.input_shape(project)
+    graph, state = from_nir(nir_graph, lookup, input_shape)
     project.graph = graph
-    session = Session(project, lookup)
-    model = build_model(graph, state, lookup, data.input_shape)
-    outputs = model.output_shape[-1] if model.output_shape else 0
-    if outputs != data.n_classes:
-        raise DeployError(f"the network has {outputs} outputs but the dataset "
-                          f"{project.dataset.id} has {data.n_classes} classes; import it with a "
-                          "dataset that matches", where=str(path))
-    folder.mkdir(parents=True, exist_ok=True)
-    save_project(project, folder)
-    session.model, session.weights_loaded = model, True
-    session.save_weights()
-    return folder
+    return project, build_model(graph, state, lookup, input_shape)

@@ -20,8 +20,8 @@ from wb_sim.convert import check, input_scale_for, to_integer
 from wb_sim.ir import IntegerNetwork
 from wb_sim.reference import torch_integer_forward
 from wb_sim.simulate import energy_pj, int8_table, iter_simulate, simulate
-from workbench.core.build.metrics import class_scores
 from workbench.core.build.quantized import quantized_modules
+from workbench.core.model.readout import class_scores
 from workbench.core.runs.deploy import DeployContext, FitIssue
 from workbench.core.runs.events import RunEvent
 

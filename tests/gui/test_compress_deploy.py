@@ -29,7 +29,7 @@ TOY_BACKEND = """
     import torch
 
     from workbench.core.runs.deploy import FitIssue
-    from workbench.core.build.metrics import class_scores
+    from workbench.core.model.readout import class_scores
 
 
     class ToyBackend:

@@ -4,6 +4,7 @@
 from __future__ import annotations
 
 import shutil
+from pathlib import Path
 
 import nir
 import numpy as np
@@ -23,6 +24,7 @@ from workbench.core.model.graph import Graph, Node
 from workbench.core.model.project import Component, Project, Training
 from workbench.core.persistence.examples import examples_dir
 from workbench.core.persistence.project_files import load_project
+from workbench.core.runs import catalog
 from workbench.core.runs.deploy import deploy
 from workbench.core.runs.events import EnergySample, RunFinished
 from workbench.core.runs.session import Session
@@ -68,6 +70,13 @@ def snntorch_steps(net, x_seq):
     return torch.stack(outs, dim=1)  # [T, B, ...]
 
 
+def import_nir(host, path, out):
+    """Import through the core's run, as the CLI and the GUI do; the new project folder."""
+    finished = catalog.import_file(host.registry, path=path, out=out).result()
+    assert finished.status == "ok", finished.error
+    return Path(finished.summary["project"])
+
+
 def checked(host, node):
     return host.registry.get(node.spec).check_params(node.params)
 
@@ -78,7 +87,7 @@ def checked(host, node):
 def test_round_trip_keeps_graph_weights_and_predictions(mlp, backend, plugin_host, tmp_path):
     report = backend.export_file(mlp, tmp_path / "mlp.nir")
     assert report["nodes"] == {"Affine": 3, "Flatten": 1, "Input": 1, "LIF": 2, "Output": 1}
-    folder = backend.import_file(tmp_path / "mlp.nir", tmp_path / "back", plugin_host.registry)
+    folder = import_nir(plugin_host, tmp_path / "mlp.nir", tmp_path / "back")
 
     back = Session(load_project(folder), plugin_host.registry)
     original = mlp.project.graph
@@ -318,8 +327,8 @@ def test_imports_a_network_written_by_snntorch(plugin_host, tmp_path):
     nir.write(tmp_path / "snn.nir", export_to_nir(net, torch.rand(1, 1, 8, 8), ignore_dims=[0]))
 
     spec = plugin_host.registry.get("wb_nir.nir")
-    folder = spec.create().import_file(tmp_path / "snn.nir", tmp_path / "proj",
-                                       plugin_host.registry)
+    assert spec.formats == ("nir",)
+    folder = import_nir(plugin_host, tmp_path / "snn.nir", tmp_path / "proj")
     session = Session(load_project(folder), plugin_host.registry)
     graph = session.project.graph
     assert [n.spec for n in graph.nodes] == ["wb_core.flatten", "wb_core.spiking_linear",
@@ -350,15 +359,16 @@ def test_unsupported_nir_nodes_are_named(plugin_host, backend, tmp_path):
         "output": nir.Output(output_type={"output": np.array([n])}),
     }, edges=[("input", "dense"), ("dense", "syn"), ("syn", "gain"), ("gain", "output")])
     nir.write(tmp_path / "bad.nir", graph)
-    with pytest.raises(DeployError) as err:
-        backend.import_file(tmp_path / "bad.nir", tmp_path / "proj", plugin_host.registry)
-    message = str(err.value)
-    assert "node 'syn' (CubaLIF)" in message and "node 'gain' (Scale)" in message
+    finished = catalog.import_file(plugin_host.registry, path=tmp_path / "bad.nir",
+                                   out=tmp_path / "proj").result()
+    assert finished.status == "failed" and finished.error_kind == "input"
+    assert "node 'syn' (CubaLIF)" in finished.error and "node 'gain' (Scale)" in finished.error
     assert not (tmp_path / "proj").exists()
 
     (tmp_path / "junk.nir").write_bytes(b"not hdf5")
-    with pytest.raises(DeployError, match="not a readable NIR file"):
-        backend.import_file(tmp_path / "junk.nir", tmp_path / "proj", plugin_host.registry)
+    finished = catalog.import_file(plugin_host.registry, path=tmp_path / "junk.nir",
+                                   out=tmp_path / "proj").result()
+    assert finished.status == "failed" and "not a readable NIR file" in finished.error
 
 
 # -- the backend through the deploy run ----------------------------------------------------------

@@ -16,12 +16,12 @@ from wb_sim.ir import IntegerNetwork, IntLayer, IntNeuron
 from wb_sim.reference import torch_integer_forward
 from wb_sim.simulate import SimResult, energy_pj, int8_table, iter_simulate, simulate
 
-from workbench.core.build.metrics import class_scores
 from workbench.core.build.quantized import QuantizedTensor, attach
 from workbench.core.data.splits import ArraySplit
 from workbench.core.model.errors import DeployError
 from workbench.core.model.graph import Graph, Node
 from workbench.core.model.project import Component, Project
+from workbench.core.model.readout import class_scores
 from workbench.core.persistence.project_files import load_project
 from workbench.core.runs.deploy import deploy
 from workbench.core.runs.events import EnergySample, RunFinished

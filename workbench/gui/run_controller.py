@@ -65,7 +65,7 @@ def probe_sample(session: Session, index: int, *, membranes: bool = True,
             scores = model((encode or session.encoder())(x))
     finally:
         model.train(was_training)
-    from workbench.core.build.metrics import class_scores
+    from workbench.core.model.readout import class_scores
 
     return {"records": dict(probe.records), "maps": maps, "input": x[0], "label": int(y[0]),
             "predicted": int(class_scores(scores).argmax(-1)[0]), "index": index}

@@ -15,6 +15,7 @@ from typing import Any
 import torch
 
 from workbench.core.build.energy import is_neuron_module, layer_name
+from workbench.core.model.errors import WorkbenchError
 
 
 def neuron_layers(model: torch.nn.Module) -> list[str]:
@@ -55,7 +56,8 @@ class SpikeProbe:
             if missing:
                 self.__exit__()
                 known = ", ".join(neuron_layers(self.model))
-                raise KeyError(f"no neuron layer named {sorted(missing)[0]!r} (layers: {known})")
+                raise WorkbenchError(f"no neuron layer named {sorted(missing)[0]!r} (layers: "
+                                     f"{known})", where="layer")
         return self
 
     def __exit__(self, *exc: object) -> None:

@@ -26,11 +26,22 @@ class ArraySplit:
     y: np.ndarray
     scale: float = 1.0
     offset: float = 0.0
+    #: per-sample lengths along the time axis of variable-length sequences (``x`` is padded
+    #: with zeros after each sample's length); None for fixed-size samples
+    lengths: np.ndarray | None = None
 
     def __post_init__(self) -> None:
         if len(self.x) != len(self.y):
             raise DatasetError(f"{len(self.x)} inputs but {len(self.y)} labels")
         self.y = np.asarray(self.y, dtype=np.int64)
+        if self.lengths is not None:
+            self.lengths = np.asarray(self.lengths, dtype=np.int64)
+            if self.lengths.shape != self.y.shape:
+                raise DatasetError(f"{len(self.lengths)} lengths for {len(self.y)} samples")
+
+    def length_of(self, index: int) -> int | None:
+        """The sample's own length (variable-length sequences), else None."""
+        return None if self.lengths is None else int(self.lengths[index])
 
     def __len__(self) -> int:
         return len(self.y)

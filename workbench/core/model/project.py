@@ -58,6 +58,26 @@ class EnergySettings:
     custom: dict[str, Any] | None = None
 
 
+#: where runs compute: ``auto`` picks CUDA, then Apple's MPS, then the CPU
+DEVICES = ("auto", "cpu", "cuda", "mps")
+#: the arithmetic of forward passes: fp32, or bf16/fp16 under torch's automatic mixed precision
+PRECISIONS = ("fp32", "bf16", "fp16")
+
+
+@dataclass
+class ComputeSettings:
+    """Where and in what precision every run of the project computes.
+
+    ``threads`` 0 keeps torch's default (one per core)."""
+
+    device: str = "auto"
+    precision: str = "fp32"
+    threads: int = 0
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"device": self.device, "precision": self.precision, "threads": self.threads}
+
+
 @dataclass
 class Project:
     name: str
@@ -67,6 +87,7 @@ class Project:
     time_steps: int = 4
     training: Training = field(default_factory=Training)
     energy: EnergySettings = field(default_factory=EnergySettings)
+    compute: ComputeSettings = field(default_factory=ComputeSettings)
     description: str = ""
     compression: list[dict[str, Any]] = field(default_factory=list)
     deploy: dict[str, Any] | None = None
@@ -111,6 +132,7 @@ class Project:
             "training": {"rule": self.training.rule.to_dict(), "epochs": self.training.epochs,
                          "batch_size": self.training.batch_size, "seed": self.training.seed},
             "energy": energy,
+            "compute": self.compute.to_dict(),
             "compression": copy.deepcopy(self.compression),
             "deploy": copy.deepcopy(self.deploy),
             "extras": copy.deepcopy(self.extras),
@@ -142,6 +164,7 @@ class Project:
         training = r.mapping(data.get("training", {}), "training")
         energy = r.mapping(data.get("energy", {}), "energy")
         custom = energy.get("custom")
+        compute = r.mapping(data.get("compute", {}), "compute")
         return cls(
             name=r.text(data, "name", default="untitled"),
             description=r.text(data, "description", default=""),
@@ -161,6 +184,11 @@ class Project:
                 sop_counting=r.choice(energy, "sop_counting", "energy", ("exact", "rate"),
                                       default="exact"),
                 custom=None if custom is None else r.custom_table(custom),
+            ),
+            compute=ComputeSettings(
+                device=r.choice(compute, "device", "compute", DEVICES, default="auto"),
+                precision=r.choice(compute, "precision", "compute", PRECISIONS, default="fp32"),
+                threads=r.integer(compute, "threads", "compute", default=0, low=0, high=1024),
             ),
             compression=r.list_of_mappings(data.get("compression", []), "compression"),
             deploy=None if data.get("deploy") is None else r.mapping(data["deploy"], "deploy"),

@@ -144,21 +144,25 @@ class Spec:
 
     def resolve(self) -> Callable[..., Any]:
         """Import and return the factory; errors name the plugin and the factory string."""
-        if callable(self.factory):
-            return self.factory
-        if "factory" not in self._cache:
-            module_name, _, attr = self.factory.partition(":")
+        return self._resolve_lazy("factory", self.factory)
+
+    def _resolve_lazy(self, slot: str, target: str | Callable[..., Any]) -> Callable[..., Any]:
+        """Import a ``"module:attr"`` reference once; errors name the plugin and the string."""
+        if callable(target):
+            return target
+        if slot not in self._cache:
+            module_name, _, attr = target.partition(":")
             try:
                 obj: Any = importlib.import_module(module_name)
                 for part in attr.split("."):
                     obj = getattr(obj, part)
             except Exception as exc:
                 raise PluginError(
-                    f"cannot import {self.factory!r} ({type(exc).__name__}: {exc})",
+                    f"cannot import {target!r} ({type(exc).__name__}: {exc})",
                     where=f"plugin {self.plugin!r}, {self.id}",
                 ) from exc
-            self._cache["factory"] = obj
-        return self._cache["factory"]
+            self._cache[slot] = obj
+        return self._cache[slot]
 
     def create(self, *args: Any, **params: Any) -> Any:
         """Call the factory with the defaults overridden by ``params``."""
@@ -221,9 +225,15 @@ class AttentionSpec(BlockSpec):
 
 @dataclass(frozen=True, kw_only=True)
 class EncoderSpec(Spec):
-    """Turns a static input ``[B, ...]`` into a time-major ``[T, B, ...]`` tensor."""
+    """Turns a batch ``[B, ...]`` into a time-major ``[T, B, ...]`` tensor.
+
+    The factory builds an object with ``encode(x, T)``; it may also offer ``step_shape``,
+    ``time_steps`` (to set T from the data), return ``(spikes, side)`` from ``encode`` and
+    ``decode(spikes, side)`` (see :mod:`workbench.core.build.encoding`). ``sets_time_steps``
+    tells the GUI to grey out the project's T."""
 
     KIND: ClassVar[str] = "encoder"
+    sets_time_steps: bool = False
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -236,9 +246,25 @@ class CompressionSpec(Spec):
 
 @dataclass(frozen=True, kw_only=True)
 class LearningRuleSpec(Spec):
-    """The factory builds a trainer: ``factory(model, **params)`` with ``train_step``."""
+    """How a network learns: the factory builds a trainer, ``factory(model, *, epochs,
+    steps_per_epoch, **params)``, whose ``train_step(x, y)`` returns at least ``loss``,
+    ``correct`` and ``count``; every other number it returns (``backward_events``, a silent
+    fraction, gradient norms…) is an extra metric that reaches the CLI's JSON, the run record and
+    the training panel. ``metric_reductions`` on the trainer says how an extra metric sums over an
+    epoch (``"sum"`` or ``"mean"``, the default).
+
+    ``readout`` (a lazy ``"module:attr"``) turns the network's output into class scores
+    ``[B, C]``; empty means the mean over time of ``[T, B, C]`` logits."""
 
     KIND: ClassVar[str] = "learning_rule"
+    readout: str | Callable[..., Any] = ""
+
+    def resolve_readout(self) -> Callable[..., Any]:
+        if not self.readout:
+            from workbench.core.model.readout import class_scores
+
+            return class_scores
+        return self._resolve_lazy("readout", self.readout)
 
 
 @dataclass(frozen=True, kw_only=True)

@@ -32,15 +32,14 @@ import torch
 
 from workbench.core.build.compile import compile_graph
 from workbench.core.build.info import describe
-from workbench.core.build.metrics import class_scores, count_correct
 from workbench.core.build.network import CompiledNetwork
 from workbench.core.model.errors import CompressionError, WorkbenchError
 from workbench.core.model.graph import Graph
 from workbench.core.model.project import Project
+from workbench.core.model.readout import class_scores, count_correct
 from workbench.core.model.specs import CompressionSpec
 from workbench.core.persistence.project_files import save_project
 from workbench.core.runs.cancel import CancelToken
-from workbench.core.runs.engine import guarded, new_run_id
 from workbench.core.runs.events import (
     Log,
     MetricSample,
@@ -171,7 +170,7 @@ def measure(model: CompiledNetwork, session: Any, *, limit: int | None = None) -
     summary: dict[str, Any] = {}
     for event in evaluate(model, session.encoder(), session.data().test, session.cost_table(),
                           encode_once=settings.encode_once, sop_counting=settings.sop_counting,
-                          limit=limit):
+                          limit=limit, readout=session.readout()):
         if isinstance(event, RunFinished):
             if event.status != "ok":
                 raise WorkbenchError(f"measuring the model failed: {event.error}")
@@ -190,18 +189,11 @@ def measure(model: CompiledNetwork, session: Any, *, limit: int | None = None) -
     }
 
 
-def compress(session: Any, spec: CompressionSpec, params: dict[str, Any], *,
-             out: str | Path | None = None, name: str | None = None,
-             cancel: CancelToken | None = None, run_id: str | None = None,
-             limit: int | None = None) -> Iterator[RunEvent]:
-    """Compress the session's trained network with ``spec``; the ``RunFinished`` summary holds
-    ``before``, ``after``, ``report``, ``project`` (the new folder, when ``out``)."""
-    run_id = run_id or new_run_id("compress")
-    return guarded(run_id, _compress(session, spec, params, out, name, cancel or CancelToken(),
-                                     run_id, limit))
-
-
-def _compress(session, spec, params, out, name, cancel, run_id, limit) -> Iterator[RunEvent]:
+def compress_events(session: Any, spec: CompressionSpec, params: dict[str, Any],
+                    out: str | Path | None, name: str | None, cancel: CancelToken, run_id: str,
+                    limit: int | None) -> Iterator[RunEvent]:
+    """The body of a compression run (``catalog.compress`` wraps it): the ``RunFinished``
+    summary holds ``before``, ``after``, ``report`` and ``project`` (the new folder)."""
     project: Project = session.project
     checked = spec.check_params(params, where=spec.id)
     weights = project.weights_path
@@ -236,7 +228,7 @@ def _compress(session, spec, params, out, name, cancel, run_id, limit) -> Iterat
         folder = save_compressed(new_project, result.model, out)
         summary["project"] = str(folder)
     session.compressed = (new_project, result.model)
-    yield RunFinished(run_id, "ok", summary=summary)
+    yield RunFinished(run_id, "ok", summary=summary, result=(new_project, result.model))
 
 
 def derive_project(parent: Project, spec: CompressionSpec, params: dict[str, Any],
@@ -287,32 +279,45 @@ def save_compressed(project: Project, model: CompiledNetwork, folder: str | Path
     return folder
 
 
-def replay(session: Any, passes: list[dict[str, Any]], lookup: Any, *,
-           out: str | Path | None = None, cancel: CancelToken | None = None
-           ) -> Iterator[RunEvent]:
-    """Run the recorded ``passes`` (a compressed project's ``compression`` list, minus those the
-    parent already has) on the session's project, one after another; the last one is saved to
-    ``out``. Each pass yields its own run; a pass that does not end ``ok`` stops the replay."""
+def replay_events(session: Any, passes: list[dict[str, Any]], out: str | Path | None,
+                  cancel: CancelToken, run_id: str) -> Iterator[RunEvent]:
+    """The body of a replay run: the recorded ``passes`` (a variant's ``compression`` list, minus
+    those the parent already has) one after another, as steps of one run; the last variant is
+    saved to ``out``. A pass that does not end ``ok`` ends the run with its status."""
     from workbench.core.runs.session import Session
 
-    current = session
+    lookup = session.lookup
+    specs = []
     for i, record in enumerate(passes):
-        spec = lookup.get(record["method"])
+        method = record.get("method") if isinstance(record, dict) else None
+        spec = lookup.get(method) if isinstance(method, str) else None
         if not isinstance(spec, CompressionSpec):
-            raise CompressionError(f"{record['method']!r} is not an installed compression "
-                                   "method", where=f"compression[{i}].method")
+            raise CompressionError(f"{method!r} is not an installed compression method",
+                                   where=f"compression[{i}].method")
+        specs.append(spec)
+    yield RunStarted(run_id, "replay", len(passes), {"passes": [s.id for s in specs],
+                                                     "project": session.project.name})
+    current = session
+    summary: dict[str, Any] = {}
+    for i, (spec, record) in enumerate(zip(specs, passes, strict=True)):
         last = i == len(passes) - 1
-        status = "failed"
-        for event in compress(current, spec, record.get("params", {}), cancel=cancel,
-                              out=out if last else None):
+        yield Log(run_id, "info", f"pass {i + 1}/{len(passes)}: {spec.id}")
+        for event in compress_events(current, spec, record.get("params", {}),
+                                     out if last else None, None, cancel, run_id, None):
+            if isinstance(event, RunStarted):
+                continue  # one run: the passes are its steps
             if isinstance(event, RunFinished):
-                status = event.status
+                if event.status != "ok":
+                    yield event
+                    return
+                summary = event.summary
+                continue
             yield event
-        if status != "ok":
-            return
         project, model = current.compressed
         session.compressed = (project, model)
         if not last:
             current = Session(project, lookup)
             current.model = model
             current.trained_in_session = True
+    yield RunFinished(run_id, "ok", summary={**summary, "passes": len(passes)},
+                      result=session.compressed)

@@ -25,7 +25,7 @@ from __future__ import annotations
 
 import json
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
@@ -38,16 +38,18 @@ from workbench.core.model.errors import DeployError
 from workbench.core.model.specs import BackendSpec
 from workbench.core.persistence.atomic import atomic_write_text
 from workbench.core.runs.cancel import CancelToken
-from workbench.core.runs.engine import guarded, new_run_id
 from workbench.core.runs.events import (
     Artifact,
     EnergySample,
     Log,
+    Progress,
     RunEvent,
     RunFinished,
     RunStarted,
+    StepStarted,
 )
 from workbench.core.runs.plugin_steps import Cancelled, PluginRunContext, drive
+from workbench.core.runs.reports import step_name
 
 
 @dataclass(frozen=True)
@@ -115,24 +117,55 @@ def backend_targets(spec: BackendSpec, params: dict[str, Any] | None = None) -> 
     return dict(spec.create(**(params or {})).targets())
 
 
-def deploy(session: Any, spec: BackendSpec, *, target: str | None = None,
-           out_dir: str | Path | None = None, params: dict[str, Any] | None = None,
-           limit: int | None = 100, cancel: CancelToken | None = None,
-           run_id: str | None = None) -> Iterator[RunEvent]:
-    run_id = run_id or new_run_id("deploy")
-    return guarded(run_id, _deploy(session, spec, target, out_dir, params or {}, limit,
-                                   cancel or CancelToken(), run_id))
-
-
-def _deploy(session, spec, target, out_dir, params, limit, cancel, run_id) -> Iterator[RunEvent]:
-    project = session.project
+def check_fit_events(session: Any, spec: BackendSpec, target: str | None,
+                     params: dict[str, Any], limit: int | None, cancel: CancelToken,
+                     run_id: str) -> Iterator[RunEvent]:
+    """The body of a fit-check run: only the backend's ``check``; the summary's ``fit`` lists
+    the issues (``node``, ``message``, ``severity``)."""
     checked = spec.check_params(params, where=spec.id)
     backend = spec.create(**checked)
+    target = _target(spec, backend, target)
+    yield RunStarted(run_id, "check", 0, {"backend": spec.id, "target": target})
+    model = session.model if session.has_trained_model else session.build()
+    model.eval()
+    ctx = DeployContext(session=session, model=model, target=target,
+                        out_dir=_default_out(session.project, spec, target), cancel=cancel,
+                        run_id=run_id, limit=limit, params=checked)
+    issues = list(backend.check(ctx))
+    for issue in issues:
+        yield Log(run_id, "warning" if issue.severity != "error" else "error", str(issue))
+    yield RunFinished(run_id, "ok", summary={"backend": spec.id, "target": target,
+                                             "fit": [asdict(i) for i in issues]})
+
+
+def with_steps(events: Iterable[RunEvent]) -> Iterator[RunEvent]:
+    """Insert a :class:`StepStarted` before the first ``Progress`` of each new step, so every
+    driver lists the same steps (a counter or timer in the message is not a new step)."""
+    last = None
+    for event in events:
+        if isinstance(event, Progress) and event.message and step_name(event.message) != last:
+            last = step_name(event.message)
+            yield StepStarted(event.run_id, last)
+        yield event
+
+
+def _target(spec: BackendSpec, backend: Any, target: str | None) -> str:
     targets = dict(backend.targets())
     target = target or next(iter(targets))
     if target not in targets:
         raise DeployError(f"unknown target {target!r}; {spec.id} offers: "
                           + ", ".join(targets), where="target")
+    return target
+
+
+def deploy_events(session: Any, spec: BackendSpec, target: str | None,
+                  out_dir: str | Path | None, params: dict[str, Any], limit: int | None,
+                  cancel: CancelToken, run_id: str) -> Iterator[RunEvent]:
+    """The body of a deployment run (``catalog.deploy`` wraps it)."""
+    project = session.project
+    checked = spec.check_params(params, where=spec.id)
+    backend = spec.create(**checked)
+    target = _target(spec, backend, target)
     in_memory = session.has_trained_model
     weights = project.weights_path
     if not in_memory and (weights is None or not weights.exists()):

@@ -1,13 +1,21 @@
-"""The one way a run starts: ids, error capture, records, and compute settings."""
+"""The one way a run starts: an id, error capture, a record, and the compute settings.
+
+Every run — train, evaluate, probe, compress, fit check, deploy, export, import — is a generator
+of :mod:`events <workbench.core.runs.events>` wrapped here by :func:`launch`. The CLI iterates
+the :class:`Run` and prints, the GUI's worker iterates it on its own thread and forwards; neither
+adds behaviour of its own. The catalog of run kinds is :mod:`workbench.core.runs.catalog`.
+"""
 
 from __future__ import annotations
 
 import time
 import traceback
 import uuid
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
+from pathlib import Path
 
 from workbench.core.model.errors import WorkbenchError
+from workbench.core.runs.cancel import CancelToken
 from workbench.core.runs.events import RunEvent, RunFinished
 
 
@@ -24,3 +32,56 @@ def guarded(run_id: str, events: Iterator[RunEvent]) -> Iterator[RunEvent]:
     except Exception as exc:
         yield RunFinished(run_id, "failed", error=f"{type(exc).__name__}: {exc}",
                           error_kind="internal", traceback=traceback.format_exc())
+
+
+class Run:
+    """A started run: iterate it (on the thread that should do the work) for its events.
+
+    ``cancel()`` may be called from any thread; the run ends within one batch or step with
+    ``RunFinished(status="cancelled")``. The last event is always exactly one
+    :class:`RunFinished`; :attr:`finished` holds it afterwards.
+    """
+
+    def __init__(self, kind: str, run_id: str, body: Callable[[CancelToken], Iterator[RunEvent]],
+                 *, record_to: Path | None, cancel: CancelToken | None = None) -> None:
+        self.kind = kind
+        self.id = run_id
+        self.token = cancel or CancelToken()
+        self.record_to = record_to
+        self.finished: RunFinished | None = None
+        self._body = body
+        self._started = False
+
+    def cancel(self) -> None:
+        self.token.set()
+
+    def __iter__(self) -> Iterator[RunEvent]:
+        if self._started:
+            raise RuntimeError(f"run {self.id} was already started")
+        self._started = True
+        from workbench.core.runs.records import recorded
+
+        for event in recorded(guarded(self.id, self._body(self.token)), self.record_to):
+            if isinstance(event, RunFinished):
+                if self.finished is not None:
+                    continue  # a body that yields its own end and then fails: keep the first
+                self.finished = event
+            yield event
+        if self.finished is None:  # a body that returned without its RunFinished
+            self.finished = RunFinished(self.id, "failed", error="the run ended without a result",
+                                        error_kind="internal")
+            yield self.finished
+
+    def result(self) -> RunFinished:
+        """Run to the end (ignoring the events) and return the final event."""
+        for _ in self:
+            pass
+        assert self.finished is not None
+        return self.finished
+
+
+def launch(kind: str, body: Callable[[CancelToken], Iterator[RunEvent]], *,
+           record_to: Path | None, run_id: str | None = None,
+           cancel: CancelToken | None = None) -> Run:
+    """Wrap ``body(cancel)`` as a recorded, guarded :class:`Run` (the catalog's one door)."""
+    return Run(kind, run_id or new_run_id(kind), body, record_to=record_to, cancel=cancel)

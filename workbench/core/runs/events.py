@@ -6,7 +6,7 @@ it no longer shows. ``to_dict`` gives the JSON line the CLI prints with ``--json
 
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass, field
+from dataclasses import dataclass, field, fields
 from typing import Any
 
 
@@ -19,7 +19,9 @@ class RunEvent:
         return _NAMES[type(self)]
 
     def to_dict(self) -> dict[str, Any]:
-        return {"event": self.name, **asdict(self)}
+        """The JSON line of the event; in-memory results (``RunFinished.result``) stay out."""
+        return {"event": self.name, **{f.name: getattr(self, f.name) for f in fields(self)
+                                       if f.metadata.get("json", True)}}
 
 
 @dataclass(frozen=True)
@@ -54,6 +56,14 @@ class EnergySample(RunEvent):
 
 
 @dataclass(frozen=True)
+class StepStarted(RunEvent):
+    """A named step of a run began (a deploy's convert, synthesis, place-and-route…); made by
+    the run from its progress messages, so every driver lists the same steps."""
+
+    step: str
+
+
+@dataclass(frozen=True)
 class Artifact(RunEvent):
     path: str
     kind: str
@@ -75,7 +85,11 @@ class RunFinished(RunEvent):
     error_kind: str = ""
     summary: dict[str, Any] = field(default_factory=dict)
     traceback: str = ""
+    #: what the run made in memory for an in-process driver (probe records, a compressed
+    #: variant, an imported project); never written to a record or printed
+    result: Any = field(default=None, compare=False, repr=False, metadata={"json": False})
 
 
 _NAMES = {RunStarted: "run_started", Progress: "progress", MetricSample: "metric",
-          EnergySample: "energy", Artifact: "artifact", Log: "log", RunFinished: "run_finished"}
+          EnergySample: "energy", StepStarted: "step", Artifact: "artifact", Log: "log",
+          RunFinished: "run_finished"}

@@ -13,6 +13,9 @@ from typing import Any
 import torch
 
 from workbench.core.build.compile import compile_graph, validate
+from workbench.core.build.compute import Compute, on_device
+from workbench.core.build.compute import resolve as resolve_compute
+from workbench.core.build.encoding import Encoding
 from workbench.core.build.energy import CostTable
 from workbench.core.build.network import CompiledNetwork
 from workbench.core.build.quantized import detach_quant, quantized_modules
@@ -30,7 +33,7 @@ from workbench.core.model.specs import (
 )
 from workbench.core.persistence.weights import load_weights, save_weights
 from workbench.core.runs.cancel import CancelToken
-from workbench.core.runs.engine import guarded, new_run_id
+from workbench.core.runs.engine import Run
 from workbench.core.runs.events import Log, RunEvent, RunFinished, RunStarted
 from workbench.core.runs.training import evaluate, train
 
@@ -85,12 +88,40 @@ class Session:
             self._data, self._data_key = data, key
         return self._data
 
-    def encoder(self) -> Callable[[torch.Tensor], torch.Tensor]:
-        """``x[B, ...] -> [T, B, ...]`` with the project's encoder and time steps."""
+    def encoding(self) -> Encoding:
+        """The project's encoder with the optional parts of its contract filled in."""
         spec = self._spec(self.project.encoder, EncoderSpec, "encoder")
         encoder = spec.create(**self._params(spec, self.project.encoder, "encoder"))
-        steps = self.project.time_steps
-        return lambda x: encoder.encode(x, steps)
+        return Encoding(encoder, self.project.time_steps)
+
+    def encoder(self) -> Callable[[torch.Tensor], torch.Tensor]:
+        """``x[B, ...] -> [T, B, ...]`` with the project's encoder and time steps."""
+        return self.encoding()
+
+    def reconstruct(self, x: torch.Tensor) -> torch.Tensor | None:
+        """The encoder's reconstruction of ``x`` from its own spikes (None if it cannot)."""
+        return self.encoding().reconstruct(x)
+
+    def step_shape(self) -> tuple[int, ...]:
+        """The per-step shape the network's first node sees (the encoder may change it)."""
+        return self.encoding().step_shape(self.data().input_shape)
+
+    def time_steps(self) -> int:
+        """T as the runs use it: the project's, unless the encoder sets it from the data."""
+        return self.encoding().time_steps(self.data().input_shape)
+
+    def rule_spec(self) -> LearningRuleSpec:
+        return self._spec(self.project.training.rule, LearningRuleSpec, "training.rule")
+
+    def readout(self) -> Callable[[torch.Tensor], torch.Tensor]:
+        """``out -> class scores [B, C]``: the learning rule's readout (mean over T unless the
+        rule says otherwise, e.g. the earliest spike)."""
+        return self.rule_spec().resolve_readout()
+
+    def compute(self) -> Compute:
+        """The project's device, precision and threads, checked (an unavailable device is an
+        input error naming ``compute.device``)."""
+        return resolve_compute(self.project.compute, where=self._where("compute"))
 
     def cost_table(self) -> CostTable:
         settings = self.project.energy
@@ -106,14 +137,14 @@ class Session:
 
     # -- network -----------------------------------------------------------------------------
     def validate(self) -> CompileReport:
-        return validate(self.project.graph, self.lookup, self.data().input_shape)
+        return validate(self.project.graph, self.lookup, self.step_shape())
 
     def build(self, *, load_saved_weights: bool = True) -> CompiledNetwork:
         """Compile the graph (seeded, so the initial weights are reproducible) and load
         ``weights.safetensors`` when the project has one."""
         data = self.data()
         torch.manual_seed(self.project.training.seed)
-        model = compile_graph(self.project.graph, self.lookup, data.input_shape)
+        model = compile_graph(self.project.graph, self.lookup, self.step_shape())
         self.trained_in_session = False
         out = model.output_shape
         if not out or out[-1] != data.n_classes:
@@ -136,22 +167,30 @@ class Session:
             raise ProjectError("the project has no folder yet; save the project first")
         return save_weights(self.model, target)
 
-    # -- runs --------------------------------------------------------------------------------
-    def train(self, *, epochs: int | None = None, cancel: CancelToken | None = None,
-              run_id: str | None = None, on_batch: Callable[[], None] | None = None,
-              fresh: bool = False, load_saved_weights: bool = True) -> Iterator[RunEvent]:
-        """Train the network, building it first if needed (inside the run, so a GUI runs the
-        build on its worker thread). ``fresh`` starts from new weights; otherwise a build
-        loads ``weights.safetensors`` when ``load_saved_weights``."""
-        run_id = run_id or new_run_id("train")
-        return guarded(run_id, self._train(epochs, cancel, run_id, on_batch, fresh,
-                                           load_saved_weights))
+    # -- runs ------------------------------------------------------------------------------
+    # Start runs through workbench.core.runs.catalog (recorded, guarded, on the project's
+    # device); these two methods are the shortcuts for train and evaluate.
+    def train(self, **options: Any) -> Run:
+        """``catalog.train(self, ...)``: a recorded training run."""
+        from workbench.core.runs import catalog
 
-    def _train(self, epochs, cancel, run_id, on_batch, fresh,
-               load_saved_weights) -> Iterator[RunEvent]:
+        return catalog.train(self, **options)
+
+    def evaluate(self, **options: Any) -> Run:
+        """``catalog.evaluate(self, ...)``: accuracy and the energy ledger."""
+        from workbench.core.runs import catalog
+
+        return catalog.evaluate(self, **options)
+
+    def train_events(self, *, epochs: int | None, fresh: bool, cancel: CancelToken, run_id: str,
+                     on_batch: Callable[[], None] | None,
+                     load_saved_weights: bool) -> Iterator[RunEvent]:
+        """The body of a training run (the catalog wraps it)."""
         training = self.project.training
-        spec = self._spec(training.rule, LearningRuleSpec, "training.rule")
+        spec = self.rule_spec()
         params = self._params(spec, training.rule, "training.rule")
+        compute = self.compute()
+        compute.enter()
         if self.model is None or fresh:
             self.build(load_saved_weights=load_saved_weights and not fresh)
         data = self.data()
@@ -160,24 +199,26 @@ class Session:
         for module in quantized.values():
             detach_quant(module)
         config = {"project": self.project.name, "rule": spec.id, "epochs": epochs,
-                  "batch_size": training.batch_size, "time_steps": self.project.time_steps,
+                  "batch_size": training.batch_size, "time_steps": self.time_steps(),
                   "seed": training.seed, "dataset": self.project.dataset.id}
 
         def make_trainer(model: torch.nn.Module, **schedule: Any) -> Any:
             return spec.create(model, **schedule, **params)
 
         torch.manual_seed(training.seed)
-        for event in train(self.model, self.encoder(), data.train, data.test, make_trainer,
-                           epochs=epochs, batch_size=training.batch_size, seed=training.seed,
-                           cancel=cancel, run_id=run_id, on_batch=on_batch, config=config):
-            if isinstance(event, RunFinished) and event.status == "ok":
-                self.trained_in_session = True
-            yield event
-            if isinstance(event, RunStarted) and quantized:
-                yield Log(run_id, "warning",
-                          f"training moves the quantised weights of {len(quantized)} layer(s) "
-                          "off their grid: they are saved at full precision from now on; "
-                          "compress the trained network again to quantise it")
+        with on_device(self.model, compute):
+            for event in train(self.model, self.encoder(), data.train, data.test, make_trainer,
+                               epochs=epochs, batch_size=training.batch_size, seed=training.seed,
+                               cancel=cancel, run_id=run_id, on_batch=on_batch, config=config,
+                               compute=compute, readout=spec.resolve_readout()):
+                if isinstance(event, RunFinished) and event.status == "ok":
+                    self.trained_in_session = True
+                yield event
+                if isinstance(event, RunStarted) and quantized:
+                    yield Log(run_id, "warning",
+                              f"training moves the quantised weights of {len(quantized)} "
+                              "layer(s) off their grid: they are saved at full precision from "
+                              "now on; compress the trained network again to quantise it")
 
     @property
     def has_trained_model(self) -> bool:
@@ -185,18 +226,17 @@ class Session:
         this session), so it can be compressed or deployed without a file."""
         return self.model is not None and (self.weights_loaded or self.trained_in_session)
 
-    def evaluate(self, *, cancel: CancelToken | None = None, run_id: str | None = None,
-                 limit: int | None = None, batch_size: int = 256) -> Iterator[RunEvent]:
-        """Accuracy and the energy ledger on the test split."""
-        run_id = run_id or new_run_id("evaluate")
-        return guarded(run_id, self._evaluate(cancel, run_id, limit, batch_size))
-
-    def _evaluate(self, cancel, run_id, limit, batch_size) -> Iterator[RunEvent]:
+    def evaluate_events(self, *, cancel: CancelToken, run_id: str, limit: int | None = None,
+                        batch_size: int = 256) -> Iterator[RunEvent]:
+        """The body of an evaluation run (the catalog wraps it)."""
+        compute = self.compute()
+        compute.enter()
         if self.model is None:
             self.build()
         settings = self.project.energy
         torch.manual_seed(self.project.training.seed)  # the rate encoder draws random spikes
-        yield from evaluate(self.model, self.encoder(), self.data().test, self.cost_table(),
-                            batch_size=batch_size, encode_once=settings.encode_once,
-                            sop_counting=settings.sop_counting, limit=limit, cancel=cancel,
-                            run_id=run_id)
+        with on_device(self.model, compute):
+            yield from evaluate(self.model, self.encoder(), self.data().test, self.cost_table(),
+                                batch_size=batch_size, encode_once=settings.encode_once,
+                                sop_counting=settings.sop_counting, limit=limit, cancel=cancel,
+                                run_id=run_id, compute=compute, readout=self.readout())

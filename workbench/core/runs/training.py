@@ -1,24 +1,25 @@
-"""Runs: ``train`` and ``evaluate`` as generators of :mod:`events <workbench.core.events>`.
+"""The training and evaluation loops, as generators of :mod:`events <workbench.core.runs.events>`.
 
 They never import Qt: the CLI prints the events, the GUI's worker thread forwards them, and
-tests simply ``list(...)`` them. Each run checks its :class:`CancelToken` before every batch and
-ends with exactly one :class:`RunFinished`; an exception inside becomes
-``RunFinished(status="failed")`` with the message, never a crash of the caller.
+tests simply ``list(...)`` them. Each loop checks its :class:`CancelToken` before every batch.
+Both honour a :class:`~workbench.core.build.compute.Compute` (device, mixed precision) and the
+learning rule's readout; the trainer's extra metrics (anything ``train_step`` returns beside
+``loss``, ``correct`` and ``count``, e.g. ``backward_events``) reach every metric event.
 """
 
 from __future__ import annotations
 
+import math
 import time
 from collections.abc import Callable, Iterator
 from typing import Any
 
 import torch
 
+from workbench.core.build.compute import CPU, Compute
 from workbench.core.build.energy import CostTable, EnergyMeter
-from workbench.core.build.metrics import count_correct
-from workbench.core.data.splits import ArraySplit
+from workbench.core.model.readout import class_scores
 from workbench.core.runs.cancel import CancelToken
-from workbench.core.runs.engine import guarded, new_run_id
 from workbench.core.runs.events import (
     EnergySample,
     MetricSample,
@@ -30,43 +31,77 @@ from workbench.core.runs.events import (
 
 #: batch-level metric samples are throttled to this rate (control plane, style.md §5.4)
 METRIC_HZ = 5.0
+#: what every trainer reports; anything else in ``train_step``'s dict is an extra metric
+BASE_KEYS = ("loss", "correct", "count")
+
+Readout = Callable[[torch.Tensor], torch.Tensor]
+Encode = Callable[[torch.Tensor], torch.Tensor]
 
 
-def _test_accuracy(model: torch.nn.Module, encode: Callable[[torch.Tensor], torch.Tensor],
-                   split: ArraySplit, batch_size: int, cancel: CancelToken) -> float | None:
+def _correct(scores: torch.Tensor, y: torch.Tensor) -> int:
+    return int((scores.argmax(-1) == y.to(scores.device)).sum())
+
+
+def _test_accuracy(model: torch.nn.Module, encode: Encode, split: Any, batch_size: int,
+                   cancel: CancelToken, compute: Compute, readout: Readout) -> float | None:
     model.eval()
     correct = seen = 0
     with torch.no_grad():
         for x, y in split.batches(batch_size):
             if cancel.requested:
                 return None
-            correct += count_correct(model(encode(x)), y)
+            with compute.autocast():
+                out = model(encode(compute.to_device(x)))
+            correct += _correct(readout(out), y)
             seen += len(y)
     return correct / max(seen, 1)
 
 
-def train(model: torch.nn.Module, encode: Callable[[torch.Tensor], torch.Tensor],
-          train_split: ArraySplit, test_split: ArraySplit, make_trainer: Callable[..., Any], *,
-          epochs: int, batch_size: int, seed: int = 0, cancel: CancelToken | None = None,
-          run_id: str | None = None, on_batch: Callable[[], None] | None = None,
-          config: dict[str, Any] | None = None) -> Iterator[RunEvent]:
+class ExtraMetrics:
+    """Per-epoch totals of a trainer's extra metrics.
+
+    A trainer may say how each is reduced over an epoch with ``metric_reductions`` (``"sum"`` for
+    counts such as ``backward_events``, ``"mean"`` — weighted by samples — for rates); the
+    default is the mean."""
+
+    def __init__(self, reductions: dict[str, str] | None) -> None:
+        self.reductions = dict(reductions or {})
+        self.sums: dict[str, float] = {}
+        self.weights: dict[str, float] = {}
+
+    def add(self, values: dict[str, Any], count: int) -> dict[str, float]:
+        extra = {k: float(v) for k, v in values.items()
+                 if k not in BASE_KEYS and isinstance(v, (int, float)) and math.isfinite(v)}
+        for key, value in extra.items():
+            if self.reductions.get(key) == "sum":
+                self.sums[key] = self.sums.get(key, 0.0) + value
+            else:
+                self.sums[key] = self.sums.get(key, 0.0) + value * count
+                self.weights[key] = self.weights.get(key, 0.0) + count
+        return extra
+
+    def epoch(self) -> dict[str, float]:
+        out = {key: (total if key not in self.weights else total / max(self.weights[key], 1.0))
+               for key, total in self.sums.items()}
+        self.sums, self.weights = {}, {}
+        return out
+
+
+def train(model: torch.nn.Module, encode: Encode, train_split: Any, test_split: Any,
+          make_trainer: Callable[..., Any], *, epochs: int, batch_size: int, seed: int = 0,
+          cancel: CancelToken, run_id: str, on_batch: Callable[[], None] | None = None,
+          config: dict[str, Any] | None = None, compute: Compute = CPU,
+          readout: Readout = class_scores) -> Iterator[RunEvent]:
     """Train ``model`` for ``epochs``; after each epoch, measure test accuracy.
 
     ``make_trainer(model, epochs=, steps_per_epoch=)`` builds the learning rule's trainer.
     ``on_batch`` runs after every optimiser step (the GUI's live probe hooks in there).
     """
-    run_id = run_id or new_run_id("train")
-    cancel = cancel or CancelToken()
-    return guarded(run_id, _train(model, encode, train_split, test_split, make_trainer, epochs,
-                                  batch_size, seed, cancel, run_id, on_batch, config or {}))
-
-
-def _train(model, encode, train_split, test_split, make_trainer, epochs, batch_size, seed,
-           cancel, run_id, on_batch, config) -> Iterator[RunEvent]:
     steps_per_epoch = train_split.n_batches(batch_size)
     total = epochs * steps_per_epoch
-    yield RunStarted(run_id, "train", total, dict(config))
+    yield RunStarted(run_id, "train", total, {**(config or {}), **compute.describe()})
     trainer = make_trainer(model, epochs=epochs, steps_per_epoch=steps_per_epoch)
+    extras = ExtraMetrics(getattr(trainer, "metric_reductions", None))
     started = time.perf_counter()
     last_metric = 0.0
     step = samples = 0
@@ -78,12 +113,14 @@ def _train(model, encode, train_split, test_split, make_trainer, epochs, batch_s
                 yield RunFinished(run_id, "cancelled",
                                   summary=_train_summary(history, started, samples))
                 return
-            m = trainer.train_step(encode(x), y)
+            with compute.autocast():
+                m = trainer.train_step(encode(compute.to_device(x)), compute.to_device(y))
             step += 1
             samples += m["count"]
             loss_sum += m["loss"] * m["count"]
             correct += m["correct"]
             seen += m["count"]
+            extra = extras.add(m, m["count"])
             if on_batch is not None:
                 on_batch()
             yield Progress(run_id, step, total, epoch)
@@ -91,14 +128,16 @@ def _train(model, encode, train_split, test_split, make_trainer, epochs, batch_s
             if now - last_metric >= 1.0 / METRIC_HZ:
                 last_metric = now
                 yield MetricSample(run_id, epoch, step, {"loss": m["loss"],
-                                                         "lr": getattr(trainer, "lr", 0.0)})
-        accuracy = _test_accuracy(model, encode, test_split, batch_size, cancel)
+                                                         "lr": getattr(trainer, "lr", 0.0),
+                                                         **extra})
+        accuracy = _test_accuracy(model, encode, test_split, batch_size, cancel, compute, readout)
         if accuracy is None:
             yield RunFinished(run_id, "cancelled",
                               summary=_train_summary(history, started, samples))
             return
         values = {"train_loss": loss_sum / max(seen, 1), "train_accuracy": correct / max(seen, 1),
-                  "test_accuracy": accuracy, "lr": getattr(trainer, "lr", 0.0)}
+                  "test_accuracy": accuracy, "lr": getattr(trainer, "lr", 0.0),
+                  **extras.epoch()}
         history.append({"epoch": epoch, **values})
         yield MetricSample(run_id, epoch, step, values, epoch_end=True)
     yield RunFinished(run_id, "ok", summary=_train_summary(history, started, samples))
@@ -110,33 +149,32 @@ def _train_summary(history: list[dict[str, float]], started: float, samples: int
                                "samples_per_s": round(samples / seconds, 1) if seconds > 0 else 0.0,
                                "history": history}
     if history:
-        summary["test_accuracy"] = history[-1]["test_accuracy"]
+        last = history[-1]
+        summary["test_accuracy"] = last["test_accuracy"]
         summary["best_test_accuracy"] = max(h["test_accuracy"] for h in history)
-        summary["train_loss"] = history[-1]["train_loss"]
+        summary["train_loss"] = last["train_loss"]
+        extra = {k: v for k, v in last.items()
+                 if k not in ("epoch", "train_loss", "train_accuracy", "test_accuracy", "lr")}
+        if extra:  # the rule's own metrics of the last epoch (backward_events, …)
+            summary["metrics"] = extra
     return summary
 
 
-def evaluate(model: torch.nn.Module, encode: Callable[[torch.Tensor], torch.Tensor],
-             split: ArraySplit, table: CostTable, *, batch_size: int = 256,
-             encode_once: bool = True, sop_counting: str = "exact", limit: int | None = None,
-             cancel: CancelToken | None = None, run_id: str | None = None,
-             energy_every: float = 0.25) -> Iterator[RunEvent]:
+def evaluate(model: torch.nn.Module, encode: Encode, split: Any, table: CostTable, *,
+             batch_size: int = 256, encode_once: bool = True, sop_counting: str = "exact",
+             limit: int | None = None, cancel: CancelToken | None = None,
+             run_id: str = "evaluate", energy_every: float = 0.25, compute: Compute = CPU,
+             readout: Readout = class_scores) -> Iterator[RunEvent]:
     """Measure accuracy on ``split`` and count the energy ledger from the spikes seen.
 
     An :class:`EnergySample` with the ledger so far is yielded every ``energy_every`` seconds,
     so a view can fill in live; the summary holds ``accuracy`` and ``energy``.
     """
-    run_id = run_id or new_run_id("evaluate")
     cancel = cancel or CancelToken()
-    return guarded(run_id, _evaluate(model, encode, split, table, batch_size, encode_once,
-                                     sop_counting, limit, cancel, run_id, energy_every))
-
-
-def _evaluate(model, encode, split, table, batch_size, encode_once, sop_counting, limit,
-              cancel, run_id, energy_every) -> Iterator[RunEvent]:
     total = split.n_batches(batch_size, limit)
     samples = len(split) if limit is None else min(len(split), limit)
-    yield RunStarted(run_id, "evaluate", total, {"table": table.id, "samples": samples})
+    yield RunStarted(run_id, "evaluate", total, {"table": table.id, "samples": samples,
+                                                 **compute.describe()})
     model.eval()
     correct = seen = 0
     last = time.perf_counter()
@@ -147,7 +185,9 @@ def _evaluate(model, encode, split, table, batch_size, encode_once, sop_counting
                 yield RunFinished(run_id, "cancelled",
                                   summary={"accuracy": correct / max(seen, 1), "samples": seen})
                 return
-            correct += count_correct(model(encode(x)), y)
+            with compute.autocast():
+                out = model(encode(compute.to_device(x)))
+            correct += _correct(readout(out), y)
             seen += len(y)
             yield Progress(run_id, i, total)
             if time.perf_counter() - last >= energy_every:

@@ -1,0 +1,285 @@
+"""Every run a user can start, through one door: :func:`start`.
+
+Each function here returns a :class:`~workbench.core.runs.engine.Run` — recorded in the
+project's ``runs/`` folder, guarded (an exception becomes ``RunFinished(status="failed")``),
+computing on the project's device and precision with its thread count. The CLI prints a run's
+events, the GUI's worker forwards them: both start runs only through this module.
+
+=============  ===============================================================================
+kind           what it does
+=============  ===============================================================================
+train          trains the network (saving the weights when asked)
+evaluate       accuracy and the energy ledger on the test split
+probe          one test sample's spikes, membranes, attention maps and reconstruction
+compress       a compression method → a new variant project, before/after figures
+replay         the compression passes recorded in a variant, re-run on its parent
+check_fit      asks a backend what does not fit a target, naming the node
+deploy         fit check, build, and a live run of the test set on a backend
+export         writes the network in an exchange format (NIR)
+import         reads an exchange file into a new project
+=============  ===============================================================================
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterator
+from pathlib import Path
+from typing import Any
+
+from workbench.core.model.errors import WorkbenchError
+from workbench.core.model.specs import BackendSpec, CompressionSpec, Spec
+from workbench.core.runs.cancel import CancelToken
+from workbench.core.runs.engine import Run, launch
+from workbench.core.runs.events import Artifact, Log, RunEvent, RunFinished, RunStarted
+
+
+def contribution(lookup: Any, spec_id: str, cls: type[Spec], what: str, *,
+                 where: str = "") -> Any:
+    """The installed spec ``spec_id`` of kind ``cls``; else an input error listing the ones
+    that are installed."""
+    spec = lookup.get(spec_id)
+    if not isinstance(spec, cls):
+        offered = ", ".join(s.id for s in lookup.of_kind(cls.KIND)) or "none installed"
+        raise WorkbenchError(f"{spec_id!r} is not an installed {what} (available: {offered})",
+                             where=where)
+    return spec
+
+
+def _folder(session: Any) -> Path | None:
+    return session.project.folder
+
+
+# -- train and evaluate ----------------------------------------------------------------------
+def train(session: Any, *, epochs: int | None = None, fresh: bool = False,
+          save_weights: bool = False, load_saved_weights: bool = True,
+          on_batch: Callable[[], None] | None = None, run_id: str | None = None,
+          cancel: CancelToken | None = None) -> Run:
+    """Train the session's network (built inside the run, so a GUI builds on its worker).
+
+    ``fresh`` starts from new weights; ``save_weights`` writes ``weights.safetensors`` into the
+    project folder when the run ends ``ok``."""
+    def body(token: CancelToken, run_id: str) -> Iterator[RunEvent]:
+        for event in session.train_events(epochs=epochs, fresh=fresh, cancel=token,
+                                          run_id=run_id, on_batch=on_batch,
+                                          load_saved_weights=load_saved_weights):
+            if (isinstance(event, RunFinished) and event.status == "ok" and save_weights
+                    and session.project.folder is not None):
+                path = session.save_weights()
+                yield Artifact(run_id, str(path), "weights")
+                event = RunFinished(run_id, "ok", summary={**event.summary, "weights": str(path)})
+            yield event
+
+    return _launch("train", body, _folder(session), run_id, cancel)
+
+
+def evaluate(session: Any, *, limit: int | None = None, table: str | None = None,
+             batch_size: int = 256, run_id: str | None = None,
+             cancel: CancelToken | None = None) -> Run:
+    """Accuracy and the energy ledger on the test split (``table`` overrides the project's)."""
+    if limit is not None and limit < 1:
+        raise WorkbenchError("must be 1 or more", where="limit")
+    if table:
+        session.project.energy.table = table
+
+    def body(token: CancelToken, run_id: str) -> Iterator[RunEvent]:
+        yield from session.evaluate_events(cancel=token, run_id=run_id, limit=limit,
+                                           batch_size=batch_size)
+
+    return _launch("evaluate", body, _folder(session), run_id, cancel)
+
+
+# -- probe -----------------------------------------------------------------------------------
+def probe(session: Any, *, sample: int = 0, layers: list[str] | None = None,
+          membranes: bool = True, out: str | Path | None = None, run_id: str | None = None,
+          cancel: CancelToken | None = None) -> Run:
+    """One test sample through the network. The summary is JSON (per-layer spike counts and
+    rates, label, prediction); ``RunFinished.result`` holds the
+    :class:`~workbench.core.runs.probe.ProbeResult` for views; ``out`` writes an ``.npz``."""
+    def body(token: CancelToken, run_id: str) -> Iterator[RunEvent]:
+        import numpy as np
+
+        from workbench.core.runs.probe import probe_arrays, probe_sample, probe_summary
+
+        yield RunStarted(run_id, "probe", 1, {"sample": sample, "project": session.project.name})
+        session.compute().enter()
+        if session.model is None:
+            session.build()
+        result = probe_sample(session, sample, membranes=membranes, layers=layers)
+        summary = probe_summary(result, weights_loaded=session.weights_loaded)
+        if out is not None:
+            path = Path(out)
+            try:
+                np.savez_compressed(path, **probe_arrays(result))
+            except OSError as exc:
+                raise WorkbenchError(f"cannot write the file: {exc.strerror}",
+                                     where=str(path)) from None
+            summary["out"] = str(path)
+            yield Artifact(run_id, str(path), "probe")
+        yield RunFinished(run_id, "ok", summary=summary, result=result)
+
+    return _launch("probe", body, _folder(session), run_id, cancel)
+
+
+# -- compression -----------------------------------------------------------------------------
+def compress(session: Any, *, method: str, params: dict[str, Any] | None = None,
+             out: str | Path | None = None, name: str | None = None, limit: int | None = None,
+             run_id: str | None = None, cancel: CancelToken | None = None) -> Run:
+    """Compress the trained network with ``method`` into a variant saved at ``out``; the
+    record goes into the parent project's ``runs/`` (the variant's history starts there)."""
+    from workbench.core.runs.compress import compress_events
+
+    spec = contribution(session.lookup, method, CompressionSpec, "compression method",
+                        where="method")
+
+    def body(token: CancelToken, run_id: str) -> Iterator[RunEvent]:
+        session.compute().enter()
+        yield from compress_events(session, spec, params or {}, out, name, token, run_id, limit)
+
+    return _launch("compress", body, _folder(session), run_id, cancel)
+
+
+def replay(session: Any, *, variant: str | Path, out: str | Path | None = None,
+           run_id: str | None = None, cancel: CancelToken | None = None) -> Run:
+    """Re-run on ``session``'s project the compression passes recorded in ``variant`` beyond
+    the ones the project already has; the last variant is saved to ``out``."""
+    from workbench.core.persistence.project_files import load_project
+    from workbench.core.runs.compress import replay_events
+
+    passes = load_project(variant).compression[len(session.project.compression):]
+    if not passes:
+        raise WorkbenchError("records no compression pass beyond this project's",
+                             where=str(variant))
+
+    def body(token: CancelToken, run_id: str) -> Iterator[RunEvent]:
+        session.compute().enter()
+        yield from replay_events(session, passes, out, token, run_id)
+
+    return _launch("replay", body, _folder(session), run_id, cancel)
+
+
+# -- deployment ------------------------------------------------------------------------------
+def deploy_choice(project: Any, backend: str | None, target: str | None,
+                  params: dict[str, Any] | None) -> tuple[str, str | None, dict[str, Any]]:
+    """The backend, target and parameters to use: those given, completed from the project's
+    last successful deployment when it used the same backend."""
+    recorded = project.deploy or {}
+    backend = backend or recorded.get("backend")
+    if not backend:
+        raise WorkbenchError("no backend given, and the project records no deploy target yet "
+                             "(see `snn-workbench plugins` for the backends)", where="backend")
+    same = backend == recorded.get("backend")
+    target = target or (recorded.get("target") if same else None)
+    merged = {**((recorded.get("params") or {}) if same else {}), **(params or {})}
+    return backend, target, merged
+
+
+def check_fit(session: Any, *, backend: str, target: str | None = None,
+              params: dict[str, Any] | None = None, limit: int | None = 100,
+              run_id: str | None = None, cancel: CancelToken | None = None) -> Run:
+    """Ask ``backend`` what does not fit ``target``; the summary's ``fit`` lists the issues."""
+    from workbench.core.runs.deploy import check_fit_events
+
+    spec = contribution(session.lookup, backend, BackendSpec, "backend", where="backend")
+
+    def body(token: CancelToken, run_id: str) -> Iterator[RunEvent]:
+        session.compute().enter()
+        yield from check_fit_events(session, spec, target, params or {}, limit, token, run_id)
+
+    return _launch("check", body, _folder(session), run_id, cancel)
+
+
+def deploy(session: Any, *, backend: str | None = None, target: str | None = None,
+           params: dict[str, Any] | None = None, out: str | Path | None = None,
+           limit: int | None = 100, run_id: str | None = None,
+           cancel: CancelToken | None = None) -> Run:
+    """Fit check, build and a live run on ``backend`` (default: the project's last target).
+    A :class:`~workbench.core.runs.events.StepStarted` marks each tool step."""
+    from workbench.core.runs.deploy import deploy_events, with_steps
+
+    backend, target, params = deploy_choice(session.project, backend, target, params)
+    spec = contribution(session.lookup, backend, BackendSpec, "backend", where="backend")
+    if limit is not None and limit < 1:
+        raise WorkbenchError("must be 1 or more", where="limit")
+
+    def body(token: CancelToken, run_id: str) -> Iterator[RunEvent]:
+        session.compute().enter()
+        yield from with_steps(deploy_events(session, spec, target, out, params, limit, token,
+                                            run_id))
+
+    return _launch("deploy", body, _folder(session), run_id, cancel)
+
+
+# -- exchange formats ------------------------------------------------------------------------
+def exchange_backend(lookup: Any, fmt: str) -> Any:
+    """A backend object that reads and writes ``fmt`` files (``"nir"``)."""
+    spec = lookup.backend_for_format(fmt)
+    if spec is None:
+        raise WorkbenchError(f"no installed plugin reads or writes {fmt.upper()} files "
+                             "(see `snn-workbench plugins`)", where=fmt)
+    return spec.create()
+
+
+def export(session: Any, *, path: str | Path, fmt: str = "nir", run_id: str | None = None,
+           cancel: CancelToken | None = None) -> Run:
+    """Write the network (its trained weights when it has them) as a ``fmt`` file."""
+    backend = exchange_backend(session.lookup, fmt)
+
+    def body(token: CancelToken, run_id: str) -> Iterator[RunEvent]:
+        target = Path(path)
+        yield RunStarted(run_id, "export", 1, {"format": fmt, "file": str(target)})
+        if session.model is None:
+            session.build()
+        if not session.has_trained_model:
+            yield Log(run_id, "warning", f"{session.project.folder or session.project.name} has "
+                                         "no trained weights; exporting untrained ones")
+        details = backend.export_file(session, target) or {}
+        yield Artifact(run_id, str(target), fmt)
+        yield RunFinished(run_id, "ok", summary={"file": str(target), **details})
+
+    return _launch("export", body, _folder(session), run_id, cancel)
+
+
+def import_file(lookup: Any, *, path: str | Path, out: str | Path, fmt: str = "nir",
+                run_id: str | None = None, cancel: CancelToken | None = None) -> Run:
+    """Read a ``fmt`` file into a new project folder ``out``; the record goes into ``out``.
+    ``RunFinished.result`` is the new :class:`~workbench.core.runs.session.Session`."""
+    from workbench.core.runs.exchange import import_events
+
+    backend = exchange_backend(lookup, fmt)
+    source, folder = Path(path), Path(out)
+    if not source.is_file():
+        raise WorkbenchError("no such file", where=str(source))
+
+    def body(token: CancelToken, run_id: str) -> Iterator[RunEvent]:
+        yield from import_events(backend, lookup, source, folder, fmt, run_id)
+
+    return _launch("import", body, folder, run_id, cancel)
+
+
+# -- the door ---------------------------------------------------------------------------------
+RUNS: dict[str, Callable[..., Run]] = {
+    "train": train, "evaluate": evaluate, "probe": probe, "compress": compress,
+    "replay": replay, "check_fit": check_fit, "deploy": deploy, "export": export,
+    "import": import_file,
+}
+
+
+def start(kind: str, subject: Any, /, **options: Any) -> Run:
+    """Start a run of ``kind`` on ``subject`` (a Session; the plugin registry for ``import``).
+
+    Raises :class:`WorkbenchError` for options that are wrong before anything runs; everything
+    after that is reported by the run's own ``RunFinished``."""
+    try:
+        make = RUNS[kind]
+    except KeyError:
+        raise WorkbenchError(f"unknown run kind {kind!r} (kinds: {', '.join(RUNS)})") from None
+    return make(subject, **options)
+
+
+def _launch(kind: str, body: Callable[[CancelToken, str], Iterator[RunEvent]],
+            record_to: Path | None, run_id: str | None, cancel: CancelToken | None) -> Run:
+    def bound(token: CancelToken) -> Iterator[RunEvent]:
+        return body(token, run.id)
+
+    run = launch(kind, bound, record_to=record_to, run_id=run_id, cancel=cancel)
+    return run

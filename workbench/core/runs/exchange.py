@@ -1,0 +1,78 @@
+"""Importing a network from an exchange format (NIR) into a new project.
+
+The exchange backend only *reads*: ``read_file(path, ctx) -> (Project, model)``. The core owns
+the rest — the data the network must match, the check that its outputs fit the classes, and an
+all-or-nothing save of the new project folder.
+"""
+
+from __future__ import annotations
+
+import shutil
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+from workbench.core.model.errors import WorkbenchError
+from workbench.core.model.project import PROJECT_FILE, Project
+from workbench.core.runs.events import Artifact, RunEvent, RunFinished, RunStarted
+
+
+class ImportContext:
+    """What an exchange backend may ask while reading: the installed specs, and the input
+    shape of a project's dataset (loaded once, through the session the import then keeps)."""
+
+    def __init__(self, lookup: Any) -> None:
+        self.lookup = lookup
+        self._sessions: dict[int, Any] = {}
+
+    def session(self, project: Project) -> Any:
+        from workbench.core.runs.session import Session
+
+        key = id(project)
+        if key not in self._sessions:
+            self._sessions[key] = Session(project, self.lookup)
+        return self._sessions[key]
+
+    def input_shape(self, project: Project) -> tuple[int, ...]:
+        """The per-step input shape the project's network sees (dataset, then encoder)."""
+        return self.session(project).step_shape()
+
+
+def import_events(backend: Any, lookup: Any, source: Path, folder: Path, fmt: str,
+                  run_id: str) -> Iterator[RunEvent]:
+    if (folder / PROJECT_FILE).exists():
+        raise WorkbenchError("this folder already holds a project; choose a new folder",
+                             where=str(folder))
+    yield RunStarted(run_id, "import", 1, {"format": fmt, "file": str(source),
+                                           "out": str(folder)})
+    ctx = ImportContext(lookup)
+    project, model = backend.read_file(source, ctx)
+    session = ctx.session(project)
+    data = session.data()
+    outputs = model.output_shape[-1] if getattr(model, "output_shape", None) else 0
+    if outputs != data.n_classes:
+        raise WorkbenchError(f"the network has {outputs} outputs but the dataset "
+                             f"{project.dataset.id} has {data.n_classes} classes; import it "
+                             "with a dataset that matches", where=str(source))
+    session.model, session.weights_loaded = model, True
+    _save_new_project(session, folder)
+    yield Artifact(run_id, str(folder / PROJECT_FILE), "project")
+    yield RunFinished(run_id, "ok", summary={"project": str(folder), "name": project.name},
+                      result=session)
+
+
+def _save_new_project(session: Any, folder: Path) -> None:
+    """Write project and weights; if either fails, leave no half-made project behind."""
+    from workbench.core.persistence.project_files import save_project
+
+    created = not folder.exists()
+    try:
+        folder.mkdir(parents=True, exist_ok=True)
+        save_project(session.project, folder)
+        session.save_weights()
+    except BaseException:
+        if created:
+            shutil.rmtree(folder, ignore_errors=True)
+        else:
+            (folder / PROJECT_FILE).unlink(missing_ok=True)
+        raise

@@ -1,0 +1,98 @@
+"""Probing one test sample: spikes (binary or ternary), membranes and attention maps per layer.
+
+The CLI's ``inspect``, the GUI's on-demand probe and its live probe during training all call
+:func:`probe_sample`; :func:`probe_summary` is the JSON-able part a record and ``--json`` carry.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+import torch
+
+from workbench.core.build.probes import ProbeRecord, SpikeProbe, recording_maps
+from workbench.core.model.errors import WorkbenchError
+
+
+@dataclass
+class ProbeResult:
+    """What a probe saw. ``spikes`` are ``[T, 1, …]`` int8 in {−1, 0, +1} (ternary networks
+    emit −1); ``reconstruction`` is the encoder's decode of its own spikes, when it decodes."""
+
+    index: int
+    label: int
+    predicted: int
+    input: torch.Tensor
+    records: dict[str, ProbeRecord] = field(default_factory=dict)
+    maps: dict[str, Any] = field(default_factory=dict)
+    reconstruction: torch.Tensor | None = None
+    length: int | None = None  # the sample's own length, for variable-length sequences
+
+    def as_dict(self) -> dict[str, Any]:
+        """The views' dict form (kept for the panels that read ``result["records"]``)."""
+        return {"records": self.records, "maps": self.maps, "input": self.input,
+                "label": self.label, "predicted": self.predicted, "index": self.index,
+                "reconstruction": self.reconstruction, "length": self.length}
+
+
+def probe_sample(session: Any, index: int, *, membranes: bool = True,
+                 layers: list[str] | None = None, encode: Any = None) -> ProbeResult:
+    """Run test sample ``index`` through the session's network (built if needed).
+
+    Must not run while a training run changes the same model on another thread (the GUI's
+    controller guarantees it; the training run's own live probe runs on its thread).
+    """
+    model = session.model if session.model is not None else session.build()
+    split = session.data().test
+    if not 0 <= index < len(split):
+        raise WorkbenchError(f"the test split has {len(split)} samples; choose 0 to "
+                             f"{len(split) - 1}", where="sample")
+    x, y = split.batch(np.array([index]))
+    length = split.length_of(index)
+    device = next((p.device for p in model.parameters()), torch.device("cpu"))
+    encoder = encode or session.encoder()
+    was_training = model.training
+    model.eval()
+    try:
+        with (torch.no_grad(),
+              SpikeProbe(model, layers=layers, membranes=membranes, samples=1) as probe,
+              recording_maps(model) as maps):
+            scores = session.readout()(model(encoder(x.to(device))))
+    finally:
+        model.train(was_training)
+    return ProbeResult(index=index, label=int(y[0]), predicted=int(scores.argmax(-1)[0]),
+                       input=x[0], records=dict(probe.records), maps=maps,
+                       reconstruction=session.reconstruct(x), length=length)
+
+
+def probe_summary(result: ProbeResult, *, weights_loaded: bool) -> dict[str, Any]:
+    layers = {}
+    for name, record in result.records.items():
+        spikes = record.spikes
+        layers[name] = {"shape": list(spikes.shape[2:]),
+                        "spikes": int(spikes.ne(0).sum()),
+                        "positive": int(spikes.gt(0).sum()), "negative": int(spikes.lt(0).sum()),
+                        "firing_rate": float(spikes.ne(0).float().mean())}
+    summary = {"sample": result.index, "label": result.label, "predicted": result.predicted,
+               "weights_loaded": weights_loaded, "layers": layers}
+    if result.length is not None:
+        summary["length"] = result.length
+    if result.reconstruction is not None:
+        error = (result.reconstruction.float() - result.input.float()).pow(2).mean()
+        summary["reconstruction_mse"] = float(error)
+    return summary
+
+
+def probe_arrays(result: ProbeResult) -> dict[str, np.ndarray]:
+    """Spikes (int8, so ternary −1 survives) and membranes per layer, for an ``.npz``."""
+    arrays: dict[str, np.ndarray] = {}
+    for name, record in result.records.items():
+        arrays[f"{name}/spikes"] = record.spikes[:, 0].numpy().astype(np.int8)
+        if record.membrane is not None:
+            arrays[f"{name}/membrane"] = record.membrane[:, 0].numpy()
+    if result.reconstruction is not None:
+        arrays["input"] = result.input.numpy()
+        arrays["reconstruction"] = result.reconstruction.numpy()
+    return arrays
