@@ -48,19 +48,20 @@ def train_teacher(name: str, seed: int, registry):
     project.folder = None  # never write weights or records into the examples
     project.training.seed = seed
     session = Session(project, registry)
-    finished = list(session.train(fresh=True))[-1]
+    finished = session.train(fresh=True).result()
     if finished.status != "ok":
         raise RuntimeError(f"training {name} (seed {seed}) failed: {finished.error}")
     return session
 
 
-def compress_row(session, method: str | None, params: dict, registry) -> dict[str, float]:
-    from workbench.core.runs.compress import compress, measure
+def compress_row(session, method: str | None, params: dict) -> dict[str, float]:
+    from workbench.core.runs import catalog
+    from workbench.core.runs.compress import measure
 
     if method is None:
         figures = measure(session.model, session)
         return {"accuracy": figures["accuracy"], "bytes": figures["model_size_bytes"]}
-    finished = list(compress(session, registry.get(method), params))[-1]
+    finished = catalog.compress(session, method=method, params=params).result()
     if finished.status != "ok":
         raise RuntimeError(f"{method} {params}: {finished.error}")
     after = finished.summary["after"]
@@ -87,7 +88,7 @@ def main() -> int:
             params = dict(params)
             if method and args.finetune_epochs is not None:
                 params["finetune_epochs"] = args.finetune_epochs
-            results[label].append(compress_row(teachers[teacher], method, params, registry))
+            results[label].append(compress_row(teachers[teacher], method, params))
             print(f"seed {seed}  {label:<28} {results[label][-1]['accuracy']:.4f}", flush=True)
     table = {}
     for label, runs in results.items():

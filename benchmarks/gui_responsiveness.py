@@ -115,7 +115,7 @@ def main() -> int:
                         ignore=shutil.ignore_patterns("runs", "*.safetensors"))
         base = headless(project, args.epochs)
         # No torch op may run on this (the GUI) thread before the window exists: see
-        # workbench.gui.run_controller.reserve_cores_for_runs.
+        # workbench.core.build.compute.keep_calling_thread_light.
         runs = [in_window(project, args.epochs) for _ in range(2)]  # best of 2, like headless
         gui, stall = max(runs)[0], max(r[1] for r in runs)
         base_after = headless(project, args.epochs)

@@ -188,8 +188,9 @@ def main() -> int:
 
     project = load_project(ROOT / "projects" / "digits_mlp")
     project.folder = None  # never write into the example
+    project.compute.threads = args.threads  # the run sets torch's threads from the project
     session = Session(project, load_plugins().registry)
-    finished = list(session.train(epochs=args.epochs, fresh=True))[-1]
+    finished = session.train(epochs=args.epochs, fresh=True).result()
     if finished.status != "ok":
         raise SystemExit(f"training failed: {finished.error}")
     model = session.model

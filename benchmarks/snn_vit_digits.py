@@ -28,10 +28,12 @@ def run(name: str, seed: int, epochs: int | None, registry) -> dict[str, float]:
     project.training.seed = seed
     session = Session(project, registry)
     started = time.perf_counter()
-    finished = list(session.train(epochs=epochs, fresh=True))[-1]
+    finished = session.train(epochs=epochs, fresh=True).result()
     if finished.status != "ok":
         raise RuntimeError(f"{name} seed {seed}: {finished.error}")
-    evaluated = list(session.evaluate())[-1]
+    evaluated = session.evaluate().result()
+    if evaluated.status != "ok":
+        raise RuntimeError(f"{name} seed {seed}: {evaluated.error}")
     energy = evaluated.summary["energy"]
     return {"accuracy": evaluated.summary["accuracy"], "seconds": time.perf_counter() - started,
             "pj": energy["total_pj_per_sample"], "sops": energy["sops_per_sample"]}

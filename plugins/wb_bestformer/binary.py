@@ -25,7 +25,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from workbench.core.build.quantized import QuantizedTensor, attach, detach_quant
+from workbench.pluginhost import QuantizedTensor, attach, detach_quant
 
 
 class _SignSTE(torch.autograd.Function):

@@ -27,9 +27,7 @@ import torch.nn.functional as F
 from wb_bestformer import fakequant
 from wb_bestformer.binary import freeze as freeze_layer
 from wb_bestformer.builder import BESTformer
-from workbench.core.build.quantized import detach_quant
-from workbench.core.model.readout import class_scores
-from workbench.core.runs.compress import CompressionContext, CompressionResult
+from workbench.pluginhost import CompressionContext, CompressionResult, class_scores, detach_quant
 
 Loss = Callable[[torch.Tensor, torch.Tensor, torch.Tensor], torch.Tensor]
 

@@ -32,8 +32,7 @@ from torch import nn
 from torch.nn.utils import parametrize
 
 from wb_bestformer.binary import BINARY_LAYERS, binarize, binary_quant, channel_scale
-from workbench.core.build.energy import layer_name
-from workbench.core.build.quantized import attach, detach_quant
+from workbench.pluginhost import attach, detach_quant, layer_name
 
 WEIGHT_LAYERS = (nn.Conv1d, nn.Conv2d, nn.Linear)
 

@@ -7,7 +7,7 @@ import math
 import torch
 
 from wb_core.losses import LOSSES
-from workbench.core.model.readout import count_correct
+from workbench.pluginhost import count_correct
 
 
 class BPTTTrainer:

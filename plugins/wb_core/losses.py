@@ -5,7 +5,7 @@ from __future__ import annotations
 import torch
 import torch.nn.functional as F
 
-from workbench.core.model.readout import class_scores
+from workbench.pluginhost import class_scores
 
 
 def mean_output_ce(out: torch.Tensor, y: torch.Tensor) -> torch.Tensor:

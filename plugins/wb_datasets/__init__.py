@@ -61,6 +61,7 @@ def wb_datasets() -> list[DatasetSpec]:
             id="wb_datasets.digits",
             display_name="Digits 8×8 (scikit-learn, embedded)",
             factory="wb_datasets.digits:load_digits",
+            shape="wb_datasets.digits:declared_shape",
             params=_split_params(),
             doc="1 797 handwritten digits, 8×8 greyscale, 10 classes. Ships with scikit-learn: "
             "works offline with no file.",

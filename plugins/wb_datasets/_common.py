@@ -12,7 +12,7 @@ from pathlib import Path
 
 import numpy as np
 
-from workbench.core.model.errors import DatasetError
+from workbench.pluginhost import DatasetError
 
 
 def require_path(path: str, *, what: str, layout: str) -> Path:

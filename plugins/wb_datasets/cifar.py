@@ -12,8 +12,7 @@ from pathlib import Path
 import numpy as np
 
 from wb_datasets._common import check_labels, read_names, require_folder
-from workbench.core.data.splits import ArraySplit, DatasetSplits
-from workbench.core.model.errors import DatasetError
+from workbench.pluginhost import ArraySplit, DatasetError, DatasetSplits
 
 IMAGE_BYTES = 3 * 32 * 32
 

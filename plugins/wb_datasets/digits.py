@@ -7,10 +7,15 @@ from __future__ import annotations
 
 import numpy as np
 
-from workbench.core.data.splits import ArraySplit, DatasetSplits
-from workbench.core.model.errors import DatasetError
+from workbench.pluginhost import ArraySplit, DatasetError, DatasetSplits
 
 SOURCE = "scikit-learn load_digits (embedded)"
+
+
+def declared_shape(*, test_fraction: float = 0.2, seed: int = 0) -> tuple[tuple[int, ...], int]:
+    """``(input_shape, n_classes)`` of :func:`load_digits`, without importing scikit-learn
+    (``snn-workbench info`` describes a network from it)."""
+    return (1, 8, 8), 10
 
 
 def load_digits(*, test_fraction: float = 0.2, seed: int = 0) -> DatasetSplits:

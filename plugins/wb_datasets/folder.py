@@ -16,8 +16,7 @@ from pathlib import Path
 import numpy as np
 
 from wb_datasets._common import require_folder
-from workbench.core.data.splits import ArraySplit, DatasetSplits
-from workbench.core.model.errors import DatasetError
+from workbench.pluginhost import ArraySplit, DatasetError, DatasetSplits
 
 EXTENSIONS = (".png", ".jpg", ".jpeg", ".bmp", ".gif", ".webp")
 LAYOUT = (

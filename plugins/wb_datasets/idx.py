@@ -13,8 +13,7 @@ from pathlib import Path
 import numpy as np
 
 from wb_datasets._common import check_labels, require_folder
-from workbench.core.data.splits import ArraySplit, DatasetSplits
-from workbench.core.model.errors import DatasetError
+from workbench.pluginhost import ArraySplit, DatasetError, DatasetSplits
 
 #: The four files of both datasets, in the order (train images, train labels, test ...).
 FILES = (

@@ -12,8 +12,7 @@ import zipfile
 import numpy as np
 
 from wb_datasets._common import require_path
-from workbench.core.data.splits import ArraySplit, DatasetSplits
-from workbench.core.model.errors import DatasetError
+from workbench.pluginhost import ArraySplit, DatasetError, DatasetSplits
 
 REQUIRED = ("x_train", "y_train", "x_test", "y_test")
 OPTIONAL = ("class_names",)

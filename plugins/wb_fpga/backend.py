@@ -22,9 +22,7 @@ from wb_sim.ir import IntegerNetwork
 from wb_fpga.cycles import cycles_from_trace, trace
 from wb_fpga.fit import fit
 from wb_fpga.targets import TARGETS, Target, get_target
-from workbench.core.model.errors import DeployError
-from workbench.core.runs.deploy import DeployContext, FitIssue
-from workbench.core.runs.events import RunEvent
+from workbench.pluginhost import DeployContext, DeployError, FitIssue, RunEvent
 
 NETWORK_FILE = "network.npz"
 _STEPS = ("converting to integers (wb_sim)", "fit check", "simulating the core (Amaranth)",

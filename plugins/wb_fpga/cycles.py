@@ -6,27 +6,8 @@ events of each layer at each time step, and for conv layers where they are. :fun
 turns them into the core's cycle count per sample; the Amaranth simulation counts the same
 cycles, and ``tests/plugins/test_fpga.py`` checks they agree.
 
-A linear pass of layer ``l`` at step ``t`` with ``n`` input events, ``G`` groups of ``P``
-neurons (the last one ``P_last``)::
-
-    1                                   LAYER_START
-    n + F                               ACC of group 0 (F = ACC_FLUSH memory-read cycles)
-    (G - 1) * max(n + F + 1, P + 1)     each further group: its ACC + HANDOFF, or waiting for
-                                        the serial neuron unit to finish the previous group
-    1 + P_last + 3                      last HANDOFF, then the neuron unit issues P_last
-                                        neurons (one per cycle) and its two stages empty
-
-i.e. ``pass = (n + F + 1) + (G - 1) * max(n + F + 1, P + 1) + P_last + 4``. Layer 0 at
-``t > 0`` with the input cache: ``C_out + 5`` (no accumulation, one neuron per cycle).
-
-A conv pass (:mod:`wb_fpga.conv`)::
-
-    1                                   LAYER_START
-    sum over events max(1, ny*nx*G)     SCATTER: one cycle per valid kernel tap and group
-    1                                   DRAIN: the last tap's membrane read
-    windows * G * (win**2 + 1)          SWEEP: win**2 reads per window and group, + 1 for the
-                                        last read and the OR of the window
-    sum over windows, groups max(0, m - 1)   EMIT: the further spiking channels of each OR
+The cycles of one pass of one layer — the arithmetic the plan also sizes its cycle counter
+with — are in :mod:`wb_fpga.timing`.
 """
 
 from __future__ import annotations
@@ -36,11 +17,8 @@ from dataclasses import dataclass
 import numpy as np
 from wb_sim.ir import IntegerNetwork, IntLayer
 
-#: cycles of a cached layer-0 pass beyond its C_out neuron issues: LAYER_START, CACHED, and the
-#: drain of the neuron unit's pipeline seen by WAIT_DRAIN.
-CACHED_PASS_EXTRA = 5
-#: cycles of a conv pass besides the scatter and the sweep: LAYER_START and the scatter's drain.
-CONV_PASS_EXTRA = 2
+from wb_fpga.plan import plan_core
+from wb_fpga.timing import CACHED_PASS_EXTRA, conv_pass_cycles, pass_cycles
 
 
 @dataclass
@@ -122,27 +100,9 @@ def trace(net: IntegerNetwork, x_int: np.ndarray) -> Trace:
     return Trace(logits, np.argmax(logits, axis=1), counts, events, inputs)
 
 
-def pass_cycles(n: np.ndarray, groups: int, parallelism: int, last_group: int) -> np.ndarray:
-    """Cycles of one linear accumulate-and-fire pass with ``n`` input events (vectorised)."""
-    from wb_fpga.plan import ACC_FLUSH
-
-    n = np.asarray(n, dtype=np.int64)
-    group = n + ACC_FLUSH + 1
-    return group + (groups - 1) * np.maximum(group, parallelism + 1) + last_group + 4
-
-
-def conv_pass_cycles(geom, active: np.ndarray, emitted: np.ndarray) -> np.ndarray:
-    """Cycles of one conv pass per sample: input activity ``active[B, C_in, H_in, W_in]``,
-    the events it emits ``emitted[B, C_out, Hp, Wp]`` (the next layer's input)."""
-    return (CONV_PASS_EXTRA + geom.scatter_cycles(active) + geom.sweep_base_cycles
-            + geom.emit_cycles(emitted))
-
-
 def cycles_for(net: IntegerNetwork, x_int: np.ndarray, parallelism: int, *,
                cache_input: bool | None = None) -> np.ndarray:
     """Cycles from ``start`` to ``done`` per sample (int64 ``[B]``), from the event trace."""
-    from wb_fpga.plan import plan_core
-
     plan = plan_core(net, parallelism, cache_input=cache_input)
     return cycles_from_trace(plan, trace(net, x_int))
 
@@ -161,19 +121,3 @@ def cycles_from_trace(plan, tr: Trace) -> np.ndarray:
                 total += pass_cycles(tr.events[lp.index][:, t], lp.groups, plan.parallelism,
                                      lp.last_group)
     return total
-
-
-def cycle_bound(plan) -> int:
-    """Cycles of the densest possible sample (every input an event, every output a spike),
-    for the width of the cycle counter."""
-    total = 0
-    for t in range(plan.time_steps):
-        for lp in plan.layers:
-            if lp.conv is not None:
-                total += CONV_PASS_EXTRA + lp.conv.max_cycles()
-            elif plan.cache_input and lp.index == 0 and t > 0:
-                total += lp.c_out + CACHED_PASS_EXTRA
-            else:
-                total += int(pass_cycles(np.array([lp.c_in]), lp.groups, plan.parallelism,
-                                         lp.last_group)[0])
-    return total + 1

@@ -15,8 +15,7 @@ from wb_sim.ir import IntegerNetwork
 
 from wb_fpga.plan import CorePlan, plan_core, unsupported
 from wb_fpga.targets import Target, get_target
-from workbench.core.model.errors import DeployError
-from workbench.core.runs.deploy import FitIssue
+from workbench.pluginhost import DeployError, FitIssue
 
 #: memories whose words are the layers' words laid end to end; a memory with a ``layer`` is
 #: that layer's own (a linear layer's membranes); the rest are per-core buffers

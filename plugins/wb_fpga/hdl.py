@@ -37,7 +37,8 @@ from amaranth.hdl import Cat, Const, Elaboratable, Module, Mux, Signal, signed, 
 from amaranth.lib.memory import Memory
 
 from wb_fpga.hdl_conv import ConvSignals, _Lanes, conv_engine, conv_memories
-from wb_fpga.plan import ACC_FLUSH, CorePlan
+from wb_fpga.plan import CorePlan
+from wb_fpga.timing import ACC_FLUSH
 
 
 class SpikingCore(Elaboratable):

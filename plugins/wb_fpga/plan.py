@@ -14,17 +14,14 @@ ORs the pooling windows and emits the next layer's events.
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 
 import numpy as np
 from wb_sim.ir import IntegerNetwork, IntLayer
 
 from wb_fpga.conv import ConvGeometry, field_bits
-from workbench.core.model.errors import DeployError
-
-#: Cycles an accumulation group spends after its last event issue: the event memory read and the
-#: weight memory read (both synchronous, one cycle each) before the last add.
-ACC_FLUSH = 2
+from wb_fpga.timing import cycle_bound
+from workbench.pluginhost import DeployError
 
 
 def signed_width(lo: int, hi: int) -> int:
@@ -405,10 +402,6 @@ def plan_core(net: IntegerNetwork, parallelism: int, *, weight_store: str = "rom
                           "frac_bits or the weight/input bits", where="network")
     plan = CorePlan(net, P, ls, widths, wbase, voff, boff, has_bias, uniform_thr, cache,
                     event_depth, weight_store)
-    from dataclasses import replace
-
-    from wb_fpga.cycles import cycle_bound
-
     return replace(plan, widths=replace(widths, cycles=unsigned_width(cycle_bound(plan))))
 
 

@@ -134,7 +134,7 @@ TARGETS: dict[str, Target] = {
 
 
 def get_target(name: str) -> Target:
-    from workbench.core.model.errors import DeployError
+    from workbench.pluginhost import DeployError
 
     try:
         return TARGETS[name]

@@ -19,11 +19,10 @@ import threading
 import time
 from collections import deque
 from collections.abc import Generator
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from workbench.core.model.errors import DeployError
+from workbench.pluginhost import DeployError
 
 #: tool name -> (python module, public run function) of the YoWASP packages
 TOOLS: dict[str, tuple[str, str]] = {
@@ -165,15 +164,6 @@ def export_verilog(plan, out_dir: Path, *, timeout_s: float, name: str = "snn_co
 
 
 # -- flows --------------------------------------------------------------------------------------
-@dataclass(frozen=True)
-class FlowFiles:
-    verilog: Path
-    netlist: Path  # yosys JSON
-    report: Path  # nextpnr --report JSON
-    placed: Path  # .asc (iCE40) or .config (ECP5)
-    bitstream: Path | None
-
-
 def yosys_script(target, verilog: Path, netlist: Path, *, top: str = "snn_core",
                  use_dsp: bool = False, use_spram: bool = False) -> str:
     synth = target.yosys_synth

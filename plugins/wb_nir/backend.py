@@ -12,11 +12,14 @@ import torch
 from wb_nir.export import export_problems, file_name, raise_unsupported, write_nir
 from wb_nir.importer import build_model, from_nir, read_graph, read_project
 from wb_nir.neurons import DEFAULT_DT
-from workbench.core.build.energy import EnergyMeter
-from workbench.core.model.errors import DeployError
-from workbench.core.model.readout import class_scores
-from workbench.core.runs.deploy import DeployContext, FitIssue
-from workbench.core.runs.events import RunEvent
+from workbench.pluginhost import (
+    DeployContext,
+    DeployError,
+    EnergyMeter,
+    FitIssue,
+    RunEvent,
+    class_scores,
+)
 
 TARGETS = {
     "nir-file": "NIR graph file (snnTorch, Norse, Sinabs/Speck, Rockpool/Xylo, Lava/Loihi, "

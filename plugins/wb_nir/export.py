@@ -30,8 +30,7 @@ import torch
 
 from wb_nir.neurons import DEFAULT_DT, Unsupported, check_dynamics
 from wb_nir.neurons import to_nir as neuron_to_nir
-from workbench.core.model.errors import DeployError
-from workbench.core.model.specs import AttentionSpec, NeuronSpec
+from workbench.pluginhost import AttentionSpec, DeployError, NeuronSpec
 
 #: key of our JSON metadata on the NIR graph and its nodes
 META_KEY = "wb_nir"

@@ -21,10 +21,16 @@ import torch
 from wb_nir.export import META_KEY
 from wb_nir.neurons import DEFAULT_DT, Unsupported, same_dynamics
 from wb_nir.neurons import from_nir as neuron_from_nir
-from workbench.core.model.errors import CompileError, DeployError, WorkbenchError
-from workbench.core.model.graph import Graph, Node
-from workbench.core.model.project import Component, Project
-from workbench.core.model.specs import NeuronSpec
+from workbench.pluginhost import (
+    CompileError,
+    Component,
+    DeployError,
+    Graph,
+    NeuronSpec,
+    Node,
+    Project,
+    WorkbenchError,
+)
 
 _WHY_NOT = {
     "CubaLIF": "a current-based LIF (with a synaptic current state) has no workbench neuron",
@@ -394,7 +400,7 @@ def from_nir(graph: Any, lookup: Any, input_shape: tuple[int, ...] | None = None
 def build_model(graph: Graph, state: dict[str, torch.Tensor], lookup: Any,
                 input_shape: tuple[int, ...]):
     """Compile ``graph`` and load ``state``; shape mismatches name the node."""
-    from workbench.core.build.compile import compile_graph
+    from workbench.pluginhost import compile_graph
 
     try:
         model = compile_graph(graph, lookup, tuple(input_shape))

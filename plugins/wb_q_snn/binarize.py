@@ -21,7 +21,7 @@ import math
 
 import torch
 
-from workbench.core.build.quantized import QuantizedTensor
+from workbench.pluginhost import QuantizedTensor
 
 STEM_RULES = ("max", "absmax")
 STEM_TOP = 127  # the 8-bit rule's largest code

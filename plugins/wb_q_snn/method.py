@@ -21,11 +21,14 @@ from torch.nn.utils import parametrize
 
 from wb_q_snn.binarize import BinaryWeight, EightBitWeight, estimator_schedule, stem_scale_value
 from wb_q_snn.regulation import QSNNLoss, RateRecorder
-from workbench.core.build.energy import is_neuron_module
-from workbench.core.build.quantized import attach
-from workbench.core.model.graph import Graph
-from workbench.core.model.specs import NeuronSpec
-from workbench.core.runs.compress import CompressionContext, CompressionResult
+from workbench.pluginhost import (
+    CompressionContext,
+    CompressionResult,
+    Graph,
+    NeuronSpec,
+    attach,
+    is_neuron_module,
+)
 
 QLIF_ID = "wb_q_snn.qlif"
 #: the same LIF (B) dynamics without quantisation, for ``quantize_membrane=False``

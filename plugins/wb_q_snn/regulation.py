@@ -17,7 +17,7 @@ from collections.abc import Sequence
 import torch
 import torch.nn.functional as F
 
-from workbench.core.build.energy import is_neuron_module, layer_name
+from workbench.pluginhost import is_neuron_module, layer_name
 
 TARGET_RATE = 0.5
 

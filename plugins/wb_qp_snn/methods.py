@@ -21,10 +21,14 @@ from torch import nn
 from wb_qp_snn import quantizers as qz
 from wb_qp_snn.scores import keep_count, keep_indices, l1_scores, svs_scores
 from wb_qp_snn.surgery import Prunable, find_prunable, prune_network
-from workbench.core.build.network import CompiledNetwork
-from workbench.core.build.quantized import QuantizedTensor, quantized_modules
-from workbench.core.model.specs import CompressionSpec
-from workbench.core.runs.compress import CompressionContext, CompressionResult
+from workbench.pluginhost import (
+    CompiledNetwork,
+    CompressionContext,
+    CompressionResult,
+    CompressionSpec,
+    QuantizedTensor,
+    quantized_modules,
+)
 
 Events = Generator[Any, None, CompressionResult]
 #: the quantisation passes of this plugin, whose settings a later pruning pass reuses

@@ -23,7 +23,7 @@ import torch
 from torch import nn
 from torch.nn.utils import parametrize
 
-from workbench.core.build.quantized import QuantizedTensor, attach, detach_quant
+from workbench.pluginhost import QuantizedTensor, attach, detach_quant
 
 GAMMAS = ("mean", "max", "percentile")
 GRANULARITIES = ("channel", "layer")

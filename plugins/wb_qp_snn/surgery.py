@@ -16,10 +16,7 @@ from dataclasses import dataclass
 import torch
 from torch import nn
 
-from workbench.core.build.network import CompiledNetwork
-from workbench.core.build.quantized import QuantizedTensor, attach
-from workbench.core.model.graph import Graph
-from workbench.core.model.specs import NeuronSpec
+from workbench.pluginhost import CompiledNetwork, Graph, NeuronSpec, QuantizedTensor, attach
 
 CONVS = ("wb_core.spiking_conv", "wb_core.conv2d")
 CONSUMERS = (*CONVS, "wb_core.linear", "wb_core.spiking_linear")

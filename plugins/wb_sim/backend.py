@@ -16,14 +16,11 @@ from typing import Any
 import numpy as np
 import torch
 
-from wb_sim.convert import check, input_scale_for, to_integer
+from wb_sim.convert import check, input_scale_for, stored_inputs, to_integer
 from wb_sim.ir import IntegerNetwork
 from wb_sim.reference import torch_integer_forward
 from wb_sim.simulate import energy_pj, int8_table, iter_simulate, simulate
-from workbench.core.build.quantized import quantized_modules
-from workbench.core.model.readout import class_scores
-from workbench.core.runs.deploy import DeployContext, FitIssue
-from workbench.core.runs.events import RunEvent
+from workbench.pluginhost import DeployContext, FitIssue, RunEvent, class_scores, quantized_modules
 
 NETWORK_FILE = "network.npz"
 _STEPS = ("converting to integers", "saving network.npz", "simulating (event-driven)",
@@ -50,7 +47,7 @@ class SimBackend:
             issues.append(FitIssue("", f"the encoder is {encoder}; the integer network takes a "
                                        "static input repeated at every step (wb_core.direct)"))
         train = ctx.data.train
-        if len(train) and float(np.min(train.x)) * train.scale + train.offset < 0:
+        if len(train) and float(np.min(stored_inputs(train))) * train.scale + train.offset < 0:
             issues.append(FitIssue("", "some inputs are negative; the integer input is unsigned "
                                        "and clips them to 0", severity="warning"))
         return issues

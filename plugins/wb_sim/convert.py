@@ -25,10 +25,7 @@ import torch
 from torch import nn
 
 from wb_sim.ir import IntegerNetwork, IntLayer, IntNeuron
-from workbench.core.build.network import CompiledNetwork
-from workbench.core.build.quantized import QuantizedTensor
-from workbench.core.model.errors import DeployError
-from workbench.core.runs.deploy import FitIssue
+from workbench.pluginhost import CompiledNetwork, DeployError, FitIssue, QuantizedTensor
 
 _BN = nn.modules.batchnorm._BatchNorm  # BatchNorm1d and BatchNorm2d (and wb_core's subclasses)
 
@@ -241,6 +238,17 @@ def check(model: CompiledNetwork) -> list[FitIssue]:
     return list(_plan(model).issues)
 
 
+#: a streamed split is read this far to find its input range (an in-memory one entirely)
+STREAM_SCAN = 4096
+
+
+def stored_inputs(split: Any) -> np.ndarray:
+    """The inputs of ``split`` as stored: all of an in-memory ``ArraySplit``, the first
+    :data:`STREAM_SCAN` of a streamed split (reading all of one could take hours)."""
+    x = getattr(split, "x", None)
+    return np.asarray(x) if x is not None else split.stored(limit=STREAM_SCAN)
+
+
 def input_scale_for(split: Any, input_bits: int = 8) -> float:
     """The real value of one input step: ``x = input_scale * x_int``.
 
@@ -248,7 +256,7 @@ def input_scale_for(split: Any, input_bits: int = 8) -> float:
     k/16) use that grid exactly, so quantising the input loses nothing; otherwise the largest
     training input maps to ``2**input_bits - 1``."""
     top = 2 ** int(input_bits) - 1
-    stored = np.asarray(split.x)
+    stored = stored_inputs(split)
     scale = float(getattr(split, "scale", 1.0))
     offset = float(getattr(split, "offset", 0.0))
     if stored.size == 0:

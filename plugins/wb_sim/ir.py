@@ -61,13 +61,6 @@ class IntLayer:
         c, h, w = self.out_shape
         return (c, h // self.pool, w // self.pool)
 
-    @property
-    def fan_out_per_input(self) -> int:
-        """Synapses driven by one input entry (for counting events)."""
-        if self.kind == "linear":
-            return int(self.weight.shape[0])
-        return int(self.weight.shape[0] * self.weight.shape[2] * self.weight.shape[3])
-
 
 @dataclass
 class IntegerNetwork:

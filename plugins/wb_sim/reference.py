@@ -22,7 +22,7 @@ import torch.nn.functional as F
 
 from wb_sim.ir import IntegerNetwork, IntLayer
 from wb_sim.simulate import SimResult, as_int_input, check_network
-from workbench.core.model.errors import DeployError
+from workbench.pluginhost import DeployError
 
 _EXACT = 2.0 ** 53
 

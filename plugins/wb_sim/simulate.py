@@ -26,7 +26,7 @@ from typing import Any
 import numpy as np
 
 from wb_sim.ir import IntegerNetwork, IntLayer, IntNeuron
-from workbench.core.model.errors import DeployError
+from workbench.pluginhost import DeployError
 
 #: Horowitz, ISSCC 2014, 45 nm: the ``wb_core.int8_45nm`` figures, used when no registry is at hand.
 DEFAULT_E_MAC_PJ = 0.23

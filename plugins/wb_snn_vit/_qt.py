@@ -40,16 +40,17 @@ from PySide6.QtWidgets import (
     QWidget,
 )
 
-from workbench.core.runs.buffers import LatestBuffer
-from workbench.gui.views._common import (
+from workbench.gui.kit import (
     BufferPoller,
+    ExportMixin,
+    LatestBuffer,
     PlotViewMixin,
     assemble_view,
+    export_plot,
     layer_header,
     probe_title,
     to_numpy,
 )
-from workbench.gui.views.export import ExportMixin, export_plot
 
 log = logging.getLogger(__name__)
 

@@ -13,11 +13,11 @@ import torch
 from workbench.cli import main
 from workbench.core.build.info import describe
 from workbench.core.build.quantized import QuantizedTensor, pack_codes, unpack_codes
+from workbench.core.model.errors import WorkbenchError
 from workbench.core.persistence.project_files import load_project, save_project
 from workbench.core.persistence.weights import load_weights, save_weights
-from workbench.core.runs.compress import compress
-from workbench.core.runs.deploy import deploy
-from workbench.core.runs.events import EnergySample, RunFinished
+from workbench.core.runs import catalog
+from workbench.core.runs.events import EnergySample, RunFinished, StepStarted
 from workbench.core.runs.session import Session
 from workbench.pluginhost.manager import PluginHost
 
@@ -123,7 +123,8 @@ def test_compress_packs_weights_and_records_the_pass(toy_host, trained, tmp_path
     host, _ = toy_host
     session = Session(load_project(trained), host.registry)
     out = tmp_path / "variant"
-    last, events = finished(compress(session, host.registry.get("toy.int"), {"bits": 4}, out=out))
+    last, events = finished(catalog.compress(session, method="toy.int", params={"bits": 4},
+                                             out=out))
     assert last.status == "ok", last.error
     before, after = last.summary["before"], last.summary["after"]
     assert after["model_size_bytes"] < before["model_size_bytes"] / 6
@@ -154,14 +155,21 @@ def test_compress_packs_weights_and_records_the_pass(toy_host, trained, tmp_path
 
 def test_compress_refuses_bad_input(toy_host, tmp_path, trained):
     host, _ = toy_host
-    spec = host.registry.get("toy.int")
     untrained = tmp_path / "untrained"
     shutil.copytree(trained, untrained)
     (untrained / "weights.safetensors").unlink()
-    last, _ = finished(compress(Session(load_project(untrained), host.registry), spec, {}))
-    assert last.status == "failed" and "not trained" in last.error
-    last, _ = finished(compress(Session(load_project(trained), host.registry), spec, {"bits": 33}))
-    assert last.status == "failed" and "bits" in last.error and "33" in last.error
+    last, _ = finished(catalog.compress(Session(load_project(untrained), host.registry),
+                                        method="toy.int"))
+    assert last.status == "failed" and last.error_kind == "input"
+    assert "not trained" in last.error
+    last, _ = finished(catalog.compress(Session(load_project(trained), host.registry),
+                                        method="toy.int", params={"bits": 33}))
+    assert last.status == "failed" and last.error_kind == "input"
+    assert "bits" in last.error and "33" in last.error
+    # a method that is not installed is refused before any run starts, naming the ones that are
+    with pytest.raises(WorkbenchError, match="toy.int") as caught:
+        catalog.compress(Session(load_project(trained), host.registry), method="nope.x")
+    assert caught.value.where == "method" and "nope.x" in str(caught.value)
 
 
 def test_compress_cancel(toy_host, trained):
@@ -171,7 +179,7 @@ def test_compress_cancel(toy_host, trained):
     token = CancelToken()
     session = Session(load_project(trained), host.registry)
     seen = []
-    for event in compress(session, host.registry.get("toy.int"), {}, cancel=token):
+    for event in catalog.compress(session, method="toy.int", cancel=token):
         seen.append(event)
         if event.name == "progress":
             token.set()
@@ -182,7 +190,8 @@ def test_deploy_checks_fit_then_streams_energy(toy_host, trained, tmp_path):
     host, _ = toy_host
     spec = host.registry.get("toy.sim")
     session = Session(load_project(trained), host.registry)
-    last, events = finished(deploy(session, spec, out_dir=tmp_path / "out", limit=30))
+    last, events = finished(catalog.deploy(session, backend=spec.id, out=tmp_path / "out",
+                                           limit=30))
     assert last.status == "ok", last.error
     live = [e for e in events if isinstance(e, EnergySample) and e.report.get("live")]
     assert [e.report["samples"] for e in live] == [10, 20, 30]
@@ -190,16 +199,20 @@ def test_deploy_checks_fit_then_streams_energy(toy_host, trained, tmp_path):
     assert last.summary["report"] == {"layers": 4}
     assert last.summary["estimate"]["kind"] == "estimate"
     assert json.loads((tmp_path / "out" / "deploy_report.json").read_text())["target"] == "cpu"
+    # every driver lists the same steps: one StepStarted before each backend step
+    assert [e.step for e in events if isinstance(e, StepStarted)] == ["converting", "writing"]
 
-    last, events = finished(deploy(Session(load_project(trained), host.registry), spec,
-                                   target="tiny-chip", out_dir=tmp_path / "out2"))
+    last, events = finished(catalog.deploy(Session(load_project(trained), host.registry),
+                                           backend=spec.id, target="tiny-chip",
+                                           out=tmp_path / "out2"))
     assert last.status == "failed"
     assert "node 'hidden1'" in last.error and "does not fit tiny-chip" in last.error
     assert not (tmp_path / "out2" / "model.txt").exists()  # nothing ran after the check
 
-    last, _ = finished(deploy(Session(load_project(trained), host.registry), spec,
-                              target="fpga", out_dir=tmp_path / "out3"))
-    assert last.status == "failed" and "unknown target 'fpga'" in last.error
+    last, _ = finished(catalog.deploy(Session(load_project(trained), host.registry),
+                                      backend=spec.id, target="fpga", out=tmp_path / "out3"))
+    assert last.status == "failed" and last.error_kind == "input"
+    assert "unknown target 'fpga'" in last.error
 
 
 def cli(argv, capsys):
@@ -262,8 +275,8 @@ def test_training_a_compressed_variant_keeps_the_training(toy_host, trained, tmp
     never as the stale packed codes (which would silently undo the training)."""
     host, _ = toy_host
     out = tmp_path / "variant"
-    last, _ = finished(compress(Session(load_project(trained), host.registry),
-                                host.registry.get("toy.int"), {"bits": 4}, out=out))
+    last, _ = finished(catalog.compress(Session(load_project(trained), host.registry),
+                                        method="toy.int", params={"bits": 4}, out=out))
     assert last.status == "ok", last.error
     session = Session(load_project(out), host.registry)
     events = list(session.train(epochs=1))
@@ -298,3 +311,30 @@ def test_cli_info_counts_a_variant_at_its_bit_width(toy_host, trained, tmp_path,
             if layer["params"]} == {"hidden1": 4, "hidden2": 4, "fc": 4}
     assert info["bytes"] == load_project(tmp_path / "v").compression[-1]["after"][
         "model_size_bytes"]
+
+
+def test_replay_runs_the_recorded_passes_as_one_run(toy_host, trained, tmp_path):
+    host, _ = toy_host
+    first, second = tmp_path / "v1", tmp_path / "v2"
+    last, _ = finished(catalog.compress(Session(load_project(trained), host.registry),
+                                        method="toy.int", params={"bits": 6}, out=first))
+    assert last.status == "ok", last.error
+    last, _ = finished(catalog.compress(Session(load_project(first), host.registry),
+                                        method="toy.int", params={"bits": 4}, out=second))
+    assert last.status == "ok", last.error
+
+    parent = Session(load_project(trained), host.registry)
+    run = catalog.replay(parent, variant=second, out=tmp_path / "again")
+    last, events = finished(run)
+    assert last.status == "ok", last.error
+    assert [e.name for e in events].count("run_started") == 1  # the passes are one run's steps
+    assert {e.run_id for e in events} == {run.id}
+    assert last.summary["passes"] == 2 and last.summary["params"] == {"bits": 4}
+    replayed = load_project(tmp_path / "again")
+    assert [p["params"] for p in replayed.compression] == [{"bits": 6}, {"bits": 4}]
+    assert replayed.compression[-1]["after"]["bits"]["hidden1"] == 4
+    # the run recorded itself in the parent project
+    assert (trained / "runs" / f"{run.id}.jsonl").is_file()
+    # a variant with no pass beyond the project's is refused before the run starts
+    with pytest.raises(WorkbenchError, match="no compression pass"):
+        catalog.replay(Session(load_project(second), host.registry), variant=second)

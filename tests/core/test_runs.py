@@ -10,7 +10,6 @@ import torch
 from workbench.core.build.probes import SpikeProbe, neuron_layers
 from workbench.core.runs.cancel import CancelToken
 from workbench.core.runs.events import MetricSample, Progress, RunFinished, RunStarted
-from workbench.core.runs.records import recorded
 from workbench.core.runs.session import Session
 
 
@@ -105,12 +104,15 @@ def test_probe_records_spikes_and_membranes_only_while_active(tiny_project, plug
 
 def test_records_are_json_lines_without_progress(tiny_project, plugin_host):
     session = Session(tiny_project, plugin_host.registry)
-    events = list(recorded(session.train(epochs=1), tiny_project.folder))
+    run = session.train(epochs=1)  # a run records itself into <project>/runs/<run id>.jsonl
+    events = list(run)
     files = list((tiny_project.folder / "runs").glob("*.jsonl"))
-    assert len(files) == 1 and files[0].stem == events[0].run_id
+    assert len(files) == 1 and files[0].stem == run.id == events[0].run_id
     lines = [json.loads(line) for line in files[0].read_text().splitlines()]
     assert lines[0]["event"] == "run_started" and lines[-1]["event"] == "run_finished"
+    assert [line["event"] for line in lines].count("run_finished") == 1
     assert all(line["event"] != "progress" for line in lines)
+    assert len(lines) == sum(not isinstance(e, Progress) for e in events)
 
 
 def test_saved_weights_are_loaded_by_the_next_session(tiny_project, plugin_host):

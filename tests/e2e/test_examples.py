@@ -21,11 +21,11 @@ from workbench.core.runs.session import Session
                                            ("digits_bestformer", 0.90)])
 def test_example_reaches_its_accuracy_bar(name, bar, tmp_path, plugin_host):
     folder = tmp_path / name
-    shutil.copytree(examples_dir() / name, folder, ignore=shutil.ignore_patterns("runs", "*.safetensors"))
+    shutil.copytree(examples_dir() / name, folder,
+                    ignore=shutil.ignore_patterns("runs", "*.safetensors"))
     project = load_project(folder)
     assert project.time_steps == 4 and project.training.epochs <= 30
-    events = list(Session(project, plugin_host.registry).train())
-    finished = events[-1]
+    finished = Session(project, plugin_host.registry).train().result()
     assert finished.status == "ok", finished.error
     assert finished.summary["test_accuracy"] >= bar
 
@@ -33,15 +33,15 @@ def test_example_reaches_its_accuracy_bar(name, bar, tmp_path, plugin_host):
 @pytest.mark.slow
 def test_rescaw_4bit_digits_conv_stays_within_1_5_points(tmp_path, plugin_host):
     """Issue #5's bar: a 4-bit ReScaW digits_conv loses at most 1.5 points of accuracy."""
-    from workbench.core.runs.compress import compress
+    from workbench.core.runs import catalog
 
     folder = tmp_path / "digits_conv"
     shutil.copytree(examples_dir() / "digits_conv", folder,
                     ignore=shutil.ignore_patterns("runs", "*.safetensors"))
     session = Session(load_project(folder), plugin_host.registry)
-    assert list(session.train())[-1].status == "ok"
-    spec = plugin_host.registry.get("wb_qp_snn.rescaw")
-    finished = list(compress(session, spec, {"bits": 4}, out=tmp_path / "rescaw4"))[-1]
+    assert session.train().result().status == "ok"
+    finished = catalog.compress(session, method="wb_qp_snn.rescaw", params={"bits": 4},
+                                out=tmp_path / "rescaw4").result()
     assert finished.status == "ok", finished.error
     before, after = finished.summary["before"], finished.summary["after"]
     assert after["accuracy"] >= before["accuracy"] - 0.015

@@ -349,50 +349,88 @@ def test_the_variants_view_reports_an_unreadable_variant(qtbot, tmp_path):
     assert view.hint_text().startswith("No variants yet")
 
 
-def test_progress_counters_and_timers_stay_on_their_step():
-    from workbench.core.runs.events import Progress
-    from workbench.gui.panels.deploy import StepStarted, step_name, with_steps
+class NoBackends:
+    """A registry without backends: the panel only shows the events it is given."""
 
-    assert step_name("simulating the core (Amaranth): 12/50") == "simulating the core (Amaranth)"
-    assert step_name("yosys: synthesising (15 s)") == "yosys: synthesising"
-    assert step_name("exporting Verilog (~1 min) (0 s)") == "exporting Verilog (~1 min)"
-    messages = ["fit check", "simulating: 1/50", "simulating: 2/50", "yosys: synthesising (0 s)",
-                "yosys: synthesising (5 s)", "report"]
-    steps = [e.message for e in with_steps(Progress("r", i, 6, message=m)
-                                           for i, m in enumerate(messages))
-             if isinstance(e, StepStarted)]
-    assert steps == ["fit check", "simulating", "yosys: synthesising", "report"]
+    def of_kind(self, _kind):
+        return []
+
+    def get(self, _spec_id):
+        return None
 
 
-def test_nir_export_then_import_from_the_file_menu(make_main_window, tmp_path,
+def test_progress_counters_and_timers_stay_on_their_step(qtbot):
+    """The core marks each backend step; the panel lists one row per step and shows a running
+    step's counter or timer beside it."""
+    from workbench.core.runs.deploy import with_steps
+    from workbench.core.runs.events import Progress, RunFinished
+    from workbench.gui.panels.deploy import DeployPanel
+    from workbench.gui.run_controller import RunController
+    from workbench.gui.run_owner import RunContext
+
+    controller = RunController()
+    panel = DeployPanel(NoBackends(), controller, lambda run, state: run.id,
+                        lambda: RunContext(None, None, "not needed"))
+    qtbot.addWidget(panel)
+    panel._run_id, panel._run_kind = "r", "deploy"  # as if its deployment "r" had started
+    messages = ["fit check", "simulating the core (Amaranth): 1/50",
+                "simulating the core (Amaranth): 2/50", "yosys: synthesising (0 s)",
+                "yosys: synthesising (5 s)", "exporting Verilog (~1 min) (0 s)"]
+    for event in with_steps(Progress("r", i, 6, message=m) for i, m in enumerate(messages)):
+        controller.run_event.emit(event)
+    assert panel.step_rows() == [("fit check", "done"),
+                                 ("simulating the core (Amaranth)", "done"),
+                                 ("yosys: synthesising", "done"),
+                                 ("exporting Verilog (~1 min)", "running")]
+    assert panel.steps.item(2).text() == "✓ yosys: synthesising"
+    assert panel.steps.item(3).text() == "▶ exporting Verilog (~1 min) — (0 s)"
+    controller.run_event.emit(RunFinished("r", "ok", summary={}))
+    assert [status for _, status in panel.step_rows()] == ["done"] * 4
+
+
+def _exchange(qtbot, window, start):
+    """Start a NIR import or export and wait for it: ``(what, ok)``."""
+    with qtbot.waitSignal(window.exchange.finished, timeout=RUN_TIMEOUT) as done:
+        run_id = start()
+        assert run_id and window.controller.busy  # a run on the worker, not on the GUI thread
+    return tuple(done.args)
+
+
+def test_nir_export_then_import_from_the_file_menu(make_main_window, qtbot, tmp_path,
                                                    trained_digits_mlp):
     folder = _copy(trained_digits_mlp, tmp_path, "digits_mlp")
     window = make_main_window(load_project(folder))
     assert window.act_export_nir.text() == "&Export NIR…"
     target = tmp_path / "mlp.nir"
-    assert window.export_nir(target) and target.stat().st_size > 0
-    assert window.import_nir(target)
+    assert _exchange(qtbot, window, lambda: window.export_nir(target)) == ("export", True)
+    assert target.stat().st_size > 0
+    assert _exchange(qtbot, window, lambda: window.import_nir(target)) == ("import", True)
     opened = window.doc.project
     assert opened.folder == tmp_path / "mlp"
     assert [n.spec for n in opened.graph.nodes] == \
         [n.spec for n in load_project(folder).graph.nodes]
     assert (opened.folder / "weights.safetensors").exists()
+    assert list((opened.folder / "runs").glob("import-*.jsonl"))  # the run's record
+    assert window.training.status.text() == "Ready" and _visible_boxes(window) == []
     # a second import does not overwrite the first project
-    assert window.import_nir(target) and window.doc.project.folder == tmp_path / "mlp-2"
+    assert _exchange(qtbot, window, lambda: window.import_nir(target)) == ("import", True)
+    assert window.doc.project.folder == tmp_path / "mlp-2"
     # a network NIR cannot express is refused in one line, naming the node
     conv = _copy(examples_dir() / "digits_conv", tmp_path, "conv")
     window.open_project(conv)
-    assert not window.export_nir(tmp_path / "conv.nir")  # untrained: the reason is shown
-    assert "not trained" in window.last_message
+    assert window.export_nir(tmp_path / "conv.nir") == ""  # untrained: the reason is shown
+    assert "not trained" in window.last_message and not window.controller.busy
     bad = tmp_path / "junk.nir"
     bad.write_text("not a NIR file")
-    assert not window.import_nir(bad)
+    assert _exchange(qtbot, window, lambda: window.import_nir(bad)) == ("import", False)
     assert "NIR" in window.last_message and "Traceback" not in window.last_message
+    assert window.doc.project.name == "digits_conv"  # the open project stays open
 
 
-def test_nir_export_names_the_node_nir_cannot_express(make_main_window, tmp_path,
+def test_nir_export_names_the_node_nir_cannot_express(make_main_window, qtbot, tmp_path,
                                                       trained_digits_conv):
     window = make_main_window(load_project(_copy(trained_digits_conv, tmp_path)))
-    assert not window.export_nir(tmp_path / "conv.nir")
+    assert _exchange(qtbot, window, lambda: window.export_nir(tmp_path / "conv.nir")) == \
+        ("export", False)
     assert "pool1" in window.last_message and "max-pool" in window.last_message
     assert not (tmp_path / "conv.nir").exists()

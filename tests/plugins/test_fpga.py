@@ -28,8 +28,9 @@ from wb_sim.simulate import simulate
 
 from workbench.core.model.errors import DeployError
 from workbench.core.persistence.project_files import load_project
+from workbench.core.runs import catalog
 from workbench.core.runs.cancel import CancelToken
-from workbench.core.runs.deploy import DeployContext, deploy
+from workbench.core.runs.deploy import DeployContext
 from workbench.core.runs.events import EnergySample, RunFinished
 from workbench.core.runs.session import Session
 from workbench.testing.fixtures import make_tiny_project
@@ -532,11 +533,11 @@ def test_deploy_tiny_network_to_ice40_end_to_end(tmp_path, plugin_host):
     folder = tmp_path / "tiny"
     make_tiny_project(folder, epochs=1, time_steps=2)
     session = Session(load_project(folder), plugin_host.registry)
-    for event in session.train(epochs=1, fresh=True):
-        assert getattr(event, "status", "ok") == "ok"
-    spec = plugin_host.registry.get("wb_fpga.fpga")
-    events = list(deploy(session, spec, target="ice40-up5k", out_dir=tmp_path / "out",
-                         params={"sim_samples": 8, "tool_timeout_s": 300}, limit=40))
+    trained = session.train(epochs=1, fresh=True).result()
+    assert trained.status == "ok", trained.error
+    events = list(catalog.deploy(session, backend="wb_fpga.fpga", target="ice40-up5k",
+                                 out=tmp_path / "out",
+                                 params={"sim_samples": 8, "tool_timeout_s": 300}, limit=40))
     finished = events[-1]
     assert isinstance(finished, RunFinished)
     assert finished.status == "ok", finished.summary

@@ -25,7 +25,6 @@ from workbench.core.model.project import Component, Project, Training
 from workbench.core.persistence.examples import examples_dir
 from workbench.core.persistence.project_files import load_project
 from workbench.core.runs import catalog
-from workbench.core.runs.deploy import deploy
 from workbench.core.runs.events import EnergySample, RunFinished
 from workbench.core.runs.session import Session
 
@@ -376,7 +375,7 @@ def test_unsupported_nir_nodes_are_named(plugin_host, backend, tmp_path):
 
 def test_backend_deploy_writes_the_file_and_runs_it(mlp, plugin_host, tmp_path):
     spec = plugin_host.registry.get("wb_nir.nir")
-    events = list(deploy(mlp, spec, out_dir=tmp_path / "out", limit=40))
+    events = list(catalog.deploy(mlp, backend=spec.id, out=tmp_path / "out", limit=40))
     last = events[-1]
     assert isinstance(last, RunFinished) and last.status == "ok", last.error
     summary = last.summary

@@ -129,3 +129,141 @@ def test_importing_plugins_does_not_import_torch():
             "print('torch' in sys.modules)")
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     assert out.stdout.strip() == "False"
+
+
+# -- backends are checked against their protocol -----------------------------------------------
+BACKEND_PLUGIN = """
+from workbench.pluginhost import BackendSpec, hookimpl
+
+class NoCheck:
+    def targets(self):
+        return {{"cpu": "here"}}
+    def deploy(self, ctx):
+        yield from ()
+        return {{}}
+    def run(self, ctx):
+        yield from ()
+        return {{}}
+
+@hookimpl
+def wb_backends():
+    return [BackendSpec(id="{name}.board", display_name="Board", factory="{factory}",
+                        formats={formats})]
+"""
+
+
+def _backend_plugin(plugin_module, name, factory, formats=()):
+    return plugin_module(name, BACKEND_PLUGIN.format(name=name, factory=factory,
+                                                     formats=formats))
+
+
+def test_a_backend_without_check_is_a_reported_failure(plugin_module):
+    name = _backend_plugin(plugin_module, "no_check", "no_check:NoCheck")
+    host = PluginHost(strict=False)
+    host.load(modules=[name])
+    (failure,) = host.report.failures
+    assert (failure.plugin, failure.stage) == ("no_check", "spec no_check.board")
+    assert "has no check() method" in failure.message and "no_check:NoCheck" in failure.message
+    assert host.registry.get("no_check.board") is None
+    assert host.registry.get("wb_sim.simulator") is not None  # the others keep working
+
+
+def test_a_backend_module_is_checked_without_importing_it(plugin_module):
+    import sys
+
+    plugin_module("lazy_board_impl", "import torch\n" + BACKEND_PLUGIN.split("@hookimpl")[0]
+                  .replace("{{", "{").replace("}}", "}"))
+    name = _backend_plugin(plugin_module, "lazy_board", "lazy_board_impl:NoCheck")
+    host = PluginHost(strict=False)
+    host.load(modules=[name])
+    (failure,) = host.report.failures
+    assert "lazy_board_impl:NoCheck has no check() method" in failure.message
+    assert "lazy_board_impl" not in sys.modules
+
+
+def test_an_exchange_backend_needs_read_and_export(plugin_module):
+    name = _backend_plugin(plugin_module, "half_nir", "half_nir:NoCheck", formats=("nir",))
+    host = PluginHost(strict=False)
+    host.load(modules=[name])
+    (failure,) = host.report.failures
+    assert "check(), export_file(), read_file() methods" in failure.message
+
+
+def test_a_missing_backend_module_is_a_reported_failure(plugin_module):
+    name = _backend_plugin(plugin_module, "ghost_board", "ghost_board_impl:Backend")
+    host = PluginHost(strict=False)
+    host.load(modules=[name])
+    (failure,) = host.report.failures
+    assert failure.stage == "spec ghost_board.board"
+    assert "no module named 'ghost_board_impl'" in failure.message
+
+
+def test_strict_mode_stops_at_a_backend_without_check(plugin_module):
+    name = _backend_plugin(plugin_module, "no_check", "no_check:NoCheck")
+    with pytest.raises(StrictPluginError, match="no_check.*check\\(\\)"):
+        PluginHost(strict=True).load(modules=[name])
+
+
+def test_create_never_hands_out_a_backend_without_its_methods():
+    from workbench.pluginhost import BackendSpec, PluginError
+
+    class Partial:  # what a factory function might build: no way to tell before it runs
+        def targets(self):
+            return {"cpu": "here"}
+
+    spec = BackendSpec(id="maker.board", display_name="Board", factory=lambda: Partial())
+    with pytest.raises(PluginError, match="has no check\\(\\) method") as info:
+        spec.create()
+    assert info.value.where == "plugin 'maker', maker.board"
+
+
+def test_the_built_in_backends_follow_their_protocols(plugin_host):
+    from workbench.pluginhost import Backend, BackendSpec, ExchangeBackend
+    from workbench.pluginhost.conformance import required_methods
+    from workbench.pluginhost.protocols import protocol_methods
+
+    assert protocol_methods(Backend) == BackendSpec.METHODS
+    assert protocol_methods(ExchangeBackend) == BackendSpec.EXCHANGE_METHODS
+    backends = plugin_host.registry.of_kind("backend")
+    assert {s.id for s in backends} >= {"wb_sim.simulator", "wb_fpga.fpga", "wb_nir.nir"}
+    for spec in backends:
+        assert required_methods(spec) == spec.required_methods()
+        assert issubclass(spec.resolve(), Backend), spec.id
+        assert issubclass(spec.resolve(), ExchangeBackend) == bool(spec.formats), spec.id
+
+
+def test_trainers_and_encoders_follow_their_protocols(plugin_host):
+    import torch
+
+    from workbench.pluginhost import Encoder, Trainer
+
+    for spec in plugin_host.registry.of_kind("encoder"):
+        assert isinstance(spec.create(), Encoder), spec.id
+    rule = plugin_host.registry.get("wb_core.bptt")
+    trainer = rule.create(torch.nn.Linear(2, 2), epochs=1, steps_per_epoch=1)
+    assert isinstance(trainer, Trainer)
+
+
+# -- the public API --------------------------------------------------------------------------
+def test_every_public_name_resolves_to_the_core_object():
+    import workbench.pluginhost as api
+    from workbench.core.build.network import CompiledNetwork
+    from workbench.core.runs.compress import CompressionContext
+
+    missing = [n for n in api.__all__ if not hasattr(api, n)]
+    assert not missing
+    assert api.CompiledNetwork is CompiledNetwork
+    assert api.CompressionContext is CompressionContext
+    assert set(api.__all__) <= set(dir(api))
+    with pytest.raises(AttributeError, match="no attribute 'Nothing'"):
+        api.Nothing  # noqa: B018
+
+
+def test_importing_the_public_api_does_not_import_torch():
+    import subprocess
+    import sys
+
+    code = ("import sys, workbench.pluginhost as api; api.hookimpl, api.DeployError, api.Graph; "
+            "print('torch' in sys.modules)")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert out.stdout.strip() == "False"

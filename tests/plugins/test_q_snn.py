@@ -28,7 +28,7 @@ from workbench.core.build.energy import EnergyMeter, is_neuron_module
 from workbench.core.build.info import describe
 from workbench.core.model.graph import Graph, Node
 from workbench.core.persistence.project_files import load_project
-from workbench.core.runs.compress import compress
+from workbench.core.runs import catalog
 from workbench.core.runs.events import RunFinished
 from workbench.core.runs.session import Session
 
@@ -259,7 +259,8 @@ def test_compress_digits_mlp_workflow(plugin_host, trained_copy, tmp_path):
     spec = plugin_host.registry.get("wb_q_snn.q_snn")
     session = Session(load_project(trained_copy), plugin_host.registry)
     out = tmp_path / "q"
-    done = finished(compress(session, spec, {"finetune_epochs": 1}, out=out))
+    done = finished(catalog.compress(session, method=spec.id, params={"finetune_epochs": 1},
+                                     out=out))
     assert done.status == "ok", done.error + done.traceback
     summary = done.summary
     after, before = summary["after"], summary["before"]
@@ -295,7 +296,7 @@ def test_compress_baseline_variant_without_finetune(plugin_host, trained_copy):
     session = Session(load_project(trained_copy), plugin_host.registry)
     params = {"finetune_epochs": 0, "ws_dr": False, "stem_scale": "absmax",
               "quantize_membrane": False}
-    done = finished(compress(session, spec, params))
+    done = finished(catalog.compress(session, method=spec.id, params=params))
     assert done.status == "ok", done.error + done.traceback
     report = done.summary["report"]
     assert report["neuron"]["id"] == "wb_core.lif_b" and report["estimator"] == "sign_ste"
@@ -310,7 +311,7 @@ def test_compress_baseline_variant_without_finetune(plugin_host, trained_copy):
 def test_membrane_bits_zero_is_rejected(plugin_host, trained_copy):
     spec = plugin_host.registry.get("wb_q_snn.q_snn")
     session = Session(load_project(trained_copy), plugin_host.registry)
-    done = finished(compress(session, spec, {"membrane_bits": 0}))
+    done = finished(catalog.compress(session, method=spec.id, params={"membrane_bits": 0}))
     assert done.status == "failed" and done.error_kind == "input"
     assert "membrane_bits" in done.error
 
@@ -320,6 +321,7 @@ def test_network_without_hidden_layer_is_rejected(plugin_host, tiny_project):
     session = Session(tiny_project, plugin_host.registry)
     session.build(load_saved_weights=False)
     session.weights_loaded = True  # an in-memory network stands for a trained one
-    done = finished(compress(session, spec, {"finetune_epochs": 1}, limit=1))
+    done = finished(catalog.compress(session, method=spec.id, params={"finetune_epochs": 1},
+                                     limit=1))
     assert done.status == "failed" and done.error_kind == "input"
     assert "nothing to binarise" in done.error and "fc" in done.error

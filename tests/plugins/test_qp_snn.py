@@ -1,6 +1,6 @@
 """Tests of the ``wb_qp_snn`` plugin (methods.md §2): the quantisers, the SVS and L1 scores, the
 keep rule, the structured-pruning surgery, the §0.5 size rule, and the four compression passes
-run through ``workbench.core.compress`` on the trained digits conv project.
+run through ``workbench.core.runs.catalog`` on the trained digits conv project.
 
 Numbered invariants refer to methods.md §2.8.
 """
@@ -28,7 +28,8 @@ from workbench.core.build.info import describe
 from workbench.core.model.graph import Graph, Node
 from workbench.core.persistence.examples import examples_dir
 from workbench.core.persistence.project_files import load_project, save_project
-from workbench.core.runs.compress import compress, measure
+from workbench.core.runs import catalog
+from workbench.core.runs.compress import measure
 from workbench.core.runs.events import RunFinished
 from workbench.core.runs.session import Session
 
@@ -441,11 +442,11 @@ def test_pruned_resnet20_widths_and_sizes(ratios, widths, params_m, sizes):
 
 
 # ============================================================================================
-# Workflows through workbench.core.compress
+# Workflows through workbench.core.runs.catalog
 
 
 def run(session: Session, spec, params: dict, out: Path | None = None) -> RunFinished:
-    events = list(compress(session, spec, params, out=out))
+    events = list(catalog.compress(session, method=spec.id, params=params, out=out))
     last = events[-1]
     assert isinstance(last, RunFinished)
     return last

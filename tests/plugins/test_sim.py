@@ -23,7 +23,7 @@ from workbench.core.model.graph import Graph, Node
 from workbench.core.model.project import Component, Project
 from workbench.core.model.readout import class_scores
 from workbench.core.persistence.project_files import load_project
-from workbench.core.runs.deploy import deploy
+from workbench.core.runs import catalog
 from workbench.core.runs.events import EnergySample, RunFinished
 from workbench.core.runs.session import Session
 
@@ -474,7 +474,7 @@ def test_backend_deploys_checks_golden_and_streams_live_energy(plugin_host, trai
     spec = plugin_host.registry.get("wb_sim.simulator")
     assert spec is not None and spec.kind == "simulator"
     session = Session(load_project(folder), plugin_host.registry)
-    events = list(deploy(session, spec, out_dir=tmp_path / "out", limit=60))
+    events = list(catalog.deploy(session, backend=spec.id, out=tmp_path / "out", limit=60))
     last = events[-1]
     assert isinstance(last, RunFinished) and last.status == "ok", last.error
     report = last.summary["report"]
@@ -502,6 +502,7 @@ def test_backend_refuses_a_rate_encoded_project(plugin_host, trained_digits_mlp,
     session = Session(load_project(folder), plugin_host.registry)
     session.project.encoder = Component("wb_core.rate")
     spec = plugin_host.registry.get("wb_sim.simulator")
-    last = list(deploy(session, spec, out_dir=tmp_path / "out", limit=10))[-1]
-    assert last.status == "failed" and "wb_core.direct" in last.error
+    last = catalog.deploy(session, backend=spec.id, out=tmp_path / "out", limit=10).result()
+    assert last.status == "failed" and last.error_kind == "input"
+    assert "wb_core.direct" in last.error
     assert not (tmp_path / "out" / "network.npz").exists()

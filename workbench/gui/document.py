@@ -20,7 +20,7 @@ from workbench.core.model.project import Project, bind_specs
 from workbench.core.model.specs import NeuronSpec
 
 _STATE_FIELDS = ("name", "description", "graph", "dataset", "encoder", "time_steps", "training",
-                 "energy", "compression", "deploy", "extras")
+                 "energy", "compute", "compression", "deploy", "extras")
 _NEXT_MERGE_ID = iter(range(1000, 1 << 30))
 _MERGE_IDS: dict[str, int] = {}
 

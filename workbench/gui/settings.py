@@ -7,11 +7,13 @@ Writes are atomic; an unreadable file is set aside and defaults are used, never 
 
 from __future__ import annotations
 
+import base64
 import json
 import logging
 import os
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
+from typing import Any
 
 from workbench.core.persistence.atomic import atomic_write_text
 
@@ -73,6 +75,25 @@ class AppSettings:
             atomic_write_text(self.path(), json.dumps(asdict(self), indent=2))
         except OSError as exc:
             log.warning("could not save settings to %s: %s", self.path(), exc)
+
+    def restore_layout(self, window: Any) -> None:
+        """Put a QMainWindow's geometry and docks back as they were saved; a damaged value is
+        ignored (the default layout), never an error."""
+        from PySide6.QtCore import QByteArray
+
+        try:
+            if self.window_geometry:
+                window.restoreGeometry(QByteArray(base64.b64decode(self.window_geometry)))
+            if self.window_state:
+                window.restoreState(QByteArray(base64.b64decode(self.window_state)))
+        except (ValueError, TypeError) as exc:
+            log.warning("ignoring the saved window layout: %s", exc)
+
+    def save_layout(self, window: Any) -> None:
+        """Remember a QMainWindow's geometry and docks, and save the settings."""
+        self.window_geometry = base64.b64encode(bytes(window.saveGeometry())).decode()
+        self.window_state = base64.b64encode(bytes(window.saveState())).decode()
+        self.save()
 
     def add_recent(self, folder: str | Path) -> None:
         folder = str(Path(folder).resolve())

@@ -1,8 +1,11 @@
-"""Run a core event generator on its own QThread.
+"""Iterate a core :class:`~workbench.core.runs.engine.Run` on its own QThread.
 
 Rules (style.md §5.4): the worker never touches a widget; events reach the GUI thread through
 queued signals; cancel and pause are plain thread-safe flags set from the GUI thread (a signal
 would not be delivered while the worker is busy); the worker catches everything.
+
+The run itself records its events, turns its exceptions into a failed ``RunFinished`` and sets
+its own torch threads and device: the worker only pulls events and forwards them.
 """
 
 from __future__ import annotations
@@ -11,12 +14,10 @@ import threading
 import time
 import traceback
 import weakref
-from collections.abc import Callable, Iterator
 from typing import Any
 
 from PySide6.QtCore import QObject, QThread, Signal, Slot
 
-from workbench.core.runs.cancel import CancelToken
 from workbench.core.runs.events import Progress
 
 #: per-batch progress events are forwarded at most this often (the bar cannot show more, and
@@ -39,20 +40,18 @@ def live_threads() -> list[QThread]:
 
 
 class RunWorker(QObject):
-    """Pulls events from ``make_events(cancel)`` and emits each one."""
+    """Pulls the events of one started :class:`Run` and emits each one."""
 
     event = Signal(object)
     failed = Signal(str, str)  # run_id, traceback
     finished = Signal(str)  # run_id
 
-    def __init__(self, run_id: str,
-                 make_events: Callable[[CancelToken], Iterator[Any]]) -> None:
+    def __init__(self, run: Any) -> None:
         super().__init__()
-        self.run_id = run_id
-        self.cancel_token = CancelToken()
+        self._run = run
+        self.run_id: str = run.id
         self._resume = threading.Event()
         self._resume.set()
-        self._make_events = make_events
 
     def pause(self) -> None:
         self._resume.clear()
@@ -61,7 +60,7 @@ class RunWorker(QObject):
         self._resume.set()
 
     def cancel(self) -> None:
-        self.cancel_token.set()
+        self._run.cancel()
         self._resume.set()  # a paused run must wake up to notice the cancel
 
     @property
@@ -72,16 +71,16 @@ class RunWorker(QObject):
     def run(self) -> None:
         last_progress = 0.0
         try:
-            for ev in self._make_events(self.cancel_token):
+            for ev in self._run:
                 if isinstance(ev, Progress) and ev.done < ev.total:
                     now = time.perf_counter()
                     if now - last_progress < 1.0 / PROGRESS_HZ:
                         continue
                     last_progress = now
                 self.event.emit(ev)
-                # Pausing between events pauses between batches: the generator is lazy.
+                # Pausing between events pauses between batches: the run is lazy.
                 self._resume.wait()
-        except Exception:  # never let anything escape a thread
+        except Exception:  # never let anything escape a thread (the run guards its own body)
             self.failed.emit(self.run_id, traceback.format_exc())
         finally:
             self.finished.emit(self.run_id)

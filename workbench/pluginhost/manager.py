@@ -1,13 +1,14 @@
 """Discover plugins and load them so that one broken plugin never takes the others down.
 
-pluggy's own ``load_setuptools_entrypoints`` stops at the first plugin that fails to import
-(style.md §2.2), so we walk the entry points ourselves and isolate three stages per plugin:
+pluggy's own ``load_setuptools_entrypoints`` stops at the first plugin that fails to import,
+so we walk the entry points ourselves and isolate three stages per plugin:
 
 1. **import** of the entry point's module,
 2. **register** with pluggy (which rejects hooks with unknown arguments; we also reject hook
    names that have no spec, which catches typos),
 3. **each hook call** and **each spec** it returns (right type, valid id and params, an id
-   prefixed with the plugin's name, no duplicate).
+   prefixed with the plugin's name, no duplicate, and for a backend a class with the methods
+   of its protocol: :mod:`workbench.pluginhost.conformance`).
 
 Each failure is recorded as a :class:`PluginFailure` with its traceback, and loading goes on.
 In strict mode (``SNN_WORKBENCH_STRICT_PLUGINS=1``; on in our own tests) the first failure
@@ -27,8 +28,9 @@ from importlib.metadata import EntryPoint, entry_points
 import pluggy
 
 from workbench.core.model.errors import PluginError
-from workbench.core.model.specs import Spec
+from workbench.core.model.specs import BackendSpec, Spec
 from workbench.pluginhost import hookspecs
+from workbench.pluginhost.conformance import backend_problems
 from workbench.pluginhost.hookspecs import CONTRIBUTION_HOOKS, PROJECT_NAME
 from workbench.pluginhost.registry import ContributionRegistry
 
@@ -194,6 +196,11 @@ class PluginHost:
             problems = item.problems()
             if not problems and item.plugin != plugin:
                 problems = [f"id {item.id!r} must start with the plugin's name {plugin + '.'!r}"]
+            if not problems and isinstance(item, BackendSpec):
+                try:
+                    problems = backend_problems(item)
+                except PluginError as exc:
+                    problems = [str(exc)]
         if not problems:
             try:
                 self.registry.add(plugin, item)

@@ -18,7 +18,6 @@ KIND_TITLES = {
     "backend": "Backends",
     "energy_model": "Energy models",
     "view": "Views",
-    "param_editor": "Parameter editors",
 }
 
 
@@ -60,9 +59,6 @@ class ContributionRegistry:
             if fmt in getattr(spec, "formats", ()):
                 return spec
         return None
-
-    def by_plugin(self, plugin: str) -> list[Spec]:
-        return [s for i, s in self._specs.items() if self._providers[i] == plugin]
 
     def kinds(self) -> list[str]:
         present = {s.KIND for s in self._specs.values()}

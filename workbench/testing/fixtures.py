@@ -4,7 +4,8 @@
 - ``tiny_project``: a small LIF MLP on the embedded digits, saved in ``tmp_path``;
 - ``plugin_module``: writes a throw-away plugin module and returns its importable name;
 - ``trained_digits_mlp`` / ``trained_digits_conv`` (session-scoped): the example projects,
-  trained briefly once per test session, in a temporary folder. Copy before changing them.
+  trained briefly once per test session, in a temporary folder, with their weights and no run
+  records. Copy before changing them.
 
 Qt is never imported here, so headless suites can use these fixtures.
 """
@@ -45,20 +46,23 @@ def train_example(name: str, folder: Path, *, epochs: int, host=None) -> Path:
     """Copy example ``name`` into ``folder``, train it for ``epochs`` and save its weights."""
     import shutil
 
+    from workbench.core.model.project import RUNS_DIR
     from workbench.core.persistence.examples import examples_dir
     from workbench.core.persistence.project_files import load_project
     from workbench.core.runs.session import Session
     from workbench.pluginhost.manager import PluginHost
 
-    shutil.copytree(examples_dir() / name, folder)
+    shutil.copytree(examples_dir() / name, folder, ignore=shutil.ignore_patterns(RUNS_DIR))
     if host is None:
         host = PluginHost(strict=True)
         host.load()
     session = Session(load_project(folder), host.registry)
-    for event in session.train(epochs=epochs, fresh=True):
-        if getattr(event, "status", "ok") not in ("ok",):
-            raise RuntimeError(f"training {name} failed: {event.error}")
-    session.save_weights()
+    finished = session.train(epochs=epochs, fresh=True, save_weights=True).result()
+    if finished.status != "ok":
+        raise RuntimeError(f"training {name} ended {finished.status}: {finished.error}")
+    # the run recorded itself; a trained fixture starts with no history, so a test that counts
+    # the records its own runs write finds only those
+    shutil.rmtree(folder / RUNS_DIR, ignore_errors=True)
     return folder
 
 

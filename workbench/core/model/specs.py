@@ -238,7 +238,9 @@ class EncoderSpec(Spec):
 
 @dataclass(frozen=True, kw_only=True)
 class CompressionSpec(Spec):
-    """``apply(model, data, **params) -> (model, report)``."""
+    """A compression method: the factory is a generator function ``apply(ctx, **params)``
+    that yields events and returns a ``CompressionResult`` (see
+    :mod:`workbench.core.runs.compress`)."""
 
     KIND: ClassVar[str] = "compression"
     kind: str = "quantize"
@@ -271,21 +273,59 @@ class LearningRuleSpec(Spec):
 class DatasetSpec(Spec):
     """The factory builds a :class:`workbench.core.data.DatasetSplits` from the params.
 
-    ``offline`` tells whether the data ships with the package (no file needed)."""
+    ``offline`` tells whether the data ships with the package (no file needed). ``shape``
+    (optional, a lazy ``"module:attr"``) is ``fn(**params) -> (input_shape, n_classes)``: the
+    dataset's shape declared without loading it, so describing a network (``snn-workbench
+    info``) stays cheap."""
 
     KIND: ClassVar[str] = "dataset"
     offline: bool = False
+    shape: str | Callable[..., Any] = ""
+
+    def resolve_shape(self) -> Callable[..., Any] | None:
+        """The declared-shape function, or None when the dataset declares none."""
+        return self._resolve_lazy("shape", self.shape) if self.shape else None
+
+    def problems(self) -> list[str]:
+        found = super().problems()
+        if self.shape and not callable(self.shape) and (
+                not isinstance(self.shape, str) or not _FACTORY_RE.match(self.shape)):
+            found.append(f"shape {self.shape!r} is not 'module:attr' or a callable")
+        return found
 
 
 @dataclass(frozen=True, kw_only=True)
 class BackendSpec(Spec):
-    """A simulator or hardware target; see design.md §7."""
+    """A simulator or hardware target: ``factory(**params)`` builds an object with
+    ``targets()``, ``check(ctx)``, ``deploy(ctx)`` and ``run(ctx)`` (see
+    :mod:`workbench.core.runs.deploy`). :meth:`create` refuses an object that lacks one."""
 
     KIND: ClassVar[str] = "backend"
+    #: what every backend object offers (``workbench.pluginhost.protocols.Backend``)
+    METHODS: ClassVar[tuple[str, ...]] = ("targets", "check", "deploy", "run")
+    #: what one with ``formats`` offers too (``...protocols.ExchangeBackend``)
+    EXCHANGE_METHODS: ClassVar[tuple[str, ...]] = ("targets", "export_file", "read_file")
     kind: str = "simulator"  # "simulator", "hardware" or "exchange" (a file format)
-    #: file formats the backend reads and writes (e.g. ``("nir",)``); its object then has
-    #: ``export_file(session, path) -> dict`` and ``import_file(path, folder, lookup) -> Path``
+    #: file formats the backend reads and writes (e.g. ``("nir",)``); its object then also has
+    #: ``export_file(session, path) -> dict`` and ``read_file(path, ctx) -> (Project, model)``
+    #: (see :mod:`workbench.core.runs.exchange`)
     formats: tuple[str, ...] = ()
+
+    def required_methods(self) -> tuple[str, ...]:
+        extra = self.EXCHANGE_METHODS if self.formats else ()
+        return tuple(dict.fromkeys((*self.METHODS, *extra)))
+
+    def create(self, *args: Any, **params: Any) -> Any:
+        """The backend object; a :class:`PluginError` naming the method when one is missing,
+        so a run never meets a half-made backend."""
+        backend = super().create(*args, **params)
+        for name in self.required_methods():
+            if not callable(getattr(backend, name, None)):
+                raise PluginError(
+                    f"the backend object ({type(backend).__name__}) has no {name}() method; "
+                    f"a backend needs {', '.join(self.required_methods())}",
+                    where=f"plugin {self.plugin!r}, {self.id}")
+        return backend
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -316,14 +356,6 @@ class ViewSpec(Spec):
     """A GUI panel; the factory (in the plugin's ``_qt`` module) builds a widget."""
 
     KIND: ClassVar[str] = "view"
-
-
-@dataclass(frozen=True, kw_only=True)
-class ParamEditorSpec(Spec):
-    """A GUI editor for one :class:`ParamSpec` kind."""
-
-    KIND: ClassVar[str] = "param_editor"
-    param_kind: str = ""
 
 
 class SpecLookup(Protocol):

@@ -27,10 +27,13 @@ from pathlib import Path
 from typing import Any
 
 from workbench.core.model.errors import WorkbenchError
+from workbench.core.model.project import PROJECT_FILE
 from workbench.core.model.specs import BackendSpec, CompressionSpec, Spec
 from workbench.core.runs.cancel import CancelToken
-from workbench.core.runs.engine import Run, launch
+from workbench.core.runs.engine import Run, launch_with_id
 from workbench.core.runs.events import Artifact, Log, RunEvent, RunFinished, RunStarted
+from workbench.core.runs.records import RecordTo
+from workbench.core.runs.session_runs import evaluate, train  # session.train() too
 
 
 def contribution(lookup: Any, spec_id: str, cls: type[Spec], what: str, *,
@@ -47,45 +50,6 @@ def contribution(lookup: Any, spec_id: str, cls: type[Spec], what: str, *,
 
 def _folder(session: Any) -> Path | None:
     return session.project.folder
-
-
-# -- train and evaluate ----------------------------------------------------------------------
-def train(session: Any, *, epochs: int | None = None, fresh: bool = False,
-          save_weights: bool = False, load_saved_weights: bool = True,
-          on_batch: Callable[[], None] | None = None, run_id: str | None = None,
-          cancel: CancelToken | None = None) -> Run:
-    """Train the session's network (built inside the run, so a GUI builds on its worker).
-
-    ``fresh`` starts from new weights; ``save_weights`` writes ``weights.safetensors`` into the
-    project folder when the run ends ``ok``."""
-    def body(token: CancelToken, run_id: str) -> Iterator[RunEvent]:
-        for event in session.train_events(epochs=epochs, fresh=fresh, cancel=token,
-                                          run_id=run_id, on_batch=on_batch,
-                                          load_saved_weights=load_saved_weights):
-            if (isinstance(event, RunFinished) and event.status == "ok" and save_weights
-                    and session.project.folder is not None):
-                path = session.save_weights()
-                yield Artifact(run_id, str(path), "weights")
-                event = RunFinished(run_id, "ok", summary={**event.summary, "weights": str(path)})
-            yield event
-
-    return _launch("train", body, _folder(session), run_id, cancel)
-
-
-def evaluate(session: Any, *, limit: int | None = None, table: str | None = None,
-             batch_size: int = 256, run_id: str | None = None,
-             cancel: CancelToken | None = None) -> Run:
-    """Accuracy and the energy ledger on the test split (``table`` overrides the project's)."""
-    if limit is not None and limit < 1:
-        raise WorkbenchError("must be 1 or more", where="limit")
-    if table:
-        session.project.energy.table = table
-
-    def body(token: CancelToken, run_id: str) -> Iterator[RunEvent]:
-        yield from session.evaluate_events(cancel=token, run_id=run_id, limit=limit,
-                                           batch_size=batch_size)
-
-    return _launch("evaluate", body, _folder(session), run_id, cancel)
 
 
 # -- probe -----------------------------------------------------------------------------------
@@ -241,7 +205,8 @@ def export(session: Any, *, path: str | Path, fmt: str = "nir", run_id: str | No
 
 def import_file(lookup: Any, *, path: str | Path, out: str | Path, fmt: str = "nir",
                 run_id: str | None = None, cancel: CancelToken | None = None) -> Run:
-    """Read a ``fmt`` file into a new project folder ``out``; the record goes into ``out``.
+    """Read a ``fmt`` file into a new project folder ``out``; the record goes into ``out`` once
+    the project is there (a failed import leaves no folder behind, not even a record).
     ``RunFinished.result`` is the new :class:`~workbench.core.runs.session.Session`."""
     from workbench.core.runs.exchange import import_events
 
@@ -253,7 +218,10 @@ def import_file(lookup: Any, *, path: str | Path, out: str | Path, fmt: str = "n
     def body(token: CancelToken, run_id: str) -> Iterator[RunEvent]:
         yield from import_events(backend, lookup, source, folder, fmt, run_id)
 
-    return _launch("import", body, folder, run_id, cancel)
+    def made() -> Path | None:
+        return folder if (folder / PROJECT_FILE).exists() else None
+
+    return _launch("import", body, made, run_id, cancel)
 
 
 # -- the door ---------------------------------------------------------------------------------
@@ -277,9 +245,5 @@ def start(kind: str, subject: Any, /, **options: Any) -> Run:
 
 
 def _launch(kind: str, body: Callable[[CancelToken, str], Iterator[RunEvent]],
-            record_to: Path | None, run_id: str | None, cancel: CancelToken | None) -> Run:
-    def bound(token: CancelToken) -> Iterator[RunEvent]:
-        return body(token, run.id)
-
-    run = launch(kind, bound, record_to=record_to, run_id=run_id, cancel=cancel)
-    return run
+            record_to: RecordTo, run_id: str | None, cancel: CancelToken | None) -> Run:
+    return launch_with_id(kind, body, record_to=record_to, run_id=run_id, cancel=cancel)

@@ -95,8 +95,9 @@ class CompressionContext(PluginRunContext):
 
     # -- building and measuring ------------------------------------------------------------------
     def compile(self, graph: Graph) -> CompiledNetwork:
-        """Build ``graph`` (new, untrained weights) for the project's input shape."""
-        return compile_graph(graph, self.lookup, self.data.input_shape)
+        """Build ``graph`` (new, untrained weights) for the shape the network's input sees
+        (the encoder's per-step shape, which may differ from the sample's)."""
+        return compile_graph(graph, self.lookup, self.model.input_shape)
 
     def batches(self, count: int, batch_size: int | None = None, *, split: str = "train"
                 ) -> Iterator[tuple[torch.Tensor, torch.Tensor]]:

@@ -74,7 +74,7 @@ class DeployContext(PluginRunContext):
         self.model = model
         self.data = session.data()
         self.encode: Callable[[torch.Tensor], torch.Tensor] = session.encoder()
-        self.time_steps = session.project.time_steps
+        self.time_steps = session.time_steps()  # the encoder's T when it sets T
         self.target = target
         self.out_dir = out_dir
         self.limit = limit

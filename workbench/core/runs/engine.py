@@ -12,11 +12,11 @@ import time
 import traceback
 import uuid
 from collections.abc import Callable, Iterator
-from pathlib import Path
 
 from workbench.core.model.errors import WorkbenchError
 from workbench.core.runs.cancel import CancelToken
 from workbench.core.runs.events import RunEvent, RunFinished
+from workbench.core.runs.records import RecordTo, recorded
 
 
 def new_run_id(kind: str) -> str:
@@ -43,7 +43,7 @@ class Run:
     """
 
     def __init__(self, kind: str, run_id: str, body: Callable[[CancelToken], Iterator[RunEvent]],
-                 *, record_to: Path | None, cancel: CancelToken | None = None) -> None:
+                 *, record_to: RecordTo, cancel: CancelToken | None = None) -> None:
         self.kind = kind
         self.id = run_id
         self.token = cancel or CancelToken()
@@ -59,8 +59,6 @@ class Run:
         if self._started:
             raise RuntimeError(f"run {self.id} was already started")
         self._started = True
-        from workbench.core.runs.records import recorded
-
         for event in recorded(guarded(self.id, self._body(self.token)), self.record_to):
             if isinstance(event, RunFinished):
                 if self.finished is not None:
@@ -81,7 +79,18 @@ class Run:
 
 
 def launch(kind: str, body: Callable[[CancelToken], Iterator[RunEvent]], *,
-           record_to: Path | None, run_id: str | None = None,
+           record_to: RecordTo, run_id: str | None = None,
            cancel: CancelToken | None = None) -> Run:
     """Wrap ``body(cancel)`` as a recorded, guarded :class:`Run` (the catalog's one door)."""
     return Run(kind, run_id or new_run_id(kind), body, record_to=record_to, cancel=cancel)
+
+
+def launch_with_id(kind: str, body: Callable[[CancelToken, str], Iterator[RunEvent]], *,
+                   record_to: RecordTo, run_id: str | None = None,
+                   cancel: CancelToken | None = None) -> Run:
+    """:func:`launch` for a body that also needs the run's id: ``body(cancel, run_id)``."""
+    def bound(token: CancelToken) -> Iterator[RunEvent]:
+        return body(token, run.id)
+
+    run = launch(kind, bound, record_to=record_to, run_id=run_id, cancel=cancel)
+    return run

@@ -12,6 +12,7 @@ from typing import Any
 import numpy as np
 import torch
 
+from workbench.core.build.energy import is_spike_tensor
 from workbench.core.build.probes import ProbeRecord, SpikeProbe, recording_maps
 from workbench.core.model.errors import WorkbenchError
 
@@ -19,7 +20,9 @@ from workbench.core.model.errors import WorkbenchError
 @dataclass
 class ProbeResult:
     """What a probe saw. ``spikes`` are ``[T, 1, …]`` int8 in {−1, 0, +1} (ternary networks
-    emit −1); ``reconstruction`` is the encoder's decode of its own spikes, when it decodes."""
+    emit −1); ``reconstruction`` is the encoder's decode of its own spikes, when it decodes;
+    ``input_spikes`` is the encoder's output ``[T, 1, …]`` when it is spikes (binary or
+    ternary; None for a real-valued input such as direct encoding)."""
 
     index: int
     label: int
@@ -29,12 +32,14 @@ class ProbeResult:
     maps: dict[str, Any] = field(default_factory=dict)
     reconstruction: torch.Tensor | None = None
     length: int | None = None  # the sample's own length, for variable-length sequences
+    input_spikes: torch.Tensor | None = None
 
     def as_dict(self) -> dict[str, Any]:
         """The views' dict form (kept for the panels that read ``result["records"]``)."""
         return {"records": self.records, "maps": self.maps, "input": self.input,
                 "label": self.label, "predicted": self.predicted, "index": self.index,
-                "reconstruction": self.reconstruction, "length": self.length}
+                "reconstruction": self.reconstruction, "length": self.length,
+                "input_spikes": self.input_spikes}
 
 
 def probe_sample(session: Any, index: int, *, membranes: bool = True,
@@ -59,24 +64,32 @@ def probe_sample(session: Any, index: int, *, membranes: bool = True,
         with (torch.no_grad(),
               SpikeProbe(model, layers=layers, membranes=membranes, samples=1) as probe,
               recording_maps(model) as maps):
-            scores = session.readout()(model(encoder(x.to(device))))
+            encoded = encoder(x.to(device))
+            scores = session.readout()(model(encoded))
     finally:
         model.train(was_training)
+    # the encoder's spikes are what the first layer's synapses see: a ternary encoder's −1
+    # shows (and is counted) here, not in any neuron layer
+    input_spikes = encoded.detach().to("cpu") if is_spike_tensor(encoded) else None
+    rebuilt = session.reconstruct(x)  # [1, …] like the batch; kept per sample like the input
     return ProbeResult(index=index, label=int(y[0]), predicted=int(scores.argmax(-1)[0]),
                        input=x[0], records=dict(probe.records), maps=maps,
-                       reconstruction=session.reconstruct(x), length=length)
+                       reconstruction=None if rebuilt is None else rebuilt[0], length=length,
+                       input_spikes=input_spikes)
+
+
+def _spike_counts(spikes: torch.Tensor) -> dict[str, Any]:
+    return {"shape": list(spikes.shape[2:]), "spikes": int(spikes.ne(0).sum()),
+            "positive": int(spikes.gt(0).sum()), "negative": int(spikes.lt(0).sum()),
+            "firing_rate": float(spikes.ne(0).float().mean())}
 
 
 def probe_summary(result: ProbeResult, *, weights_loaded: bool) -> dict[str, Any]:
-    layers = {}
-    for name, record in result.records.items():
-        spikes = record.spikes
-        layers[name] = {"shape": list(spikes.shape[2:]),
-                        "spikes": int(spikes.ne(0).sum()),
-                        "positive": int(spikes.gt(0).sum()), "negative": int(spikes.lt(0).sum()),
-                        "firing_rate": float(spikes.ne(0).float().mean())}
+    layers = {name: _spike_counts(record.spikes) for name, record in result.records.items()}
     summary = {"sample": result.index, "label": result.label, "predicted": result.predicted,
                "weights_loaded": weights_loaded, "layers": layers}
+    if result.input_spikes is not None:
+        summary["input_spikes"] = _spike_counts(result.input_spikes)
     if result.length is not None:
         summary["length"] = result.length
     if result.reconstruction is not None:
@@ -92,6 +105,8 @@ def probe_arrays(result: ProbeResult) -> dict[str, np.ndarray]:
         arrays[f"{name}/spikes"] = record.spikes[:, 0].numpy().astype(np.int8)
         if record.membrane is not None:
             arrays[f"{name}/membrane"] = record.membrane[:, 0].numpy()
+    if result.input_spikes is not None:
+        arrays["input_spikes"] = result.input_spikes[:, 0].numpy().astype(np.int8)
     if result.reconstruction is not None:
         arrays["input"] = result.input.numpy()
         arrays["reconstruction"] = result.reconstruction.numpy()

@@ -22,7 +22,7 @@ from workbench.core.build.quantized import detach_quant, quantized_modules
 from workbench.core.build.report import CompileReport
 from workbench.core.data.splits import DatasetSplits
 from workbench.core.model.errors import CompileError, DatasetError, ProjectError, WorkbenchError
-from workbench.core.model.project import Component, Project, bind_specs
+from workbench.core.model.project import Component, ComputeSettings, Project, bind_specs
 from workbench.core.model.specs import (
     DatasetSpec,
     EncoderSpec,
@@ -32,6 +32,7 @@ from workbench.core.model.specs import (
     SpecLookup,
 )
 from workbench.core.persistence.weights import load_weights, save_weights
+from workbench.core.runs import session_runs
 from workbench.core.runs.cancel import CancelToken
 from workbench.core.runs.engine import Run
 from workbench.core.runs.events import Log, RunEvent, RunFinished, RunStarted
@@ -50,6 +51,9 @@ class Session:
         #: the last compression result of this session: (project, model)
         self.compressed: tuple[Project, CompiledNetwork] | None = None
         self.trained_in_session = False
+        #: compute settings for this session only (the CLI's --device/--precision); the
+        #: project's own settings, and every variant saved from it, stay as they were
+        self.compute_override: ComputeSettings | None = None
 
     # -- parts -------------------------------------------------------------------------------
     def _where(self, field_path: str) -> str:
@@ -88,6 +92,24 @@ class Session:
             self._data, self._data_key = data, key
         return self._data
 
+    def declared_shape(self) -> tuple[tuple[int, ...], int] | None:
+        """``(input_shape, n_classes)`` as the dataset declares them without loading its data
+        (:attr:`DatasetSpec.shape`), or None when it declares nothing."""
+        component = self.project.dataset
+        spec = self._spec(component, DatasetSpec, "dataset")
+        shape_of = spec.resolve_shape()
+        if shape_of is None:
+            return None
+        params = self._params(spec, component, "dataset")
+        try:
+            input_shape, n_classes = shape_of(**params)
+            return tuple(int(n) for n in input_shape), int(n_classes)
+        except WorkbenchError:
+            raise
+        except Exception as exc:  # plugin code: report, don't crash
+            raise DatasetError(f"{type(exc).__name__}: {exc}",
+                               where=f"dataset {component.id} (declared shape)") from exc
+
     def encoding(self) -> Encoding:
         """The project's encoder with the optional parts of its contract filled in."""
         spec = self._spec(self.project.encoder, EncoderSpec, "encoder")
@@ -121,7 +143,8 @@ class Session:
     def compute(self) -> Compute:
         """The project's device, precision and threads, checked (an unavailable device is an
         input error naming ``compute.device``)."""
-        return resolve_compute(self.project.compute, where=self._where("compute"))
+        settings = self.compute_override or self.project.compute
+        return resolve_compute(settings, where=self._where("compute"))
 
     def cost_table(self) -> CostTable:
         settings = self.project.energy
@@ -139,18 +162,26 @@ class Session:
     def validate(self) -> CompileReport:
         return validate(self.project.graph, self.lookup, self.step_shape())
 
-    def build(self, *, load_saved_weights: bool = True) -> CompiledNetwork:
+    def build(self, *, load_saved_weights: bool = True,
+              shape: tuple[tuple[int, ...], int] | None = None) -> CompiledNetwork:
         """Compile the graph (seeded, so the initial weights are reproducible) and load
-        ``weights.safetensors`` when the project has one."""
-        data = self.data()
+        ``weights.safetensors`` when the project has one.
+
+        ``shape`` = ``(input_shape, n_classes)`` compiles for that shape without loading the
+        data (see :meth:`declared_shape`); by default the data says."""
+        if shape is None:
+            data = self.data()
+            shape = (data.input_shape, data.n_classes)
+        input_shape, n_classes = shape
         torch.manual_seed(self.project.training.seed)
-        model = compile_graph(self.project.graph, self.lookup, self.step_shape())
+        model = compile_graph(self.project.graph, self.lookup,
+                              self.encoding().step_shape(input_shape))
         self.trained_in_session = False
         out = model.output_shape
-        if not out or out[-1] != data.n_classes:
+        if not out or out[-1] != n_classes:
             raise CompileError(
-                f"the network outputs {list(out)} per step, but the dataset has {data.n_classes} "
-                f"classes; the last layer needs {data.n_classes} outputs", node=model.output_node)
+                f"the network outputs {list(out)} per step, but the dataset has {n_classes} "
+                f"classes; the last layer needs {n_classes} outputs", node=model.output_node)
         weights = self.project.weights_path
         self.weights_loaded = False
         if load_saved_weights and weights is not None and weights.exists():
@@ -172,15 +203,11 @@ class Session:
     # device); these two methods are the shortcuts for train and evaluate.
     def train(self, **options: Any) -> Run:
         """``catalog.train(self, ...)``: a recorded training run."""
-        from workbench.core.runs import catalog
-
-        return catalog.train(self, **options)
+        return session_runs.train(self, **options)
 
     def evaluate(self, **options: Any) -> Run:
         """``catalog.evaluate(self, ...)``: accuracy and the energy ledger."""
-        from workbench.core.runs import catalog
-
-        return catalog.evaluate(self, **options)
+        return session_runs.evaluate(self, **options)
 
     def train_events(self, *, epochs: int | None, fresh: bool, cancel: CancelToken, run_id: str,
                      on_batch: Callable[[], None] | None,

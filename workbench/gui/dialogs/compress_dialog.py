@@ -2,17 +2,16 @@
 
 Non-modal: the run goes through the window's :class:`RunController` on a worker thread, so the
 dialog can be moved aside while a fine-tune runs. The dialog never builds a model or touches the
-session itself; it only starts :func:`workbench.core.compress.compress` and shows its events.
-Whether a run may start at all (a saved, trained project) is decided by :func:`run_readiness`,
-which the Deploy panel shares, so both say the same thing in the same words.
+session itself; it only starts :func:`workbench.core.runs.catalog.compress` and shows its events.
+Whether a run may start at all (a saved, trained project) is decided by
+:func:`~workbench.gui.run_owner.run_readiness`, which the Deploy panel shares.
 """
 
 from __future__ import annotations
 
 import logging
 import re
-from collections.abc import Callable, Iterator
-from dataclasses import dataclass
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -41,11 +40,8 @@ from PySide6.QtWidgets import (
     QWidget,
 )
 
-from workbench.core.model.project import Project
 from workbench.core.model.specs import CompressionSpec
-from workbench.core.runs.cancel import CancelToken
-from workbench.core.runs.compress import compress
-from workbench.core.runs.engine import new_run_id
+from workbench.core.runs import catalog
 from workbench.core.runs.events import (
     Log,
     MetricSample,
@@ -54,10 +50,9 @@ from workbench.core.runs.events import (
     RunFinished,
     RunStarted,
 )
-from workbench.core.runs.records import recorded
+from workbench.core.runs.reports import comparison_rows
 from workbench.gui.panels.param_form import ParamForm
-from workbench.gui.run_owner import Launch, RunOwner
-from workbench.gui.views.energy import format_energy
+from workbench.gui.run_owner import Launch, RunContext, RunOwner, one_line
 
 log = logging.getLogger(__name__)
 
@@ -66,79 +61,6 @@ METHOD_KINDS = {"quantize": "Quantize", "prune": "Prune", "binarize": "Binarize"
                 "distill": "Distill"}
 VARIANTS_DIR = "variants"
 _SPEC_ROLE = Qt.ItemDataRole.UserRole
-
-
-
-@dataclass
-class RunContext:
-    """What the dialog and the Deploy panel need to know about the open project."""
-
-    project: Project
-    session: Any  # workbench.core.session.Session
-    reason: str = ""  # why no compression or deployment can start now ("" when one can)
-
-
-def run_readiness(project: Project, *, weights_dirty: bool, weights_match_graph: bool,
-                  verb: str = "compress") -> str:
-    """Why ``project`` cannot be compressed (or deployed: ``verb``) now; "" when it can.
-
-    A compression reads the saved ``weights.safetensors`` (the core rebuilds the network from it
-    when the session has no loaded weights), and writes variants next to the project, so the
-    project needs a folder and weights that are saved and belong to the current graph.
-    """
-    if project.folder is None:
-        return f"The project has no folder yet: save it (File ▸ Save As…), then {verb}."
-    weights = project.weights_path
-    if not weights_dirty and (weights is None or not weights.exists()):
-        return (f"The project is not trained yet (no weights.safetensors): train it and save "
-                f"it, then {verb}.")
-    if weights_dirty:
-        return ("The trained weights are not saved yet: save the project (File ▸ Save), "
-                f"then {verb}.")
-    if not weights_match_graph:
-        return ("The network changed since its weights were trained: train it again (or undo "
-                f"the change) and save it, then {verb}.")
-    return ""
-
-
-def one_line(text: str) -> str:
-    """The first non-empty line of an error: the dialog never shows a traceback."""
-    return next((line.strip() for line in str(text).splitlines() if line.strip()), "")
-
-
-def _format_bits(widths: Any) -> str:
-    if isinstance(widths, (list, tuple)):
-        return "/".join(str(w) for w in widths) or "—"
-    return str(widths)
-
-
-def comparison_rows(before: dict[str, Any], after: dict[str, Any]
-                    ) -> list[tuple[str, str, str, str]]:
-    """``(figure, before, after, change)`` rows of the before/after table."""
-    rows: list[tuple[str, str, str, str]] = []
-    acc_b, acc_a = before.get("accuracy"), after.get("accuracy")
-    if acc_b is not None and acc_a is not None:
-        rows.append(("Accuracy", f"{100 * acc_b:.2f} %", f"{100 * acc_a:.2f} %",
-                     f"{100 * (acc_a - acc_b):+.2f} pp"))
-    size_b, size_a = before.get("model_size_bytes"), after.get("model_size_bytes")
-    if size_b is not None and size_a is not None:
-        change = f"×{size_b / size_a:.2f} smaller" if size_a else ""
-        rows.append(("Model size", f"{size_b:,.0f} B ({size_b / 1e6:.4f} MB)",
-                     f"{size_a:,.0f} B ({size_a / 1e6:.4f} MB)", change))
-    par_b, par_a = before.get("params"), after.get("params")
-    if par_b is not None and par_a is not None:
-        change = f"{100 * (par_a - par_b) / par_b:+.1f} %" if par_b else ""
-        rows.append(("Parameters", f"{par_b:,}", f"{par_a:,}", change))
-    e_b, e_a = before.get("total_pj_per_sample"), after.get("total_pj_per_sample")
-    if e_b is not None and e_a is not None:
-        change = f"{100 * (e_a - e_b) / e_b:+.1f} %" if e_b else ""
-        rows.append(("Energy per sample (estimate)", format_energy(e_b), format_energy(e_a),
-                     change))
-    bits_b, bits_a = before.get("bits") or {}, after.get("bits") or {}
-    for layer in list(bits_b) + [n for n in bits_a if n not in bits_b]:
-        b, a = _format_bits(bits_b.get(layer, "—")), _format_bits(bits_a.get(layer, "—"))
-        rows.append((f"Bits, {layer}", b, a, "" if a == b else "changed"))
-    return rows
 
 
 class CompressDialog(RunOwner, QDialog):
@@ -459,21 +381,14 @@ class CompressDialog(RunOwner, QDialog):
             return ""
         spec = self.current_spec()
         assert spec is not None  # blocking_reason() checked it
-        context = self._context()
-        session, params = context.session, self.params()
+        session, params = self._context().session, self.params()
         out, name = Path(self.folder_edit.text().strip()), self.name_edit.text().strip()
-        folder = context.project.folder
-        run_id = new_run_id("compress")
-
-        def make_events(cancel: CancelToken) -> Iterator[RunEvent]:
-            return recorded(compress(session, spec, params, out=out, name=name, cancel=cancel,
-                                     run_id=run_id), folder)
-
         self._result_folder = ""
         self.results.setRowCount(0)
         self.log_view.clear()
         self.step_label.setText(f"Starting {spec.display_name}…")
-        return self._launch_run(run_id, "compressing", make_events)
+        return self._launch_run(lambda: catalog.compress(session, method=spec.id, params=params,
+                                                         out=out, name=name), "compressing")
 
     def _on_run_event(self, event: RunEvent) -> None:
         if not self._run_id or event.run_id != self._run_id:

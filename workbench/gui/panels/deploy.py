@@ -5,21 +5,19 @@ design.md §6: every energy figure on screen says what it is. The backend's live
 labelled with the ``kind`` ("measurement" or "estimate") and ``source`` its events carry; the
 cost-table estimate of the torch model stands beside it, labelled with its table.
 
-Runs (the fit check too: it may build the network) go through the window's run controller on a
-worker thread. The core sends the cost-table estimate right after the fit check, so it shows
-during the whole deployment. One GUI-only event is added to the core's stream on that thread,
-after the run record has been written, so it never reaches a run file: :class:`StepStarted`
-whenever a ``Progress`` message starts a new step. The worker forwards per-batch progress at
-most a few times a second, which could drop a short step from the list.
+Runs (the fit check too: it may build the network) are :func:`catalog.check_fit
+<workbench.core.runs.catalog.check_fit>` and :func:`catalog.deploy
+<workbench.core.runs.catalog.deploy>`, started on the window's run controller. The core sends
+the cost-table estimate right after the fit check, so it shows during the whole deployment,
+and a :class:`~workbench.core.runs.events.StepStarted` whenever a backend step begins (the
+worker forwards per-batch progress at most a few times a second, which could otherwise drop a
+short step from the list).
 """
 
 from __future__ import annotations
 
 import logging
-import re
-from collections.abc import Callable, Iterable, Iterator, Sequence
-from dataclasses import asdict, dataclass
-from pathlib import Path
+from collections.abc import Callable, Iterable, Sequence
 from typing import Any
 
 import numpy as np
@@ -52,22 +50,19 @@ from PySide6.QtWidgets import (
 
 from workbench.core.model.errors import WorkbenchError
 from workbench.core.model.specs import BackendSpec
-from workbench.core.runs.cancel import CancelToken
-from workbench.core.runs.deploy import DeployContext, backend_targets, deploy
-from workbench.core.runs.engine import guarded, new_run_id
+from workbench.core.runs import catalog
+from workbench.core.runs.deploy import backend_targets
 from workbench.core.runs.events import (
     EnergySample,
     Log,
     Progress,
     RunEvent,
     RunFinished,
-    RunStarted,
+    StepStarted,
 )
-from workbench.core.runs.records import recorded
-from workbench.gui.dialogs.compress_dialog import RunContext, one_line
+from workbench.core.runs.reports import flatten_report, format_energy, step_name
 from workbench.gui.panels.param_form import ParamForm
-from workbench.gui.run_owner import Launch, RunOwner
-from workbench.gui.views.energy import format_energy
+from workbench.gui.run_owner import Launch, RunContext, RunOwner, one_line
 from workbench.gui.views.export import ExportMixin
 
 log = logging.getLogger(__name__)
@@ -78,70 +73,6 @@ _STEP_MARKS = {"running": "▶", "done": "✓", "failed": "✗", "cancelled": "�
 _SPEC_ROLE = Qt.ItemDataRole.UserRole
 #: backend kinds in the chooser's order: the simulator (fast, always there) is the default
 _KIND_ORDER = {"simulator": 0, "hardware": 1, "exchange": 2}
-
-
-@dataclass(frozen=True)
-class StepStarted(RunEvent):
-    """A backend step began (GUI-only; never written to a run record)."""
-
-    message: str
-
-
-#: a trailing counter ("…: 12/50") or elapsed time ("… (15 s)") is a step's detail, not a new step
-_STEP_DETAIL = re.compile(r"(?::\s*\d+\s*/\s*\d+|\s*\(\d+(?:\.\d+)?\s*s\))+\s*$")
-
-
-def step_name(message: str) -> str:
-    """The step a progress message belongs to: the message without its counter or timer."""
-    return _STEP_DETAIL.sub("", message).strip()
-
-
-def with_steps(events: Iterable[RunEvent]) -> Iterator[RunEvent]:
-    """Insert a :class:`StepStarted` before each ``Progress`` of a new step."""
-    last = None
-    for event in events:
-        if isinstance(event, Progress) and event.message and step_name(event.message) != last:
-            last = step_name(event.message)
-            yield StepStarted(event.run_id, last)
-        yield event
-
-
-def check_fit(session: Any, spec: BackendSpec, *, target: str, params: dict[str, Any],
-              limit: int | None, run_id: str, cancel: CancelToken) -> Iterator[RunEvent]:
-    """A run that only asks the backend what does not fit ``target``; the summary's ``fit``
-    lists the issues (``node``, ``message``, ``severity``)."""
-    return guarded(run_id, _check_fit(session, spec, target, params, limit, run_id, cancel))
-
-
-def _check_fit(session, spec, target, params, limit, run_id, cancel) -> Iterator[RunEvent]:
-    checked = spec.check_params(params, where=spec.id)
-    yield RunStarted(run_id, "check", 0, {"backend": spec.id, "target": target})
-    backend = spec.create(**checked)
-    in_memory = session.model is not None and session.weights_loaded
-    model = session.model if in_memory else session.build()
-    model.eval()
-    base = session.project.folder or Path.cwd()
-    ctx = DeployContext(session=session, model=model, target=target,
-                        out_dir=Path(base) / "deploy", cancel=cancel, run_id=run_id,
-                        limit=limit, params=checked)
-    issues = list(backend.check(ctx))
-    for issue in issues:
-        yield Log(run_id, "warning" if issue.severity != "error" else "error", str(issue))
-    yield RunFinished(run_id, "ok", summary={"fit": [asdict(i) for i in issues]})
-
-
-def flatten(value: Any, prefix: str = "") -> list[tuple[str, str]]:
-    """A nested report as ``(dotted key, text)`` rows for a key/value table."""
-    if isinstance(value, dict):
-        rows: list[tuple[str, str]] = []
-        for key, item in value.items():
-            rows += flatten(item, f"{prefix}.{key}" if prefix else str(key))
-        return rows
-    if isinstance(value, float):
-        return [(prefix, f"{value:.6g}")]
-    if isinstance(value, (list, tuple)) and len(value) > 8:
-        return [(prefix, f"[{len(value)} values]")]
-    return [(prefix, str(value))]
 
 
 class DeployPanel(RunOwner, QWidget, ExportMixin):
@@ -504,16 +435,11 @@ class DeployPanel(RunOwner, QWidget, ExportMixin):
             return ""
         session, target, params = self._context().session, self.current_target(), self.params()
         limit = self.samples_spin.value()
-        run_id = new_run_id("check")
-
-        def make_events(cancel: CancelToken) -> Iterator[RunEvent]:
-            return check_fit(session, spec, target=target, params=params, limit=limit,
-                             run_id=run_id, cancel=cancel)
-
         self.fit_label.setText(f"Checking whether the network fits {target}…")
         self.fit_list.clear()
         self.fit_list.setVisible(False)
-        return self._begin(run_id, "check", make_events)
+        return self._begin("check", lambda: catalog.check_fit(
+            session, backend=spec.id, target=target, params=params, limit=limit))
 
     def start(self) -> str:
         """Start the deployment; returns the run id ("" when it cannot start)."""
@@ -521,27 +447,20 @@ class DeployPanel(RunOwner, QWidget, ExportMixin):
         if spec is None or reason or self.running:
             self.refresh()
             return ""
-        context = self._context()
-        session, target, params = context.session, self.current_target(), self.params()
+        session, target, params = self._context().session, self.current_target(), self.params()
         limit = self.samples_spin.value()
-        folder = context.project.folder
-        run_id = new_run_id("deploy")
-
-        def make_events(cancel: CancelToken) -> Iterator[RunEvent]:
-            run = deploy(session, spec, target=target, params=params, limit=limit,
-                         cancel=cancel, run_id=run_id)
-            return with_steps(recorded(run, folder))
-
         self._clear_results()
         self.samples_label.setText(f"0 / {limit}")
         self.status_label.setText(f"Deploying to {target}…")
-        return self._begin(run_id, "deploy", make_events)
+        return self._begin("deploy", lambda: catalog.deploy(
+            session, backend=spec.id, target=target, params=params, limit=limit))
 
-    def _begin(self, run_id: str, kind: str, make_events) -> str:
+    def _begin(self, kind: str, make_run) -> str:
         self._run_kind = kind  # set first: events may come at once
-        if not self._launch_run(run_id, "deploying" if kind == "deploy" else "checking",
-                                make_events):
+        if not self._launch_run(make_run, "deploying" if kind == "deploy" else "checking"):
             self._run_kind = ""
+            if kind == "check":
+                self.fit_label.setText("Fit not checked yet")
         return self._run_id
 
     def _clear_results(self) -> None:
@@ -564,7 +483,7 @@ class DeployPanel(RunOwner, QWidget, ExportMixin):
         if not self._run_id or event.run_id != self._run_id:
             return
         if isinstance(event, StepStarted):
-            self._step(event.message)
+            self._step(event.step)
         elif isinstance(event, Progress):
             self.progress.setRange(0, max(event.total, 1))
             self.progress.setValue(event.done)
@@ -697,9 +616,9 @@ class DeployPanel(RunOwner, QWidget, ExportMixin):
             self.log_view.appendPlainText(f"[error] {one_line(event.error)}")
 
     def _show_report(self, summary: dict[str, Any]) -> None:
-        rows = flatten(summary.get("report") or {})
+        rows = flatten_report(summary.get("report") or {})
         if summary.get("live"):
-            rows += flatten(summary["live"], "live")
+            rows += flatten_report(summary["live"], "live")
         self.report_table.setRowCount(len(rows))
         for r, (key, text) in enumerate(rows):
             self.report_table.setItem(r, 0, QTableWidgetItem(key))

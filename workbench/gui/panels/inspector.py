@@ -1,6 +1,6 @@
 """The inspector: the selected node's parameters, or the project's settings when no node is
-selected (dataset, encoder and time steps, training, energy ledger). Every edit is an undoable
-command on the document."""
+selected (dataset, encoder and time steps, training, compute, energy ledger). Every edit is an
+undoable command on the document."""
 
 from __future__ import annotations
 
@@ -20,7 +20,7 @@ from PySide6.QtWidgets import (
     QWidget,
 )
 
-from workbench.core.model.project import Component
+from workbench.core.model.project import DEVICES, PRECISIONS, Component
 from workbench.gui.document import ProjectDocument
 from workbench.gui.panels.param_form import ParamForm
 
@@ -171,7 +171,40 @@ class InspectorPanel(QScrollArea):
         ]
         layout.addWidget(self._component_group("Training", "learning_rule", "training.rule",
                                                p.training.rule, extra))
+        layout.addWidget(self._compute_group())
         layout.addWidget(self._energy_group())
+
+    def _choice(self, name: str, path: str, items: list[tuple[str, str]], tip: str) -> QComboBox:
+        combo = QComboBox()
+        combo.setObjectName(name)
+        combo.setToolTip(tip)
+        for text, value in items:
+            combo.addItem(text, value)
+        combo.activated.connect(lambda i: self.doc.set_setting(path, combo.itemData(i)))
+        self.fields[path] = combo
+        return combo
+
+    def _compute_group(self) -> QGroupBox:
+        """Where and how every run of the project computes (``project.compute``): the CLI and
+        the GUI read the same settings from the project file."""
+        box = QGroupBox("Compute")
+        form = QFormLayout(box)
+        device_text = {"auto": "auto (CUDA, then MPS, then CPU)", "cpu": "CPU",
+                       "cuda": "CUDA GPU", "mps": "Apple GPU (MPS)"}
+        form.addRow("Device", self._choice(
+            "compute_device", "compute.device", [(device_text.get(d, d), d) for d in DEVICES],
+            "Where training, evaluation and the other runs compute; a device this machine "
+            "lacks is reported when a run starts"))
+        precision_text = {"fp32": "fp32 (full)", "bf16": "bf16 (mixed)",
+                          "fp16": "fp16 (mixed, GPU)"}
+        form.addRow("Precision", self._choice(
+            "compute_precision", "compute.precision",
+            [(precision_text.get(p, p), p) for p in PRECISIONS],
+            "The arithmetic of forward passes: bf16/fp16 run under automatic mixed precision"))
+        form.addRow("Threads", self._spin("compute_threads", "compute.threads", 0, 1024,
+                                          "CPU threads a run uses (0 = all cores)"))
+        self.fields["compute.threads"].setSpecialValueText("0 (all)")
+        return box
 
     def _energy_group(self) -> QGroupBox:
         box = QGroupBox("Energy ledger")
@@ -216,7 +249,9 @@ class InspectorPanel(QScrollArea):
                   "training.epochs": p.training.epochs,
                   "training.batch_size": p.training.batch_size, "training.seed": p.training.seed,
                   "energy.table": p.energy.table, "energy.encode_once": p.energy.encode_once,
-                  "energy.sop_counting": p.energy.sop_counting}
+                  "energy.sop_counting": p.energy.sop_counting,
+                  "compute.device": p.compute.device, "compute.precision": p.compute.precision,
+                  "compute.threads": p.compute.threads}
         for path, value in values.items():
             widget = self.fields.get(path)
             if widget is None:

@@ -157,8 +157,11 @@ class TrainingPanel(QWidget):
             self.metrics.add_sample(event)
             if event.epoch_end:
                 v = event.values
-                self.status.setText(f"Epoch {event.epoch}: loss {v['train_loss']:.4f}, test "
-                                    f"accuracy {100 * v['test_accuracy']:.1f}%")
+                text = (f"Epoch {event.epoch}: loss {v['train_loss']:.4f}, test accuracy "
+                        f"{100 * v['test_accuracy']:.1f}%")
+                extras = [f"{key.replace('_', ' ')} {v[key]:.4g}"
+                          for key in self.metrics.extra_keys() if key in v]
+                self.status.setText(", ".join([text, *extras]))
         elif isinstance(event, RunFinished):
             self.eta.setText("")
             self.status.setText(self._finished_text(event))

@@ -2,8 +2,9 @@
 and the energy ledger.
 
 Views are GUI-thread widgets fed through small APIs (``set_records``, ``add_sample``,
-``set_report``); live probe data is polled from a :class:`~workbench.core.buffers.LatestBuffer`
-with ``attach``. Each view exports its plot (PNG/SVG) and its data (CSV).
+``set_report``); live probe data is polled from a
+:class:`~workbench.core.runs.buffers.LatestBuffer` with ``attach``. Each view exports its plot
+(PNG/SVG) and its data (CSV).
 """
 
 from __future__ import annotations

@@ -122,9 +122,6 @@ class BufferPoller(QObject):
         self._timer.stop()
         self._buffer = None
 
-    def is_attached(self) -> bool:
-        return self._buffer is not None
-
     def poll(self) -> None:
         """Take whatever is new now (the timer calls this; tests may too)."""
         self._on_timeout()

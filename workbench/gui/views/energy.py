@@ -15,6 +15,7 @@ import pyqtgraph as pg
 from PySide6.QtCore import Signal
 from PySide6.QtWidgets import QComboBox, QHBoxLayout, QLabel, QWidget
 
+from workbench.core.runs.reports import format_energy
 from workbench.gui.views._common import PlotViewMixin, assemble_view, si_number
 from workbench.gui.views.export import ExportMixin
 
@@ -22,14 +23,7 @@ EMPTY_HINT = "Run an evaluation to fill the ledger"
 _BAR_COLOUR = (70, 150, 255)
 _REAL_INPUT_COLOUR = (255, 127, 14)  # MAC-priced layers stand out from the AC-priced ones
 
-
-def format_energy(pj: float) -> str:
-    """pJ below 1 µJ, µJ (1 µJ = 1e6 pJ) from there on: the unit a reader can compare."""
-    if abs(pj) >= 1e6:
-        return f"{pj / 1e6:.3g} µJ"
-    if abs(pj) >= 1e3:
-        return f"{pj / 1e3:.3g} nJ"
-    return f"{pj:.3g} pJ"
+__all__ = ["EMPTY_HINT", "EnergyView", "format_energy"]  # format_energy: the core's, re-exported
 
 
 class EnergyView(QWidget, PlotViewMixin, ExportMixin):

@@ -1,4 +1,5 @@
-"""Training curves: loss (per batch and per epoch) and accuracy (per epoch), against the step.
+"""Training curves: loss (per batch and per epoch), accuracy (per epoch) and the learning rule's
+own metrics (per epoch: ``backward_events``, silent fractions, gradient norms…), against the step.
 
 Samples arrive as run events, several a second; they are appended at once but drawn on a short
 single-shot timer so a burst of events costs one redraw (style.md §5.5: update on a timer, not
@@ -44,16 +45,22 @@ SERIES = (
     _SeriesStyle("test_accuracy", True, "accuracy", "test accuracy", (255, 127, 14), "s"),
 )
 _ACCURACY = {style.key for style in SERIES if style.plot == "accuracy"}
+#: values every trainer reports that are not curves of their own
+_NOT_CURVES = {"lr", "epoch"}
+#: colours of the learning rule's extra metrics, in the order they first appear
+_EXTRA_COLOURS = ((44, 160, 44), (214, 39, 40), (148, 103, 189), (140, 86, 75), (227, 119, 194))
 
 
 class MetricsView(QWidget, PlotViewMixin, ExportMixin):
-    """Loss (top) and accuracy in % (bottom), sharing the step axis."""
+    """Loss (top), accuracy in % (middle) and — when the learning rule reports any — its own
+    per-epoch metrics (bottom), sharing the step axis."""
 
     def __init__(self, parent: QWidget | None = None) -> None:
         super().__init__(parent)
         # key -> (steps, epochs, values); values as reported (accuracies in [0, 1])
         self._data: dict[str, tuple[list[int], list[int], list[float]]] = {}
         self._curves: dict[str, pg.PlotDataItem] = {}
+        self._extras: dict[str, _SeriesStyle] = {}  # the rule's metrics, as they appear
         self._last_epoch: int | None = None
 
         self.title_label = QLabel()
@@ -68,6 +75,10 @@ class MetricsView(QWidget, PlotViewMixin, ExportMixin):
         self.accuracy_plot.setLabel("left", "accuracy", units="%")
         self.accuracy_plot.setLabel("bottom", "step (batches)")
         self.accuracy_plot.setXLink(self.loss_plot)
+        # The rule's own metrics (counts such as backward_events, fractions, norms) get a plot
+        # of their own, added only once a rule reports one: most runs have none. (Hiding a
+        # plot with a legend instead left the legend anchored to a deleted view box.)
+        self.extra_plot: pg.PlotItem | None = None
         # accuracy is a fraction: a fixed 0-100 % axis makes runs comparable at a glance
         self.accuracy_plot.setYRange(0, 100, padding=0.02)
         self.accuracy_plot.enableAutoRange(axis="y", enable=False)
@@ -89,7 +100,9 @@ class MetricsView(QWidget, PlotViewMixin, ExportMixin):
     # -- data in -------------------------------------------------------------------------------
     def add_sample(self, sample: MetricSample) -> None:
         """Append a metric event; it is drawn within 1/REDRAW_HZ s."""
-        for style in SERIES:
+        if sample.epoch_end:
+            self._note_extras(sample.values)
+        for style in self._styles():
             value = sample.values.get(style.key)
             if value is None or style.epoch_end != sample.epoch_end:
                 continue
@@ -102,14 +115,49 @@ class MetricsView(QWidget, PlotViewMixin, ExportMixin):
         if not self._redraw_timer.isActive():
             self._redraw_timer.start()
 
+    def _styles(self) -> list[_SeriesStyle]:
+        return [*SERIES, *self._extras.values()]
+
+    def _note_extras(self, values: dict[str, float]) -> None:
+        """Give each new metric of the learning rule a series (epoch values only: a rule may
+        report per-batch counts whose epoch value is their sum)."""
+        known = {style.key for style in SERIES} | _NOT_CURVES
+        for key in values:
+            if key not in known and key not in self._extras:
+                colour = _EXTRA_COLOURS[len(self._extras) % len(_EXTRA_COLOURS)]
+                self._extras[key] = _SeriesStyle(key, True, "extra", key.replace("_", " "),
+                                                 colour, "t")
+
+    def extra_keys(self) -> list[str]:
+        """The learning rule's own metrics shown in the bottom plot, in order of appearance."""
+        return list(self._extras)
+
+    def _plot_of(self, style: _SeriesStyle) -> pg.PlotItem:
+        if style.plot == "extra":
+            if self.extra_plot is None:
+                self.extra_plot = self.plot_widget.addPlot(row=2, col=0)
+                self.extra_plot.setLabel("left", "rule metrics")
+                self.extra_plot.setLabel("bottom", "step (batches)")
+                self.extra_plot.setXLink(self.loss_plot)
+                self.extra_plot.setDownsampling(auto=True, mode="peak")
+                self.extra_plot.setClipToView(True)
+                self.extra_plot.addLegend(offset=(-10, 10))
+            return self.extra_plot
+        return self.accuracy_plot if style.plot == "accuracy" else self.loss_plot
+
     def clear(self) -> None:
         """Forget every series (call when a new run starts)."""
         self._redraw_timer.stop()
+        styles = {style.key: style for style in self._styles()}
+        for key, curve in self._curves.items():
+            if styles[key].plot != "extra":
+                self._plot_of(styles[key]).removeItem(curve)
+        if self.extra_plot is not None:
+            self.plot_widget.removeItem(self.extra_plot)
+            self.extra_plot = None
         self._data = {}
         self._last_epoch = None
-        for key, curve in self._curves.items():
-            plot = self.accuracy_plot if key in _ACCURACY else self.loss_plot
-            plot.removeItem(curve)
+        self._extras = {}
         self._curves = {}
         self.title_label.clear()
         self._stack.show_hint("No metrics yet — train the network to see loss and accuracy")
@@ -137,7 +185,7 @@ class MetricsView(QWidget, PlotViewMixin, ExportMixin):
         self._redraw()
 
     def _redraw(self) -> None:
-        for style in SERIES:
+        for style in self._styles():
             if style.key not in self._data:
                 continue
             steps, _epochs, values = self._data[style.key]
@@ -152,7 +200,7 @@ class MetricsView(QWidget, PlotViewMixin, ExportMixin):
     def _curve(self, style: _SeriesStyle) -> pg.PlotDataItem:
         curve = self._curves.get(style.key)
         if curve is None:
-            plot = self.accuracy_plot if style.plot == "accuracy" else self.loss_plot
+            plot = self._plot_of(style)
             pen = pg.mkPen(style.colour, width=1 if style.symbol is None else 2)
             curve = plot.plot(pen=pen, name=style.label, symbol=style.symbol, symbolSize=6,
                               symbolBrush=pg.mkBrush(style.colour), symbolPen=None)
@@ -171,6 +219,9 @@ class MetricsView(QWidget, PlotViewMixin, ExportMixin):
             if key in self._data:
                 value = self._data[key][2][-1]
                 parts.append(f"{label} {value:.1%}" if percent else f"{label} {value:.4g}")
+        for key, style in self._extras.items():
+            if key in self._data:
+                parts.append(f"{style.label} {self._data[key][2][-1]:.4g}")
         return " · ".join(parts)
 
     # -- export --------------------------------------------------------------------------------

@@ -4,6 +4,10 @@ Drawing follows style.md §5.5: every spike is a vertical tick ``(t, n) -> (t, n
 all ticks are ONE ``PlotCurveItem(connect="pairs")``, so Qt draws a single path instead of one
 item per spike. Past ``dense_threshold`` spikes even that path is too slow to pan, and the
 raster becomes an ``ImageItem`` of a ``[neurons, steps]`` uint8 array with fixed levels.
+
+Ternary spikes (−1, from ternary neurons or a delta encoder) are drawn in a second colour: one
+more pairs curve (image value 2), and a legend says which colour is which polarity. A binary
+raster shows neither the second curve nor the legend.
 """
 
 from __future__ import annotations
@@ -17,6 +21,7 @@ import pyqtgraph as pg
 from PySide6.QtCore import QRectF
 from PySide6.QtWidgets import QWidget
 
+from workbench.core.build.probes import ProbeRecord
 from workbench.core.runs.buffers import LatestBuffer
 from workbench.gui.views._common import (
     ALL_LAYERS,
@@ -25,6 +30,7 @@ from workbench.gui.views._common import (
     assemble_view,
     fill_layer_combo,
     layer_header,
+    probe_title,
     sample_matrix,
 )
 from workbench.gui.views.export import ExportMixin
@@ -35,8 +41,13 @@ DENSE_THRESHOLD = 200_000
 MAX_IMAGE_SIDE = 4096
 #: tick height in neuron rows; the gap keeps neighbouring rows apart
 TICK_LENGTH = 0.8  # of a time step
-# a mid-tone that reads on both the light and the dark plot background
+# mid-tones that read on both the light and the dark plot background
 _SPIKE_COLOUR = (70, 150, 255)
+_NEGATIVE_COLOUR = (240, 110, 50)  # −1 spikes: orange against the blue of +1
+
+
+#: the raster's name for the encoder's output spikes
+INPUT_LAYER = "input (encoder)"
 
 
 class SpikeRasterView(QWidget, ProbeViewMixin, ExportMixin):
@@ -56,6 +67,7 @@ class SpikeRasterView(QWidget, ProbeViewMixin, ExportMixin):
         self._sample = 0
         self._times = np.zeros(0, dtype=np.int64)
         self._neurons = np.zeros(0, dtype=np.int64)
+        self._values = np.zeros(0, dtype=np.int8)  # +1 or −1 per spike
         # (layer, first row, rows) of what is drawn, for the labels and the CSV export
         self._segments: list[tuple[str, int, int]] = []
         self._mode = "ticks"
@@ -70,20 +82,36 @@ class SpikeRasterView(QWidget, ProbeViewMixin, ExportMixin):
         plot.setLabel("left", "neuron")
         plot.setClipToView(True)
         plot.showGrid(x=False, y=False)
-        pen = pg.mkPen(_SPIKE_COLOUR, width=1)
-        pen.setCosmetic(True)
-        self._curve = pg.PlotCurveItem(connect="pairs", skipFiniteCheck=True, pen=pen)
+        self._curve = self._pairs_curve(_SPIKE_COLOUR)  # +1 spikes (all of a binary raster)
+        self._negative_curve = self._pairs_curve(_NEGATIVE_COLOUR)  # −1 spikes
         plot.addItem(self._curve)
+        plot.addItem(self._negative_curve)
         self._image = pg.ImageItem(axisOrder="row-major")
         # transparent where no spike, so the image sits on either theme's background
-        self._image.setLookupTable(np.array([[0, 0, 0, 0], [*_SPIKE_COLOUR, 255]], np.uint8))
+        self._image.setLookupTable(np.array([[0, 0, 0, 0], [*_SPIKE_COLOUR, 255],
+                                             [*_NEGATIVE_COLOUR, 255]], np.uint8))
         self._image.setVisible(False)
         plot.addItem(self._image)
+        self._legend = pg.LegendItem(offset=(-10, 10))
+        self._legend.setParentItem(plot.vb)
+        self._legend.addItem(self._curve, "+1")
+        self._legend.addItem(self._negative_curve, "\u22121")
+        self._legend.setVisible(False)
 
         self._stack = assemble_view(self, header)
         self.clear()
 
     # -- data in -------------------------------------------------------------------------------
+    def set_probe(self, item: dict[str, Any]) -> None:
+        """A probe item; the encoder's own spikes (``input_spikes``, e.g. the ±1 events of a
+        signal encoder) are drawn as the first layer, so the user sees what the network got."""
+        records = dict(item.get("records") or {})
+        spikes = item.get("input_spikes")
+        if spikes is not None:
+            records = {INPUT_LAYER: ProbeRecord(spikes=spikes[:, :1]), **records}
+        self.set_records(records)
+        self.title_label.setText(probe_title(item))
+
     def set_records(self, records: dict[str, Any], sample: int = 0) -> None:
         """Show ``records`` (layer -> ProbeRecord with ``spikes`` ``[T, samples, ...]``)."""
         self._records = dict(records)
@@ -93,11 +121,14 @@ class SpikeRasterView(QWidget, ProbeViewMixin, ExportMixin):
         self._redraw()
 
     def set_spikes(self, times: np.ndarray, neurons: np.ndarray, n_steps: int,
-                   n_neurons: int) -> None:
-        """Draw spikes at ``(times[i], neurons[i])`` on a raster of ``n_steps`` by ``n_neurons``."""
+                   n_neurons: int, values: np.ndarray | None = None) -> None:
+        """Draw spikes at ``(times[i], neurons[i])`` on a raster of ``n_steps`` by ``n_neurons``;
+        ``values[i]`` is each spike's sign (+1 when omitted; −1 draws in the second colour)."""
         self._segments = [("", 0, int(n_neurons))]
         self._set_separators([])
-        self._draw(np.asarray(times), np.asarray(neurons), int(n_steps), int(n_neurons))
+        times = np.asarray(times)
+        signs = np.ones(times.size, np.int8) if values is None else np.sign(values).astype(np.int8)
+        self._draw(times, np.asarray(neurons), int(n_steps), int(n_neurons), signs)
 
     def clear(self) -> None:
         """Forget the records and show the empty-state hint."""
@@ -106,7 +137,7 @@ class SpikeRasterView(QWidget, ProbeViewMixin, ExportMixin):
         fill_layer_combo(self.layer_combo, [], with_all=True)
         self._segments = []
         self._set_separators([])
-        self._draw(np.zeros(0, np.int64), np.zeros(0, np.int64), 0, 0)
+        self._draw(np.zeros(0, np.int64), np.zeros(0, np.int64), 0, 0, np.zeros(0, np.int8))
         self._stack.show_hint("No spikes yet — train, or probe a test sample")
 
     # -- live updates --------------------------------------------------------------------------
@@ -120,6 +151,14 @@ class SpikeRasterView(QWidget, ProbeViewMixin, ExportMixin):
     # -- what the user sees --------------------------------------------------------------------
     def spike_count(self) -> int:
         return int(self._times.size)
+
+    def negative_count(self) -> int:
+        """How many of the drawn spikes are −1 (ternary)."""
+        return int((self._values < 0).sum())
+
+    def legend_visible(self) -> bool:
+        """The polarity legend shows (only while −1 spikes are drawn)."""
+        return self._legend.isVisible()
 
     def mode(self) -> str:
         """``"ticks"`` or ``"image"``."""
@@ -139,41 +178,59 @@ class SpikeRasterView(QWidget, ProbeViewMixin, ExportMixin):
             return
         chosen = self.layer_combo.currentText()
         names = list(self._records) if chosen in ("", ALL_LAYERS) else [chosen]
-        times, neurons, segments = [], [], []
+        times, neurons, values, segments = [], [], [], []
         first, n_steps = 0, 0
         for name in names:
             matrix = sample_matrix(self._records[name].spikes, self._sample)
             t, n = np.nonzero(matrix)
             times.append(t)
             neurons.append(n + first)
+            values.append(np.sign(matrix[t, n]).astype(np.int8))
             segments.append((name, first, matrix.shape[1]))
             first += matrix.shape[1]
             n_steps = max(n_steps, matrix.shape[0])
         self._segments = segments
         self._set_separators(segments if len(segments) > 1 else [])
-        self._draw(np.concatenate(times), np.concatenate(neurons), n_steps, first)
+        self._draw(np.concatenate(times), np.concatenate(neurons), n_steps, first,
+                   np.concatenate(values))
+
+    @staticmethod
+    def _pairs_curve(colour: tuple[int, int, int]) -> pg.PlotCurveItem:
+        pen = pg.mkPen(colour, width=1)
+        pen.setCosmetic(True)
+        return pg.PlotCurveItem(connect="pairs", skipFiniteCheck=True, pen=pen)
+
+    @staticmethod
+    def _set_ticks(curve: pg.PlotCurveItem, times: np.ndarray, neurons: np.ndarray) -> None:
+        # Each spike is a short dash along time inside its (step, neuron) cell: with few
+        # time steps (T = 4 is common) vertical ticks would merge into one line per step,
+        # while dashes keep every neuron's row readable; with many steps they are dots.
+        xs = np.empty(2 * times.size, dtype=np.float64)
+        xs[0::2] = times
+        xs[1::2] = times + TICK_LENGTH
+        ys = np.repeat(neurons.astype(np.float64) + 0.5, 2)
+        curve.setData(xs, ys, connect="pairs", skipFiniteCheck=True)
+        curve.setVisible(times.size > 0)
 
     def _draw(self, times: np.ndarray, neurons: np.ndarray, n_steps: int,
-              n_neurons: int) -> None:
-        self._times, self._neurons = times, neurons
+              n_neurons: int, values: np.ndarray) -> None:
+        self._times, self._neurons, self._values = times, neurons, values
+        negative = values < 0
+        self._legend.setVisible(bool(negative.any()))
         if times.size > self.dense_threshold:
             self._mode = "image"
-            self._curve.setData(np.zeros(0), np.zeros(0), connect="pairs")
-            self._curve.setVisible(False)
-            self._draw_image(times, neurons, n_steps, n_neurons)
+            for curve in (self._curve, self._negative_curve):
+                curve.setData(np.zeros(0), np.zeros(0), connect="pairs")
+                curve.setVisible(False)
+            self._draw_image(times, neurons, n_steps, n_neurons, negative)
         else:
             self._mode = "ticks"
             self._image.clear()
             self._image.setVisible(False)
-            # Each spike is a short dash along time inside its (step, neuron) cell: with few
-            # time steps (T = 4 is common) vertical ticks would merge into one line per step,
-            # while dashes keep every neuron's row readable; with many steps they are dots.
-            xs = np.empty(2 * times.size, dtype=np.float64)
-            xs[0::2] = times
-            xs[1::2] = times + TICK_LENGTH
-            ys = np.repeat(neurons.astype(np.float64) + 0.5, 2)
-            self._curve.setData(xs, ys, connect="pairs", skipFiniteCheck=True)
+            # one curve per polarity: still one path each, however many spikes
+            self._set_ticks(self._curve, times[~negative], neurons[~negative])
             self._curve.setVisible(True)
+            self._set_ticks(self._negative_curve, times[negative], neurons[negative])
         if n_steps and n_neurons:
             self.plot_widget.getPlotItem().setRange(xRange=(0, n_steps), yRange=(0, n_neurons),
                                                     padding=0.02)
@@ -181,14 +238,17 @@ class SpikeRasterView(QWidget, ProbeViewMixin, ExportMixin):
             self._stack.show_plot()
 
     def _draw_image(self, times: np.ndarray, neurons: np.ndarray, n_steps: int,
-                    n_neurons: int) -> None:
+                    n_neurons: int, negative: np.ndarray) -> None:
         # bin so neither side exceeds MAX_IMAGE_SIDE; a bin is lit when any spike falls in it
         step_bin = max(1, math.ceil(n_steps / MAX_IMAGE_SIDE))
         neuron_bin = max(1, math.ceil(n_neurons / MAX_IMAGE_SIDE))
         image = np.zeros((math.ceil(n_neurons / neuron_bin), math.ceil(n_steps / step_bin)),
                          dtype=np.uint8)
-        image[neurons.astype(np.int64) // neuron_bin, times.astype(np.int64) // step_bin] = 1
-        self._image.setImage(image, autoLevels=False, levels=(0, 1))
+        rows = neurons.astype(np.int64) // neuron_bin
+        columns = times.astype(np.int64) // step_bin
+        image[rows, columns] = 1
+        image[rows[negative], columns[negative]] = 2  # a bin with any −1 spike shows it
+        self._image.setImage(image, autoLevels=False, levels=(0, 2))
         self._image.setRect(QRectF(0, 0, image.shape[1] * step_bin,
                                    image.shape[0] * neuron_bin))
         self._image.setVisible(True)
@@ -210,13 +270,16 @@ class SpikeRasterView(QWidget, ProbeViewMixin, ExportMixin):
         return self.plot_widget
 
     def _csv_table(self) -> tuple[list[str], Iterable[Sequence[Any]]]:
-        header = ["layer", "neuron", "time_step"]
+        ternary = bool((self._values < 0).any())
+        # a "value" column (+1 / −1) only when there is a −1 to tell apart
+        header = ["layer", "neuron", "time_step"] + (["value"] if ternary else [])
         if not self._segments:
             return header, []
         firsts = np.array([first for _name, first, _rows in self._segments])
         names = [name for name, _first, _rows in self._segments]
         which = np.searchsorted(firsts, self._neurons, side="right") - 1
         order = np.lexsort((self._times, self._neurons))
-        rows = ((names[which[i]], int(self._neurons[i] - firsts[which[i]]), int(self._times[i]))
+        rows = ((names[which[i]], int(self._neurons[i] - firsts[which[i]]), int(self._times[i]),
+                 *([int(self._values[i])] if ternary else []))
                 for i in order)
         return header, rows

@@ -2,32 +2,16 @@
 
 from __future__ import annotations
 
-import io
 import json
 
 import pytest
 import torch
+from cli_helpers import assert_input_error, run
 
 from workbench.cli import main
 from workbench.core.persistence.project_files import load_project, save_project
 from workbench.core.persistence.weights import save_weights
 from workbench.testing.fixtures import make_tiny_project
-
-
-def run(argv, capsys):
-    out = io.StringIO()
-    code = main(argv, out=out)
-    lines = [json.loads(line) for line in out.getvalue().splitlines() if line.startswith("{")]
-    return code, lines, out.getvalue(), capsys.readouterr().err
-
-
-def assert_input_error(code, err, *needles):
-    assert code == 2
-    lines = [line for line in err.splitlines() if line.startswith("snn-workbench: error:")]
-    assert len(lines) == 1, err
-    assert "Traceback" not in err
-    for needle in needles:
-        assert needle in lines[0], err
 
 
 def test_train_then_evaluate_json(tmp_path, capsys):
@@ -203,7 +187,15 @@ def test_missing_project_and_usage_errors(tmp_path, capsys):
 def test_internal_errors_exit_1_without_a_traceback(tmp_path, capsys, monkeypatch):
     folder = tmp_path / "p"
     make_tiny_project(folder)
-    monkeypatch.setattr("workbench.core.runs.session.Session.data",
+    # outside a run (info compiles in the command itself) ...
+    monkeypatch.setattr("workbench.core.runs.session.Session.declared_shape",
                         lambda self: (_ for _ in ()).throw(RuntimeError("kaput")))
     code, _, _, err = run(["info", str(folder)], capsys)
     assert code == 1 and "internal error" in err and "kaput" in err and "Traceback" not in err
+    # ... and inside one (the run reports it; --debug prints the run's own traceback)
+    monkeypatch.setattr("workbench.core.runs.session.Session.data",
+                        lambda self: (_ for _ in ()).throw(RuntimeError("boom")))
+    code, _, _, err = run(["evaluate", str(folder)], capsys)
+    assert code == 1 and "internal error" in err and "boom" in err and "Traceback" not in err
+    code, _, _, err = run(["evaluate", str(folder), "--debug"], capsys)
+    assert code == 1 and "Traceback" in err and "boom" in err

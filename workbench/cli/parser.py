@@ -1,0 +1,134 @@
+"""The command line's grammar: every sub-command, its options, and its handler.
+
+Imports nothing heavy (no torch, numpy, core runs or Qt): ``--help`` and usage errors must be
+instant. Each handler is a ``"module:function"`` string that ``main`` imports only when that
+command runs.
+"""
+
+from __future__ import annotations
+
+import argparse
+from pathlib import Path
+
+from workbench import __version__
+from workbench.cli._common import PROG
+from workbench.core.model.project import DEVICES, PRECISIONS
+
+GUI_HANDLER = "workbench.cli.gui:run"
+
+
+def _project_arg(p: argparse.ArgumentParser) -> None:
+    p.add_argument("project", nargs="?", metavar="PROJECT",
+                   help="project folder or project.json (default: the digits_conv example)")
+
+
+def _json_arg(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--json", action="store_true",
+                   help="one JSON object per line; the last is the summary")
+
+
+def _compute_args(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--device", choices=DEVICES,
+                   help="compute on this device for this command (default: the project's "
+                        "compute.device; the project file is not changed)")
+    p.add_argument("--precision", choices=PRECISIONS,
+                   help="arithmetic of the forward passes for this command (default: the "
+                        "project's compute.precision)")
+
+
+def _param_arg(p: argparse.ArgumentParser, what: str) -> None:
+    p.add_argument("--param", action="append", metavar="KEY=VALUE",
+                   help=f"a parameter of the {what} (repeatable), e.g. --param bits=4")
+
+
+def build_parser() -> argparse.ArgumentParser:
+    common = argparse.ArgumentParser(add_help=False)
+    common.add_argument("--plugin", action="append", metavar="MODULE",
+                        help="also load this module as a plugin (repeatable)")
+    common.add_argument("--debug", action="store_true", help="print tracebacks of failures")
+
+    parser = argparse.ArgumentParser(
+        prog=PROG, parents=[common],
+        description="Build, train, inspect and deploy spiking neural networks. Without a "
+                    "command, opens the desktop app on the default example project.")
+    parser.add_argument("--version", action="version", version=f"%(prog)s {__version__}")
+    sub = parser.add_subparsers(dest="command", metavar="COMMAND")
+
+    def command(name: str, module: str, help: str) -> argparse.ArgumentParser:
+        p = sub.add_parser(name, parents=[common], help=help, description=help)
+        p.set_defaults(handler=f"workbench.cli.{module}:run")
+        return p
+
+    p = command("gui", "gui", "open the desktop app (the default)")
+    _project_arg(p)
+    p.set_defaults(json=False)
+
+    p = command("train", "train", "train a project's network")
+    _project_arg(p)
+    _json_arg(p)
+    p.add_argument("--epochs", type=int, help="override the project's number of epochs")
+    p.add_argument("--fresh", action="store_true",
+                   help="start from new random weights instead of the saved ones")
+    p.add_argument("--no-save", action="store_true",
+                   help="do not write weights.safetensors into the project")
+    _compute_args(p)
+
+    p = command("evaluate", "evaluate",
+                "test accuracy and the energy ledger of the trained network")
+    _project_arg(p)
+    _json_arg(p)
+    p.add_argument("--limit", type=int, help="evaluate only the first N test samples")
+    p.add_argument("--table", help="cost table id (see `plugins`), or 'custom'")
+    _compute_args(p)
+
+    p = command("info", "info", "layers, shapes, parameters, bit widths and model size")
+    _project_arg(p)
+    _json_arg(p)
+
+    p = command("inspect", "inspect",
+                "spikes and membranes of every neuron layer for one test sample")
+    _project_arg(p)
+    _json_arg(p)
+    p.add_argument("--sample", type=int, default=0, help="index of the test sample")
+    p.add_argument("--layer", action="append", help="only this neuron layer (repeatable)")
+    p.add_argument("--out", type=Path, help="write spikes and membranes to this .npz file")
+    _compute_args(p)
+
+    p = command("compress", "compress", "compress a trained project into a new, smaller project")
+    _project_arg(p)
+    _json_arg(p)
+    p.add_argument("--method", help="compression method id (see `plugins`)")
+    _param_arg(p, "method")
+    p.add_argument("--out", type=Path, required=True, help="folder of the new project")
+    p.add_argument("--name", help="name of the new project (default: PROJECT-method)")
+    p.add_argument("--replay", type=Path, metavar="VARIANT",
+                   help="instead of --method: re-run the passes recorded in this compressed "
+                        "project on PROJECT")
+    p.add_argument("--limit", type=int, help="measure before/after on the first N test samples")
+    _compute_args(p)
+
+    p = command("deploy", "deploy", "fit check, build and run a trained project on a backend")
+    _project_arg(p)
+    _json_arg(p)
+    p.add_argument("--backend", help="backend id (see `plugins`); default: the project's "
+                                     "recorded deploy target")
+    p.add_argument("--target", help="target of the backend (default: its first)")
+    _param_arg(p, "backend")
+    p.add_argument("--out", type=Path, help="output folder (default: PROJECT/deploy/...)")
+    p.add_argument("--limit", type=int, default=100,
+                   help="test samples for the checks and the energy run (default 100)")
+    _compute_args(p)
+
+    p = command("export-nir", "export_nir", "write a project's network as a NIR graph file")
+    p.add_argument("project", metavar="PROJECT", help="project folder or project.json")
+    p.add_argument("out", type=Path, metavar="OUT.nir", help="the file to write")
+    _json_arg(p)
+
+    p = command("import-nir", "import_nir", "turn a NIR graph file into a project")
+    p.add_argument("input", type=Path, metavar="IN.nir", help="the NIR file")
+    p.add_argument("out", type=Path, metavar="OUT_PROJECT", help="folder of the new project")
+    _json_arg(p)
+
+    p = command("plugins", "plugins", "installed plugins, their contributions, and failures")
+    _json_arg(p)
+    return parser

@@ -1,0 +1,1 @@
+"""From graph to torch: compile, the compiled network, quantised weights, probes, energy."""

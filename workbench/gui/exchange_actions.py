@@ -1,0 +1,144 @@
+"""File ▸ Import NIR… and File ▸ Export NIR…: exchange runs started on the run controller.
+
+Both are catalog runs (:func:`~workbench.core.runs.catalog.import_file`,
+:func:`~workbench.core.runs.catalog.export`) on the worker thread, so reading or writing a large
+network never freezes the window. Whichever installed backend speaks the format does the work;
+the application imports no plugin. An import opens the new project when its run ends ``ok``.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+from PySide6.QtCore import QObject, Signal
+from PySide6.QtWidgets import QFileDialog
+
+from workbench.core.model.errors import WorkbenchError
+from workbench.core.runs import catalog
+from workbench.core.runs.engine import Run
+from workbench.core.runs.events import RunEvent, RunFinished
+from workbench.core.runs.session import Session
+from workbench.gui.actions import make_action
+from workbench.gui.run_owner import one_line, run_readiness
+
+log = logging.getLogger(__name__)
+
+FORMAT = "nir"
+
+
+def free_folder(path: Path) -> Path:
+    """The new project's folder: beside the file, named after it, never an existing one."""
+    folder, n = path.with_suffix(""), 2
+    while folder.exists():
+        folder, n = path.with_name(f"{path.stem}-{n}"), n + 1
+    return folder
+
+
+class ExchangeActions(QObject):
+    """Starts NIR imports and exports; ``finished(what, ok)`` when one ends ("import" or
+    "export"), after an imported project was opened."""
+
+    finished = Signal(str, bool)
+
+    def __init__(self, window: Any, start_run: Callable[[Run, str], str]) -> None:
+        super().__init__(window)
+        self.window = window
+        self._start_run = start_run
+        self._runs: dict[str, tuple[str, Path]] = {}  # run id -> (what, file)
+        self._ends: dict[str, RunFinished] = {}
+        self.act_import_nir = make_action(window, "&Import NIR…", self.import_dialog)
+        self.act_export_nir = make_action(window, "&Export NIR…", self.export_dialog)
+        window.controller.run_event.connect(self._on_event)
+        window.controller.run_finished.connect(self._on_run_finished)
+
+    # -- import ----------------------------------------------------------------------------------
+    def import_dialog(self) -> None:
+        path, _ = QFileDialog.getOpenFileName(self.window, "Import a NIR graph", "",
+                                              "NIR graphs (*.nir);;All files (*)")
+        if path:
+            self.import_nir(path)
+
+    def import_nir(self, path: str | Path, folder: str | Path | None = None) -> str:
+        """Turn a NIR file into a project (by default a new folder beside the file, named after
+        it) and open it when done; the run id, "" when it cannot start (said why)."""
+        path = Path(path)
+        folder = Path(folder) if folder is not None else free_folder(path)
+        if not self.window.projects.confirm_discard():
+            return ""
+        return self._start("import", path, "importing", "Cannot import the NIR file",
+                           lambda: catalog.import_file(self.window.host.registry, path=path,
+                                                       out=folder, fmt=FORMAT))
+
+    # -- export ----------------------------------------------------------------------------------
+    def export_dialog(self) -> None:
+        project = self.window.doc.project
+        start = str((project.folder or Path.cwd()) / f"{project.name}.nir")
+        path, _ = QFileDialog.getSaveFileName(self.window, "Export as a NIR graph", start,
+                                              "NIR graphs (*.nir)")
+        if path:
+            self.export_nir(path)
+
+    def export_nir(self, path: str | Path) -> str:
+        """Write the open project's trained network (its saved weights) as a NIR graph; the
+        run id, "" when it cannot start (said why)."""
+        projects = self.window.projects
+        reason = run_readiness(projects.project, weights_dirty=projects.weights_dirty,
+                               weights_match_graph=projects.doc.weights_match_graph,
+                               verb="export it")
+        if reason:
+            self.window.show_error("Cannot export", reason)
+            return ""
+        # A session of its own: it reads the saved weights, and the run builds it on the worker.
+        session = Session(projects.project, self.window.host.registry)
+        return self._start("export", Path(path), "exporting", "Cannot export to NIR",
+                           lambda: catalog.export(session, path=path, fmt=FORMAT))
+
+    # -- running ---------------------------------------------------------------------------------
+    def _start(self, what: str, path: Path, state: str, title: str,
+               make_run: Callable[[], Run]) -> str:
+        if self.window.controller.busy:
+            self.window.show_error(title, "Another run is in progress: wait for it to finish "
+                                          "or stop it.")
+            return ""
+        try:
+            run = make_run()
+        except WorkbenchError as exc:
+            self.window.show_error(title, one_line(str(exc)))
+            return ""
+        self._runs[run.id] = (what, path)
+        if not self._start_run(run, state):
+            del self._runs[run.id]
+            return ""
+        self.window.statusBar().showMessage(f"{state.capitalize()} {path.name}…")
+        return run.id
+
+    def _on_event(self, event: RunEvent) -> None:
+        if isinstance(event, RunFinished) and event.run_id in self._runs:
+            self._ends[event.run_id] = event
+
+    def _on_run_finished(self, run_id: str, _status: str) -> None:
+        """After the controller is idle again (an import may then replace the project)."""
+        if run_id not in self._runs:
+            return
+        what, path = self._runs.pop(run_id)
+        end = self._ends.pop(run_id, None)
+        ok = end is not None and end.status == "ok"
+        if not ok:
+            error = one_line(end.error) if end is not None else "the run ended without a result"
+            if end is not None and end.status == "cancelled":
+                self.window.statusBar().showMessage(f"{what.capitalize()} cancelled", 5000)
+            else:
+                title = "Cannot import the NIR file" if what == "import" else \
+                    "Cannot export to NIR"
+                self.window.show_error(title, error)
+        elif what == "import":
+            made = end.summary.get("project", "")
+            ok = self.window.projects.open_project(made, ask=False)
+            if ok:
+                self.window.statusBar().showMessage(f"Imported {path.name} as {made}", 10_000)
+        else:
+            self.window.statusBar().showMessage(f"Wrote {path}", 10_000)
+        self.finished.emit(what, ok)
