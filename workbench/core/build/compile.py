@@ -9,12 +9,11 @@ the editor's badges, :func:`compile_graph` raises the first one.
 from __future__ import annotations
 
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass, field
-from typing import Any, Protocol
+from typing import Any
 
+from workbench.core.build.report import CompileReport, NodeInfo
 from workbench.core.model.errors import CompileError, WorkbenchError
 from workbench.core.model.graph import Graph, Node
-from workbench.core.build.report import CompileReport, NodeInfo
 from workbench.core.model.specs import BlockSpec, NeuronSpec, Spec, SpecLookup
 
 #: shape inference runs every node on a zero tensor ``[T, B, *shape]`` of this size
