@@ -135,3 +135,17 @@ def test_compute_settings_round_trip_through_the_project_file(trained):
     again = load_project(trained.project.folder)
     assert (again.compute.precision, again.compute.threads, again.compute.device) == \
         ("bf16", 1, "auto")
+
+
+def test_compression_says_it_runs_on_the_cpu_when_the_project_asks_for_a_gpu(trained,
+                                                                             monkeypatch):
+    import torch
+
+    from workbench.core.build.compute import Compute
+
+    monkeypatch.setattr(trained, "compute", lambda: Compute(torch.device("cuda")))
+    events = list(catalog.compress(trained, method="wb_qp_snn.uniform", params={"bits": 4},
+                                   limit=20))
+    assert events[-1].status == "ok", events[-1].error
+    notes = [e.message for e in events if isinstance(e, Log)]
+    assert any("compression runs on the CPU" in n and "cuda" in n for n in notes)

@@ -41,8 +41,28 @@ def test_train_and_probe_a_sequence_project_in_the_window(make_main_window, qtbo
     epochs = [json.loads(line) for line in record if '"epoch_end": true' in line]
     assert [e["values"]["backward_events"] for e in epochs] == list(values)
 
+    # evaluating: accuracy and the energy ledger, with the ternary input priced as accumulates
+    with qtbot.waitSignal(window.controller.run_finished, timeout=RUN_TIMEOUT) as finished:
+        qtbot.mouseClick(window.training.evaluate_button, Qt.MouseButton.LeftButton)
+    assert finished.args[1] == "ok", window.last_message
+    assert "accuracy" in window.training.status.text()
+    assert "SOPs" in window.energy.totals_text()
+
     # probing a sample: the encoder's ternary input spikes reach the raster
     window.probe_now(3)
     qtbot.waitUntil(lambda: window.raster.spike_count() > 0, timeout=10_000)
     window.raster.layer_combo.setCurrentIndex(0)  # all layers
     assert window.raster.negative_count() > 0 and window.raster.legend_visible()
+
+
+def test_the_inspector_greys_out_t_when_the_encoder_sets_it(make_main_window, tmp_path):
+    from PySide6.QtWidgets import QSpinBox
+
+    host = load_plugins(modules=["workbench.testing.toy_plugins"])
+    folder = shutil.copytree(toy_project_dir(), tmp_path / "toy")
+    window = make_main_window(load_project(folder), host=host)
+    steps = window.inspector.fields["time_steps"]
+    assert isinstance(steps, QSpinBox) and not steps.isEnabled()
+    assert "sets T from the data" in steps.toolTip()
+    window.doc.set_setting("encoder.id", "wb_core.direct")
+    assert window.inspector.fields["time_steps"].isEnabled()

@@ -96,8 +96,8 @@ def compress(session: Any, *, method: str, params: dict[str, Any] | None = None,
                         where="method")
 
     def body(token: CancelToken, run_id: str) -> Iterator[RunEvent]:
-        session.compute().enter()
-        yield from compress_events(session, spec, params or {}, out, name, token, run_id, limit)
+        events = compress_events(session, spec, params or {}, out, name, token, run_id, limit)
+        yield from _on_the_cpu(session, run_id, "compression", events)
 
     return _launch("compress", body, _folder(session), run_id, cancel)
 
@@ -119,6 +119,23 @@ def replay(session: Any, *, variant: str | Path, out: str | Path | None = None,
         yield from replay_events(session, passes, out, token, run_id)
 
     return _launch("replay", body, _folder(session), run_id, cancel)
+
+
+def _on_the_cpu(session: Any, run_id: str, what: str,
+                events: Iterator[RunEvent]) -> Iterator[RunEvent]:
+    """Compression and deployment compute on the CPU (the backends are CPU tools; compression
+    methods handle their weights there): apply the project's threads, and say so when the
+    project asks for another device instead of ignoring it silently."""
+    compute = session.compute()
+    compute.enter()
+    first = True
+    for event in events:
+        yield event
+        if first and compute.device.type != "cpu":
+            yield Log(run_id, "info", f"{what} runs on the CPU; the project's device "
+                                      f"({compute.device}) is used by training, evaluation "
+                                      "and probes")
+        first = False
 
 
 # -- deployment ------------------------------------------------------------------------------
@@ -166,9 +183,8 @@ def deploy(session: Any, *, backend: str | None = None, target: str | None = Non
         raise WorkbenchError("must be 1 or more", where="limit")
 
     def body(token: CancelToken, run_id: str) -> Iterator[RunEvent]:
-        session.compute().enter()
-        yield from with_steps(deploy_events(session, spec, target, out, params, limit, token,
-                                            run_id))
+        events = deploy_events(session, spec, target, out, params, limit, token, run_id)
+        yield from _on_the_cpu(session, run_id, "deployment", with_steps(events))
 
     return _launch("deploy", body, _folder(session), run_id, cancel)
 

@@ -266,3 +266,12 @@ class InspectorPanel(QScrollArea):
             elif isinstance(widget, QComboBox):
                 widget.setCurrentIndex(max(0, widget.findData(value)))
             widget.blockSignals(False)
+        steps = self.fields.get("time_steps")
+        if isinstance(steps, QSpinBox):
+            # An encoder that sets T from the data (a signal becomes one step per sample point)
+            # ignores the project's T: say so rather than offer a setting that does nothing.
+            encoder = self.doc.registry.get(p.encoder.id)
+            sets_steps = bool(getattr(encoder, "sets_time_steps", False))
+            steps.setEnabled(not sets_steps)
+            steps.setToolTip("This encoder sets T from the data (one step per sample point)"
+                             if sets_steps else "Time steps T each sample is presented for")
