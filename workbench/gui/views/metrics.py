@@ -142,6 +142,7 @@ class MetricsView(QWidget, PlotViewMixin, ExportMixin):
                 self.extra_plot.setDownsampling(auto=True, mode="peak")
                 self.extra_plot.setClipToView(True)
                 self.extra_plot.addLegend(offset=(-10, 10))
+                self.accuracy_plot.setLabel("bottom", "")  # one step axis label, at the bottom
             return self.extra_plot
         return self.accuracy_plot if style.plot == "accuracy" else self.loss_plot
 
@@ -155,6 +156,7 @@ class MetricsView(QWidget, PlotViewMixin, ExportMixin):
         if self.extra_plot is not None:
             self.plot_widget.removeItem(self.extra_plot)
             self.extra_plot = None
+            self.accuracy_plot.setLabel("bottom", "step (batches)")
         self._data = {}
         self._last_epoch = None
         self._extras = {}
