@@ -32,10 +32,14 @@ def test_wrong_shapes_name_the_tensor_and_leave_the_model_alone(tmp_path):
 
 
 def test_nan_weights_are_refused(tmp_path):
+    from safetensors.torch import save_file
+
     net = _net()
     with torch.no_grad():
         net[0].weight[0, 0] = float("nan")
-    save_weights(net, tmp_path / "w.safetensors")
+    # a file written elsewhere (our own save refuses NaN: see the test below)
+    save_file({k: v.contiguous() for k, v in net.state_dict().items()},
+              str(tmp_path / "w.safetensors"))
     with pytest.raises(WeightsError, match="NaN"):
         load_weights(_net(), tmp_path / "w.safetensors")
 
@@ -65,3 +69,22 @@ def test_save_is_atomic_when_writing_fails(tmp_path, monkeypatch):
         save_weights(_net(), target)
     assert target.read_bytes() == good
     assert [p.name for p in tmp_path.iterdir()] == ["w.safetensors"]
+
+
+def test_non_finite_weights_never_replace_good_ones(tmp_path):
+    import math
+
+    import torch
+
+    from workbench.core.model.errors import WeightsError
+    from workbench.core.persistence.weights import save_weights
+
+    model = torch.nn.Linear(3, 2)
+    path = save_weights(model, tmp_path / "weights.safetensors")
+    good = path.read_bytes()
+    with torch.no_grad():
+        model.weight[0, 1] = math.nan
+    with pytest.raises(WeightsError, match="NaN or infinite.*weight.*last good weights"):
+        save_weights(model, path)
+    assert path.read_bytes() == good
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["weights.safetensors"]  # no temp left

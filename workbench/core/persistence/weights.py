@@ -26,6 +26,16 @@ def save_weights(model: torch.nn.Module, path: str | Path) -> Path:
     from safetensors.torch import save_file
 
     state = {k: v.detach().contiguous().cpu() for k, v in model.state_dict().items()}
+    broken = [k for k, v in state.items()
+              if v.is_floating_point() and not bool(v.isfinite().all())]
+    if broken:
+        # Good weights are never replaced by bad ones: a NaN in the data (or a learning rate
+        # that diverged) must not overwrite the last trained state on disk.
+        more = f" (and {len(broken) - 1} more)" if len(broken) > 1 else ""
+        raise WeightsError(f"the network's weights hold NaN or infinite values ({broken[0]}"
+                           f"{more}); nothing was saved, the file keeps its last good weights. "
+                           "Check the data for NaN values or lower the learning rate",
+                           where=str(path))
     quantized: dict[str, dict] = {}
     for module_name, module in quantized_modules(model).items():
         key = f"{module_name}.weight" if module_name else "weight"
