@@ -149,3 +149,11 @@ def test_compression_says_it_runs_on_the_cpu_when_the_project_asks_for_a_gpu(tra
     assert events[-1].status == "ok", events[-1].error
     notes = [e.message for e in events if isinstance(e, Log)]
     assert any("compression runs on the CPU" in n and "cuda" in n for n in notes)
+
+
+def test_a_cost_table_chosen_for_one_evaluation_leaves_the_project_alone(trained):
+    before = trained.project.energy.table
+    finished = catalog.evaluate(trained, limit=20, table="wb_core.int8_45nm").result()
+    assert finished.status == "ok", finished.error
+    assert finished.summary["energy"]["table"] == "wb_core.int8_45nm"
+    assert trained.project.energy.table == before

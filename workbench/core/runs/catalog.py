@@ -62,13 +62,17 @@ def probe(session: Any, *, sample: int = 0, layers: list[str] | None = None,
     def body(token: CancelToken, run_id: str) -> Iterator[RunEvent]:
         import numpy as np
 
+        from workbench.core.build.compute import on_device
         from workbench.core.runs.probe import probe_arrays, probe_sample, probe_summary
 
-        yield RunStarted(run_id, "probe", 1, {"sample": sample, "project": session.project.name})
-        session.compute().enter()
+        compute = session.compute()
+        compute.enter()
+        yield RunStarted(run_id, "probe", 1, {"sample": sample, "project": session.project.name,
+                                              **compute.describe()})
         if session.model is None:
             session.build()
-        result = probe_sample(session, sample, membranes=membranes, layers=layers)
+        with on_device(session.model, compute):  # the records come back on the CPU
+            result = probe_sample(session, sample, membranes=membranes, layers=layers)
         summary = probe_summary(result, weights_loaded=session.weights_loaded)
         if out is not None:
             path = Path(out)

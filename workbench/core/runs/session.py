@@ -146,16 +146,18 @@ class Session:
         settings = self.compute_override or self.project.compute
         return resolve_compute(settings, where=self._where("compute"))
 
-    def cost_table(self) -> CostTable:
+    def cost_table(self, table: str | None = None) -> CostTable:
+        """The project's cost table, or ``table`` (an energy-model id, or "custom") instead."""
         settings = self.project.energy
-        if settings.table == "custom":
+        table = table or settings.table
+        if table == "custom":
             custom = settings.custom or {}
             if "e_mac_pj" not in custom or "e_ac_pj" not in custom:
                 raise ProjectError('table "custom" needs energy.custom with e_mac_pj and e_ac_pj',
                                    where=self._where("energy.custom"))
             return CostTable("custom", "User-defined", float(custom["e_mac_pj"]),
                              float(custom["e_ac_pj"]), str(custom.get("source", "user-defined")))
-        spec = self._spec(Component(settings.table), EnergyModelSpec, "energy.table")
+        spec = self._spec(Component(table), EnergyModelSpec, "energy.table")
         return CostTable.from_spec(spec)
 
     # -- network -----------------------------------------------------------------------------
@@ -254,7 +256,7 @@ class Session:
         return self.model is not None and (self.weights_loaded or self.trained_in_session)
 
     def evaluate_events(self, *, cancel: CancelToken, run_id: str, limit: int | None = None,
-                        batch_size: int = 256) -> Iterator[RunEvent]:
+                        batch_size: int = 256, table: str | None = None) -> Iterator[RunEvent]:
         """The body of an evaluation run (the catalog wraps it)."""
         compute = self.compute()
         compute.enter()
@@ -263,7 +265,8 @@ class Session:
         settings = self.project.energy
         torch.manual_seed(self.project.training.seed)  # the rate encoder draws random spikes
         with on_device(self.model, compute):
-            yield from evaluate(self.model, self.encoder(), self.data().test, self.cost_table(),
+            yield from evaluate(self.model, self.encoder(), self.data().test,
+                                self.cost_table(table),
                                 batch_size=batch_size, encode_once=settings.encode_once,
                                 sop_counting=settings.sop_counting, limit=limit, cancel=cancel,
                                 run_id=run_id, compute=compute, readout=self.readout())

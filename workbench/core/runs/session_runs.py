@@ -46,15 +46,14 @@ def train(session: Any, *, epochs: int | None = None, fresh: bool = False,
 def evaluate(session: Any, *, limit: int | None = None, table: str | None = None,
              batch_size: int = 256, run_id: str | None = None,
              cancel: CancelToken | None = None) -> Run:
-    """Accuracy and the energy ledger on the test split (``table`` overrides the project's)."""
+    """Accuracy and the energy ledger on the test split (``table`` replaces the project's cost
+    table for this run only)."""
     if limit is not None and limit < 1:
         raise WorkbenchError("must be 1 or more", where="limit")
-    if table:
-        session.project.energy.table = table
 
     def body(token: CancelToken, run_id: str) -> Iterator[RunEvent]:
         yield from session.evaluate_events(cancel=token, run_id=run_id, limit=limit,
-                                           batch_size=batch_size)
+                                           batch_size=batch_size, table=table)
 
     return launch_with_id("evaluate", body, record_to=session.project.folder,
                           run_id=run_id, cancel=cancel)
