@@ -1,6 +1,6 @@
 """Iterate a core :class:`~workbench.core.runs.engine.Run` on its own QThread.
 
-Rules (style.md §5.4): the worker never touches a widget; events reach the GUI thread through
+Rules: the worker never touches a widget; events reach the GUI thread through
 queued signals; cancel and pause are plain thread-safe flags set from the GUI thread (a signal
 would not be delivered while the worker is busy); the worker catches everything.
 

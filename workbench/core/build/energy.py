@@ -1,4 +1,4 @@
-"""The energy ledger (design.md §6, methods.md §0.4), counted from the spikes actually seen.
+"""The energy ledger, counted from the spikes actually seen (``docs/energy.md`` explains it).
 
 While an :class:`EnergyMeter` is active, forward hooks on every ``Conv1d``/``Conv2d``/``Linear``
 look at the layer's real input:
@@ -106,7 +106,7 @@ def is_spike_tensor(x: torch.Tensor) -> bool:
 
 
 def is_neuron_module(module: torch.nn.Module) -> bool:
-    """The neuron contract of design.md §4: explicit state, ``step`` and ``initial_state``."""
+    """The neuron contract (``docs/plugins.md``): explicit state, ``step`` and ``initial_state``."""
     return callable(getattr(module, "step", None)) and callable(getattr(module, "initial_state", None))
 
 

@@ -1,6 +1,7 @@
 """What a compiled network is made of: layers, shapes, parameters, bit widths, size.
 
-Model size follows methods.md §0.5: ``sum(bits(param)) / 8`` bytes, reported in MB of 10^6
+Model size is ``sum(bits(param)) / 8`` bytes (the rule QP-SNN uses for its published sizes; see
+``docs/compression.md``), reported in MB of 10^6
 bytes; buffers such as batch-norm running statistics are not counted. A module that stores
 quantised weights says so with a ``weight_bits`` attribute (compression plugins set it);
 otherwise a parameter counts at its dtype's width.

@@ -11,7 +11,7 @@ LSB first) into ``weights.safetensors``: a 4-bit layer really takes half a byte 
 disk. The deployment backends read ``q`` and ``scale`` to run the network in integers.
 
 A module whose weight is quantised carries the record as ``module.weight_quant`` and declares
-``module.weight_bits`` (which :mod:`workbench.core.info` counts, methods.md §0.5); the module's
+``module.weight_bits`` (which :mod:`workbench.core.build.info` counts); the module's
 float ``weight`` always equals :meth:`QuantizedTensor.dequantize`, so a float forward pass and
 an integer one see the same numbers.
 """

@@ -1,4 +1,6 @@
-"""How network outputs turn into class scores (methods.md §0.1: logits averaged over T)."""
+"""How network outputs turn into class scores: per-step logits averaged over the T time steps,
+the direct-training readout of the surrogate-gradient SNN papers (e.g. Wu et al., 2018, STBP).
+"""
 
 from __future__ import annotations
 

@@ -166,7 +166,7 @@ class CompressionContext(PluginRunContext):
 
 # -- the run -------------------------------------------------------------------------------------
 def measure(model: CompiledNetwork, session: Any, *, limit: int | None = None) -> dict[str, Any]:
-    """Accuracy, size (methods.md §0.5), bits per layer and energy per sample of ``model``."""
+    """Accuracy, size (``docs/compression.md``), bits per layer and energy per sample of ``model``."""
     settings = session.project.energy
     summary: dict[str, Any] = {}
     for event in evaluate(model, session.encoder(), session.data().test, session.cost_table(),
@@ -182,7 +182,7 @@ def measure(model: CompiledNetwork, session: Any, *, limit: int | None = None) -
         "model_size_bytes": info["bytes"],
         "model_size_mb": info["size_mb"],
         "params": info["params"],
-        # the width of each layer's weights; biases and BN stay at 32 bits (methods.md §0.5)
+        # the width of each layer's weights; biases and BN stay at 32 bits
         "bits": {layer["name"]: layer["weight_bits"] for layer in info["layers"]
                  if layer["params"]},
         "total_pj_per_sample": summary["energy"]["total_pj_per_sample"],

@@ -1,4 +1,5 @@
-"""Deployment as a run: fit check, backend steps, report, live energy readout (design.md §7).
+"""Deployment as a run: fit check, backend steps, report, live energy readout (``docs/sim.md``,
+``docs/fpga.md``, ``docs/nir.md``).
 
 A backend (a ``BackendSpec`` from a plugin) has a factory ``factory(**params) -> backend`` whose
 object offers:

@@ -1,6 +1,6 @@
 """The network editor: the project's graph drawn on a ``QGraphicsScene``.
 
-Split as orange-canvas-core splits it (style.md §2.3): the model is the
+Split as orange-canvas-core splits its canvas: the model is the
 :class:`~workbench.gui.document.ProjectDocument` (every edit one undo step), :mod:`.scene` mirrors
 its graph as items, :mod:`.items` draws nodes, ports and edges, and :mod:`.view` is the widget
 that turns mouse, keyboard and drops into document edits.

@@ -1,7 +1,7 @@
 """The Deploy panel: backend, target and parameters; fit check; the deployment's steps, its
 report, and the live energy readout while the deployed model runs the test set.
 
-design.md §6: every energy figure on screen says what it is. The backend's live figure is
+Every energy figure on screen says what it is. The backend's live figure is
 labelled with the ``kind`` ("measurement" or "estimate") and ``source`` its events carry; the
 cost-table estimate of the torch model stands beside it, labelled with its table.
 

@@ -1,6 +1,6 @@
 """The energy ledger: picojoules per sample per layer, with where the figures come from.
 
-design.md §6: every figure says whether it is an **estimate** (and from which cost table) or a
+Every figure says whether it is an **estimate** (and from which cost table) or a
 **measurement** (and from which backend). The provenance line is therefore always on screen,
 above the bars, and the view has no state in which figures show without it.
 """

@@ -2,7 +2,7 @@
 own metrics (per epoch: ``backward_events``, silent fractions, gradient norms…), against the step.
 
 Samples arrive as run events, several a second; they are appended at once but drawn on a short
-single-shot timer so a burst of events costs one redraw (style.md §5.5: update on a timer, not
+single-shot timer so a burst of events costs one redraw (update on a timer, not
 per event).
 """
 

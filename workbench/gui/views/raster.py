@@ -1,6 +1,6 @@
 """The spike raster: which neuron fired at which time step, for one probed sample.
 
-Drawing follows style.md §5.5: every spike is a vertical tick ``(t, n) -> (t, n + 0.8)`` and
+Drawing follows pyqtgraph's fast path: every spike is a vertical tick ``(t, n) -> (t, n + 0.8)`` and
 all ticks are ONE ``PlotCurveItem(connect="pairs")``, so Qt draws a single path instead of one
 item per spike. Past ``dense_threshold`` spikes even that path is too slow to pan, and the
 raster becomes an ``ImageItem`` of a ``[neurons, steps]`` uint8 array with fixed levels.
@@ -35,7 +35,7 @@ from workbench.gui.views._common import (
 )
 from workbench.gui.views.export import ExportMixin
 
-#: spikes above which the raster is drawn as an image (style.md §5.5: "~200k")
+#: spikes above which the raster is drawn as an image (past that an image is cheaper to draw than one tick per spike)
 DENSE_THRESHOLD = 200_000
 #: the image is binned down to at most this many rows and columns (a screen has fewer pixels)
 MAX_IMAGE_SIDE = 4096
