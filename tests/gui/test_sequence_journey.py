@@ -66,3 +66,17 @@ def test_the_inspector_greys_out_t_when_the_encoder_sets_it(make_main_window, tm
     assert "sets T from the data" in steps.toolTip()
     window.doc.set_setting("encoder.id", "wb_core.direct")
     assert window.inspector.fields["time_steps"].isEnabled()
+
+
+def test_changing_the_encoder_rebuilds_and_revalidates_the_network(make_main_window, qtbot,
+                                                                   tmp_path):
+    host = load_plugins(modules=["workbench.testing.toy_plugins"])
+    folder = shutil.copytree(toy_project_dir(), tmp_path / "toy")
+    window = make_main_window(load_project(folder), host=host)
+    assert window.doc.weights_match_graph
+    with qtbot.waitSignal(window.doc.graph_edited, timeout=2_000):
+        # the delta encoder feeds [C] per step; the direct one would feed [C, L]
+        window.doc.set_setting("encoder.id", "wb_core.direct")
+    assert not window.doc.weights_match_graph  # the saved weights no longer fit
+    window.act_undo.trigger()
+    assert window.doc.project.encoder.id == "toy_plugins.delta"

@@ -15,7 +15,7 @@ from typing import Any
 from PySide6.QtCore import QObject, Signal
 from PySide6.QtGui import QUndoCommand, QUndoStack
 
-from workbench.core.model.graph import Graph, Node
+from workbench.core.model.graph import Node
 from workbench.core.model.project import Project, bind_specs
 from workbench.core.model.specs import NeuronSpec
 
@@ -86,10 +86,10 @@ class ProjectDocument(QObject):
         return {f: copy.deepcopy(getattr(self.project, f)) for f in _STATE_FIELDS}
 
     def _restore(self, state: dict[str, Any]) -> None:
-        graph_before = self.project.graph
+        key_before = network_key(self.project)
         for f, value in state.items():
             setattr(self.project, f, copy.deepcopy(value))
-        if _structure(graph_before) != _structure(self.project.graph):
+        if key_before != network_key(self.project):
             self.weights_match_graph = False
             self.graph_edited.emit()
         self.changed.emit()
@@ -235,7 +235,11 @@ class ProjectDocument(QObject):
         return list(self.registry.of_kind("neuron"))
 
 
-def _structure(graph: Graph) -> tuple[Any, ...]:
-    """What the weights depend on: nodes, their specs and params, and the wiring."""
+def network_key(project: Project) -> tuple[Any, ...]:
+    """What the built network and its weights depend on: nodes, their specs and params, the
+    wiring, and what feeds the first node — the dataset and the encoder (an encoder may change
+    the per-step shape, e.g. a signal of C channels becomes C inputs per step)."""
+    graph = project.graph
     return (tuple((n.id, n.spec, repr(sorted(n.params.items()))) for n in graph.nodes),
-            tuple(graph.edges))
+            tuple(graph.edges), project.dataset.id, project.encoder.id,
+            repr(sorted(project.encoder.params.items())))

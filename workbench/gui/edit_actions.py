@@ -12,6 +12,7 @@ from workbench.core.build.report import CompileReport
 from workbench.core.model.errors import WorkbenchError
 from workbench.core.model.project import Component
 from workbench.gui.actions import make_action
+from workbench.gui.document import network_key
 from workbench.gui.panels.palette import NODE_KINDS
 
 log = logging.getLogger(__name__)
@@ -69,10 +70,10 @@ class EditActions(QObject):
 
     # -- validation --------------------------------------------------------------------------
     def _validation_key(self) -> str:
-        """What validation depends on: the graph's nodes, params and edges, and the data."""
+        """What validation depends on: the network (graph, dataset, encoder), the dataset's
+        params, and which nodes are placeholders."""
         p = self.window.doc.project
-        return repr(([(n.id, n.spec, sorted(n.params.items()), n.placeholder)
-                      for n in p.graph.nodes], p.graph.edges, p.dataset))
+        return repr((network_key(p), p.dataset, [n.placeholder for n in p.graph.nodes]))
 
     def _validate_soon(self) -> None:
         if self._validation_key() != self._validated_key:  # skip moves and settings edits

@@ -102,7 +102,7 @@ class RunController(QObject):
         """A callback for the training thread: every 1/PROBE_HZ s, probe the chosen sample."""
         last = [0.0]
         buffer = self.probe_buffer
-        encode = session.encoder()
+        encoding = session.encoding()  # built once for every probe of this run
 
         def on_batch() -> None:
             now = time.perf_counter()
@@ -110,7 +110,7 @@ class RunController(QObject):
                 return
             last[0] = now
             try:
-                result = probe_sample(session, self.probe_index, encode=encode)
+                result = probe_sample(session, self.probe_index, encoding=encoding)
             except WorkbenchError as exc:  # e.g. a sample past the split: skip, keep training
                 log.warning("live probe skipped: %s", exc)
                 return

@@ -101,6 +101,18 @@ def resolve(settings: ComputeSettings | None, where: str = "compute") -> Compute
     return Compute(torch.device(name), settings.precision, settings.threads)
 
 
+def on_the_cpu(settings: ComputeSettings | None) -> tuple[Compute, str | None]:
+    """For runs that compute on the CPU whatever the project names (compression, deployment):
+    the project's thread count on the CPU, and the other device the project asked for (None when
+    that is the CPU). Never an error: a project saved for a GPU still compresses on a laptop."""
+    settings = settings or ComputeSettings()
+    wanted = settings.device
+    if wanted == "auto":
+        wanted = next((d for d in ("cuda", "mps") if _device_available(d)), "cpu")
+    return Compute(torch.device("cpu"), "fp32", settings.threads), (
+        None if wanted == "cpu" else wanted)
+
+
 @contextlib.contextmanager
 def on_device(module: torch.nn.Module, compute: Compute) -> Iterator[torch.nn.Module]:
     """``module`` moved to the run's device for the duration (back to the CPU afterwards, so

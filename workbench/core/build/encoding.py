@@ -52,13 +52,19 @@ class Encoding:
     def can_decode(self) -> bool:
         return callable(getattr(self.encoder, "decode", None))
 
-    def reconstruct(self, x: torch.Tensor) -> torch.Tensor | None:
-        """``decode(encode(x))`` for a batch on the CPU, or None when the encoder cannot."""
+    def decode(self, spikes: torch.Tensor, side: Any) -> torch.Tensor | None:
+        """The reconstruction from spikes this encoder made (on the CPU), or None when it
+        cannot decode. Without side information, ``decode(spikes)`` alone (the latency
+        encoder's form)."""
         if not self.can_decode:
             return None
         with torch.no_grad():
-            out = self.encoder.encode(x, self.project_steps)
-            # no side information, no second argument (the latency encoder's decode(spikes))
-            decoded = self.encoder.decode(*out) if isinstance(out, tuple) else \
-                self.encoder.decode(out)
-            return decoded.detach().to("cpu")
+            args = (spikes,) if side is None else (spikes, side)
+            return self.encoder.decode(*args).detach().to("cpu")
+
+    def reconstruct(self, x: torch.Tensor) -> torch.Tensor | None:
+        """``decode(encode(x))`` for a batch, or None when the encoder cannot decode."""
+        if not self.can_decode:
+            return None
+        with torch.no_grad():
+            return self.decode(*self.encode(x))

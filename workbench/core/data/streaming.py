@@ -21,7 +21,7 @@ import numpy as np
 import torch
 from torch.utils.data import DataLoader, Dataset, Subset, default_collate
 
-from workbench.core.data.splits import batch_order
+from workbench.core.data.splits import sample_order
 from workbench.core.model.errors import DatasetError
 
 
@@ -141,17 +141,17 @@ class StreamSplit:
         """``(x, y)`` tensors for the given sample indices (``(x, y, lengths)`` with
         ``lengths=True``)."""
         index = np.asarray(index, dtype=np.int64).reshape(-1)
-        x, y, n = next(iter(self._loader(index, max(len(index), 1))))
+        # a few items (a probe's one sample): read here, without a loader and its workers
+        x, y, n = self._collate([self.dataset[int(i)] for i in index])
         return (self._scaled(x), y, n) if lengths else (self._scaled(x), y)
 
     def batches(self, batch_size: int, *, shuffle: bool = False, seed: int = 0,
                 limit: int | None = None, lengths: bool = False) -> Iterator:
         """Yield ``(x, y)`` tensor batches (``(x, y, lengths)`` with ``lengths=True``; lengths
         is None when the items carry none); ``limit`` caps the number of samples."""
-        chunks = batch_order(len(self), batch_size, shuffle=shuffle, seed=seed, limit=limit)
-        if not chunks:
+        order = sample_order(len(self), shuffle=shuffle, seed=seed, limit=limit)
+        if not len(order):
             return
-        order = np.concatenate(chunks)
         for x, y, n in self._loader(order, batch_size):
             yield (self._scaled(x), y, n) if lengths else (self._scaled(x), y)
 

@@ -119,8 +119,8 @@ def replay(session: Any, *, variant: str | Path, out: str | Path | None = None,
                              where=str(variant))
 
     def body(token: CancelToken, run_id: str) -> Iterator[RunEvent]:
-        session.compute().enter()
-        yield from replay_events(session, passes, out, token, run_id)
+        yield from _on_the_cpu(session, run_id, "compression",
+                               replay_events(session, passes, out, token, run_id))
 
     return _launch("replay", body, _folder(session), run_id, cancel)
 
@@ -130,14 +130,16 @@ def _on_the_cpu(session: Any, run_id: str, what: str,
     """Compression and deployment compute on the CPU (the backends are CPU tools; compression
     methods handle their weights there): apply the project's threads, and say so when the
     project asks for another device instead of ignoring it silently."""
-    compute = session.compute()
+    from workbench.core.build.compute import on_the_cpu
+
+    compute, elsewhere = on_the_cpu(session.compute_settings())
     compute.enter()
     first = True
     for event in events:
         yield event
-        if first and compute.device.type != "cpu":
+        if first and elsewhere:
             yield Log(run_id, "info", f"{what} runs on the CPU; the project's device "
-                                      f"({compute.device}) is used by training, evaluation "
+                                      f"({elsewhere}) is used by training, evaluation "
                                       "and probes")
         first = False
 
@@ -167,8 +169,9 @@ def check_fit(session: Any, *, backend: str, target: str | None = None,
     spec = contribution(session.lookup, backend, BackendSpec, "backend", where="backend")
 
     def body(token: CancelToken, run_id: str) -> Iterator[RunEvent]:
-        session.compute().enter()
-        yield from check_fit_events(session, spec, target, params or {}, limit, token, run_id)
+        yield from _on_the_cpu(session, run_id, "the fit check",
+                               check_fit_events(session, spec, target, params or {}, limit,
+                                                token, run_id))
 
     return _launch("check", body, _folder(session), run_id, cancel)
 

@@ -12,6 +12,7 @@ from typing import Any
 import numpy as np
 import torch
 
+from workbench.core.build.encoding import Encoding
 from workbench.core.build.energy import is_spike_tensor
 from workbench.core.build.probes import ProbeRecord, SpikeProbe, recording_maps
 from workbench.core.model.errors import WorkbenchError
@@ -43,8 +44,13 @@ class ProbeResult:
 
 
 def probe_sample(session: Any, index: int, *, membranes: bool = True,
-                 layers: list[str] | None = None, encode: Any = None) -> ProbeResult:
+                 layers: list[str] | None = None, encoding: Encoding | None = None
+                 ) -> ProbeResult:
     """Run test sample ``index`` through the session's network (built if needed).
+
+    ``encoding`` (default: the session's) is worth passing when probing repeatedly, as the
+    live probe during training does: it is built once. The sample is encoded once; the same
+    spikes feed the network and the reconstruction.
 
     Must not run while a training run changes the same model on another thread (the GUI's
     controller guarantees it; the training run's own live probe runs on its thread).
@@ -54,24 +60,24 @@ def probe_sample(session: Any, index: int, *, membranes: bool = True,
     if not 0 <= index < len(split):
         raise WorkbenchError(f"the test split has {len(split)} samples; choose 0 to "
                              f"{len(split) - 1}", where="sample")
-    x, y = split.batch(np.array([index]))
-    length = split.length_of(index)
+    x, y, lengths = split.batch(np.array([index]), lengths=True)
+    length = None if lengths is None else int(lengths[0])
     device = next((p.device for p in model.parameters()), torch.device("cpu"))
-    encoder = encode or session.encoder()
+    encoding = encoding or session.encoding()
     was_training = model.training
     model.eval()
     try:
         with (torch.no_grad(),
               SpikeProbe(model, layers=layers, membranes=membranes, samples=1) as probe,
               recording_maps(model) as maps):
-            encoded = encoder(x.to(device))
+            encoded, side = encoding.encode(x.to(device))
             scores = session.readout()(model(encoded))
     finally:
         model.train(was_training)
     # the encoder's spikes are what the first layer's synapses see: a ternary encoder's −1
     # shows (and is counted) here, not in any neuron layer
     input_spikes = encoded.detach().to("cpu") if is_spike_tensor(encoded) else None
-    rebuilt = session.reconstruct(x)  # [1, …] like the batch; kept per sample like the input
+    rebuilt = encoding.decode(encoded, side)  # [1, …] like the batch; kept per sample
     return ProbeResult(index=index, label=int(y[0]), predicted=int(scores.argmax(-1)[0]),
                        input=x[0], records=dict(probe.records), maps=maps,
                        reconstruction=None if rebuilt is None else rebuilt[0], length=length,

@@ -120,10 +120,6 @@ class Session:
         """``x[B, ...] -> [T, B, ...]`` with the project's encoder and time steps."""
         return self.encoding()
 
-    def reconstruct(self, x: torch.Tensor) -> torch.Tensor | None:
-        """The encoder's reconstruction of ``x`` from its own spikes (None if it cannot)."""
-        return self.encoding().reconstruct(x)
-
     def step_shape(self) -> tuple[int, ...]:
         """The per-step shape the network's first node sees (the encoder may change it)."""
         return self.encoding().step_shape(self.data().input_shape)
@@ -143,8 +139,11 @@ class Session:
     def compute(self) -> Compute:
         """The project's device, precision and threads, checked (an unavailable device is an
         input error naming ``compute.device``)."""
-        settings = self.compute_override or self.project.compute
-        return resolve_compute(settings, where=self._where("compute"))
+        return resolve_compute(self.compute_settings(), where=self._where("compute"))
+
+    def compute_settings(self) -> ComputeSettings:
+        """The settings runs use: this session's override, else the project's."""
+        return self.compute_override or self.project.compute
 
     def cost_table(self, table: str | None = None) -> CostTable:
         """The project's cost table, or ``table`` (an energy-model id, or "custom") instead."""
