@@ -66,11 +66,11 @@ def test_the_probe_carries_its_result_in_memory_and_json_in_the_summary(trained)
 
 
 def test_errors_inside_a_run_end_it_as_failed_never_raise(tmp_path):
-    def bad_input(cancel):
+    def bad_input(cancel, run_id):
         yield RunStarted("r1", "x", 0)
         raise WorkbenchError("no good", where="field")
 
-    def crash(cancel):
+    def crash(cancel, run_id):
         yield RunStarted("r2", "x", 0)
         raise ZeroDivisionError("boom")
 
@@ -82,7 +82,7 @@ def test_errors_inside_a_run_end_it_as_failed_never_raise(tmp_path):
 
 
 def test_a_body_that_forgets_to_finish_still_ends_with_one_failure(tmp_path):
-    run = launch("x", lambda cancel: iter([Log("r", "info", "hi")]), record_to=None)
+    run = launch("x", lambda cancel, run_id: iter([Log("r", "info", "hi")]), record_to=None)
     finished = _only_one_finish(list(run))
     assert finished.status == "failed" and "without a result" in finished.error
 

@@ -168,18 +168,11 @@ def drive(run: Any, args: argparse.Namespace, out: TextIO, show: Show | None = N
     finished = run.finished
     if finished.status == "failed":
         if finished.error_kind == "input":
-            raise _input_error(finished.error)
+            where = finished.error_where
+            message = finished.error.removeprefix(f"{where}: ") if where else finished.error
+            raise WorkbenchError(message, where=where)
         raise RunFailed(finished.error, finished.traceback)
     return {"status": finished.status, **finished.summary}
-
-
-def _input_error(text: str) -> WorkbenchError:
-    """A run's input error as an exception again; a field that is an option stays ``where``
-    (so ``main`` names the option)."""
-    where, sep, message = text.partition(": ")
-    if sep and where in OPTIONS:
-        return WorkbenchError(message, where=where)
-    return WorkbenchError(text)
 
 
 def finish(summary: dict[str, Any], args: argparse.Namespace, out: TextIO) -> bool:

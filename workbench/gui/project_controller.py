@@ -20,7 +20,7 @@ from PySide6.QtWidgets import QFileDialog
 
 from workbench.core.model.errors import WorkbenchError
 from workbench.core.model.graph import Graph, Node
-from workbench.core.model.project import Project
+from workbench.core.model.project import WEIGHTS_FILE, Project
 from workbench.core.persistence.project_files import load_project, save_project
 from workbench.core.persistence.weights import load_weights
 from workbench.core.runs.session import Session
@@ -30,7 +30,6 @@ from workbench.gui.settings import AppSettings
 
 log = logging.getLogger(__name__)
 
-WEIGHTS_FILE = "weights.safetensors"
 
 
 def new_project() -> Project:

@@ -21,17 +21,15 @@ from pathlib import Path
 
 from workbench.core.model.errors import PluginError
 from workbench.core.model.specs import BackendSpec
-from workbench.pluginhost.protocols import backend_protocols, protocol_methods
 
 #: class decorators known to add none of a backend's methods
 _PLAIN_DECORATORS = {"dataclass", "dataclasses.dataclass", "final", "typing.final"}
 
 
 def required_methods(spec: BackendSpec) -> tuple[str, ...]:
-    """The methods the protocols of ``spec`` ask for (those of :class:`Backend`, and of
-    :class:`ExchangeBackend` when ``spec.formats`` is set)."""
-    names = [m for proto in backend_protocols(spec.formats) for m in protocol_methods(proto)]
-    return tuple(dict.fromkeys(names))
+    """The methods the protocols of ``spec`` ask for: the spec's own list, which a test keeps
+    equal to :class:`Backend` and :class:`ExchangeBackend`."""
+    return spec.required_methods()
 
 
 def backend_problems(spec: BackendSpec) -> list[str]:

@@ -96,9 +96,3 @@ def protocol_methods(protocol: type) -> tuple[str, ...]:
     """The method names a protocol asks for, in the order they are declared."""
     return tuple(name for name, value in vars(protocol).items()
                  if callable(value) and not name.startswith("_"))
-
-
-def backend_protocols(formats: Iterable[str]) -> tuple[type, ...]:
-    """The protocols a backend object must follow: every backend deploys; one with
-    ``formats`` also reads and writes files."""
-    return (Backend, ExchangeBackend) if tuple(formats) else (Backend,)

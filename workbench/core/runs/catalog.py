@@ -30,9 +30,8 @@ from workbench.core.model.errors import WorkbenchError
 from workbench.core.model.project import PROJECT_FILE
 from workbench.core.model.specs import BackendSpec, CompressionSpec, Spec
 from workbench.core.runs.cancel import CancelToken
-from workbench.core.runs.engine import Run, launch_with_id
+from workbench.core.runs.engine import Run, launch
 from workbench.core.runs.events import Artifact, Log, RunEvent, RunFinished, RunStarted
-from workbench.core.runs.records import RecordTo
 from workbench.core.runs.session_runs import evaluate, train  # session.train() too
 
 
@@ -46,10 +45,6 @@ def contribution(lookup: Any, spec_id: str, cls: type[Spec], what: str, *,
         raise WorkbenchError(f"{spec_id!r} is not an installed {what} (available: {offered})",
                              where=where)
     return spec
-
-
-def _folder(session: Any) -> Path | None:
-    return session.project.folder
 
 
 # -- probe -----------------------------------------------------------------------------------
@@ -85,7 +80,8 @@ def probe(session: Any, *, sample: int = 0, layers: list[str] | None = None,
             yield Artifact(run_id, str(path), "probe")
         yield RunFinished(run_id, "ok", summary=summary, result=result)
 
-    return _launch("probe", body, _folder(session), run_id, cancel)
+    return launch("probe", body, record_to=session.project.folder, run_id=run_id,
+                  cancel=cancel)
 
 
 # -- compression -----------------------------------------------------------------------------
@@ -103,7 +99,8 @@ def compress(session: Any, *, method: str, params: dict[str, Any] | None = None,
         events = compress_events(session, spec, params or {}, out, name, token, run_id, limit)
         yield from _on_the_cpu(session, run_id, "compression", events)
 
-    return _launch("compress", body, _folder(session), run_id, cancel)
+    return launch("compress", body, record_to=session.project.folder, run_id=run_id,
+                  cancel=cancel)
 
 
 def replay(session: Any, *, variant: str | Path, out: str | Path | None = None,
@@ -117,12 +114,16 @@ def replay(session: Any, *, variant: str | Path, out: str | Path | None = None,
     if not passes:
         raise WorkbenchError("records no compression pass beyond this project's",
                              where=str(variant))
+    specs = [contribution(session.lookup, str(record.get("method")), CompressionSpec,
+                          "compression method", where=f"{variant}: compression[{i}].method")
+             for i, record in enumerate(passes)]
 
     def body(token: CancelToken, run_id: str) -> Iterator[RunEvent]:
         yield from _on_the_cpu(session, run_id, "compression",
-                               replay_events(session, passes, out, token, run_id))
+                               replay_events(session, passes, specs, out, token, run_id))
 
-    return _launch("replay", body, _folder(session), run_id, cancel)
+    return launch("replay", body, record_to=session.project.folder, run_id=run_id,
+                  cancel=cancel)
 
 
 def _on_the_cpu(session: Any, run_id: str, what: str,
@@ -173,7 +174,8 @@ def check_fit(session: Any, *, backend: str, target: str | None = None,
                                check_fit_events(session, spec, target, params or {}, limit,
                                                 token, run_id))
 
-    return _launch("check", body, _folder(session), run_id, cancel)
+    return launch("check", body, record_to=session.project.folder, run_id=run_id,
+                  cancel=cancel)
 
 
 def deploy(session: Any, *, backend: str | None = None, target: str | None = None,
@@ -193,7 +195,8 @@ def deploy(session: Any, *, backend: str | None = None, target: str | None = Non
         events = deploy_events(session, spec, target, out, params, limit, token, run_id)
         yield from _on_the_cpu(session, run_id, "deployment", with_steps(events))
 
-    return _launch("deploy", body, _folder(session), run_id, cancel)
+    return launch("deploy", body, record_to=session.project.folder, run_id=run_id,
+                  cancel=cancel)
 
 
 # -- exchange formats ------------------------------------------------------------------------
@@ -223,7 +226,8 @@ def export(session: Any, *, path: str | Path, fmt: str = "nir", run_id: str | No
         yield Artifact(run_id, str(target), fmt)
         yield RunFinished(run_id, "ok", summary={"file": str(target), **details})
 
-    return _launch("export", body, _folder(session), run_id, cancel)
+    return launch("export", body, record_to=session.project.folder, run_id=run_id,
+                  cancel=cancel)
 
 
 def import_file(lookup: Any, *, path: str | Path, out: str | Path, fmt: str = "nir",
@@ -244,7 +248,7 @@ def import_file(lookup: Any, *, path: str | Path, out: str | Path, fmt: str = "n
     def made() -> Path | None:
         return folder if (folder / PROJECT_FILE).exists() else None
 
-    return _launch("import", body, made, run_id, cancel)
+    return launch("import", body, record_to=made, run_id=run_id, cancel=cancel)
 
 
 # -- the door ---------------------------------------------------------------------------------
@@ -265,8 +269,3 @@ def start(kind: str, subject: Any, /, **options: Any) -> Run:
     except KeyError:
         raise WorkbenchError(f"unknown run kind {kind!r} (kinds: {', '.join(RUNS)})") from None
     return make(subject, **options)
-
-
-def _launch(kind: str, body: Callable[[CancelToken, str], Iterator[RunEvent]],
-            record_to: RecordTo, run_id: str | None, cancel: CancelToken | None) -> Run:
-    return launch_with_id(kind, body, record_to=record_to, run_id=run_id, cancel=cancel)

@@ -35,7 +35,7 @@ from workbench.core.build.info import describe
 from workbench.core.build.network import CompiledNetwork
 from workbench.core.model.errors import CompressionError, WorkbenchError
 from workbench.core.model.graph import Graph
-from workbench.core.model.project import Project
+from workbench.core.model.project import WEIGHTS_FILE, Project
 from workbench.core.model.readout import class_scores, count_correct
 from workbench.core.model.specs import CompressionSpec
 from workbench.core.persistence.project_files import save_project
@@ -166,7 +166,8 @@ class CompressionContext(PluginRunContext):
 
 # -- the run -------------------------------------------------------------------------------------
 def measure(model: CompiledNetwork, session: Any, *, limit: int | None = None) -> dict[str, Any]:
-    """Accuracy, size (``docs/compression.md``), bits per layer and energy per sample of ``model``."""
+    """Accuracy, size (see ``docs/compression.md``), bits per layer and energy per sample of
+    ``model``."""
     settings = session.project.energy
     summary: dict[str, Any] = {}
     for event in evaluate(model, session.encoder(), session.data().test, session.cost_table(),
@@ -276,26 +277,20 @@ def save_compressed(project: Project, model: CompiledNetwork, folder: str | Path
 
     folder = Path(folder)
     save_project(project, folder)
-    save_weights(model, folder / "weights.safetensors")
+    save_weights(model, folder / WEIGHTS_FILE)
     return folder
 
 
-def replay_events(session: Any, passes: list[dict[str, Any]], out: str | Path | None,
-                  cancel: CancelToken, run_id: str) -> Iterator[RunEvent]:
+def replay_events(session: Any, passes: list[dict[str, Any]], specs: list[CompressionSpec],
+                  out: str | Path | None, cancel: CancelToken, run_id: str
+                  ) -> Iterator[RunEvent]:
     """The body of a replay run: the recorded ``passes`` (a variant's ``compression`` list, minus
-    those the parent already has) one after another, as steps of one run; the last variant is
-    saved to ``out``. A pass that does not end ``ok`` ends the run with its status."""
+    those the parent already has) with their installed ``specs``, one after another, as steps
+    of one run; the last variant is saved to ``out``. A pass that does not end ``ok`` ends the
+    run with its status."""
     from workbench.core.runs.session import Session
 
     lookup = session.lookup
-    specs = []
-    for i, record in enumerate(passes):
-        method = record.get("method") if isinstance(record, dict) else None
-        spec = lookup.get(method) if isinstance(method, str) else None
-        if not isinstance(spec, CompressionSpec):
-            raise CompressionError(f"{method!r} is not an installed compression method",
-                                   where=f"compression[{i}].method")
-        specs.append(spec)
     yield RunStarted(run_id, "replay", len(passes), {"passes": [s.id for s in specs],
                                                      "project": session.project.name})
     current = session

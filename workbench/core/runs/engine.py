@@ -28,10 +28,15 @@ def guarded(run_id: str, events: Iterator[RunEvent]) -> Iterator[RunEvent]:
     try:
         yield from events
     except WorkbenchError as exc:
-        yield RunFinished(run_id, "failed", error=str(exc), error_kind="input")
+        yield RunFinished(run_id, "failed", error=str(exc), error_kind="input",
+                          error_where=exc.where)
     except Exception as exc:
         yield RunFinished(run_id, "failed", error=f"{type(exc).__name__}: {exc}",
                           error_kind="internal", traceback=traceback.format_exc())
+
+
+#: a run's work: ``body(cancel, run_id)`` yields its events, the last a RunFinished
+Body = Callable[[CancelToken, str], Iterator[RunEvent]]
 
 
 class Run:
@@ -42,8 +47,8 @@ class Run:
     :class:`RunFinished`; :attr:`finished` holds it afterwards.
     """
 
-    def __init__(self, kind: str, run_id: str, body: Callable[[CancelToken], Iterator[RunEvent]],
-                 *, record_to: RecordTo, cancel: CancelToken | None = None) -> None:
+    def __init__(self, kind: str, run_id: str, body: Body, *, record_to: RecordTo,
+                 cancel: CancelToken | None = None) -> None:
         self.kind = kind
         self.id = run_id
         self.token = cancel or CancelToken()
@@ -59,7 +64,8 @@ class Run:
         if self._started:
             raise RuntimeError(f"run {self.id} was already started")
         self._started = True
-        for event in recorded(guarded(self.id, self._body(self.token)), self.record_to):
+        events = guarded(self.id, self._body(self.token, self.id))
+        for event in recorded(events, self.record_to):
             if isinstance(event, RunFinished):
                 if self.finished is not None:
                     continue  # a body that yields its own end and then fails: keep the first
@@ -78,19 +84,7 @@ class Run:
         return self.finished
 
 
-def launch(kind: str, body: Callable[[CancelToken], Iterator[RunEvent]], *,
-           record_to: RecordTo, run_id: str | None = None,
+def launch(kind: str, body: Body, *, record_to: RecordTo, run_id: str | None = None,
            cancel: CancelToken | None = None) -> Run:
-    """Wrap ``body(cancel)`` as a recorded, guarded :class:`Run` (the catalog's one door)."""
+    """Wrap ``body(cancel, run_id)`` as a recorded, guarded :class:`Run` (the catalog's door)."""
     return Run(kind, run_id or new_run_id(kind), body, record_to=record_to, cancel=cancel)
-
-
-def launch_with_id(kind: str, body: Callable[[CancelToken, str], Iterator[RunEvent]], *,
-                   record_to: RecordTo, run_id: str | None = None,
-                   cancel: CancelToken | None = None) -> Run:
-    """:func:`launch` for a body that also needs the run's id: ``body(cancel, run_id)``."""
-    def bound(token: CancelToken) -> Iterator[RunEvent]:
-        return body(token, run.id)
-
-    run = launch(kind, bound, record_to=record_to, run_id=run_id, cancel=cancel)
-    return run

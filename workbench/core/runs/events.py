@@ -85,6 +85,9 @@ class RunFinished(RunEvent):
     error_kind: str = ""
     summary: dict[str, Any] = field(default_factory=dict)
     traceback: str = ""
+    #: for an input error, the file, field or option it names (``error`` starts with it), so a
+    #: driver can name it its own way (the CLI says ``--limit`` for the field ``limit``)
+    error_where: str = ""
     #: what the run made in memory for an in-process driver (probe records, a compressed
     #: variant, an imported project); never written to a record or printed
     result: Any = field(default=None, compare=False, repr=False, metadata={"json": False})

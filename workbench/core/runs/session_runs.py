@@ -13,7 +13,7 @@ from typing import Any
 
 from workbench.core.model.errors import WorkbenchError
 from workbench.core.runs.cancel import CancelToken
-from workbench.core.runs.engine import Run, launch_with_id
+from workbench.core.runs.engine import Run, launch
 from workbench.core.runs.events import Artifact, RunEvent, RunFinished
 
 
@@ -39,7 +39,7 @@ def train(session: Any, *, epochs: int | None = None, fresh: bool = False,
                 event = RunFinished(run_id, "ok", summary={**event.summary, "weights": str(path)})
             yield event
 
-    return launch_with_id("train", body, record_to=session.project.folder,
+    return launch("train", body, record_to=session.project.folder,
                           run_id=run_id, cancel=cancel)
 
 
@@ -55,5 +55,5 @@ def evaluate(session: Any, *, limit: int | None = None, table: str | None = None
         yield from session.evaluate_events(cancel=token, run_id=run_id, limit=limit,
                                            batch_size=batch_size, table=table)
 
-    return launch_with_id("evaluate", body, record_to=session.project.folder,
+    return launch("evaluate", body, record_to=session.project.folder,
                           run_id=run_id, cancel=cancel)

@@ -29,7 +29,8 @@ from workbench.core.runs.events import (
     RunStarted,
 )
 
-#: batch-level metric samples are throttled to this rate (low-rate control events; spikes go through buffers)
+#: batch-level metric samples are throttled to this rate: events are the low-rate control
+#: plane (spikes go through buffers)
 METRIC_HZ = 5.0
 #: what every trainer reports; anything else in ``train_step``'s dict is an extra metric
 BASE_KEYS = ("loss", "correct", "count")

@@ -23,7 +23,7 @@ EMPTY_HINT = "Run an evaluation to fill the ledger"
 _BAR_COLOUR = (70, 150, 255)
 _REAL_INPUT_COLOUR = (255, 127, 14)  # MAC-priced layers stand out from the AC-priced ones
 
-__all__ = ["EMPTY_HINT", "EnergyView", "format_energy"]  # format_energy: the core's, re-exported
+__all__ = ["EMPTY_HINT", "EnergyView"]
 
 
 class EnergyView(QWidget, PlotViewMixin, ExportMixin):
