@@ -66,3 +66,15 @@ def test_exchange_backend_by_format(plugin_host):
     assert callable(backend.export_file) and callable(backend.read_file)
     with pytest.raises(WorkbenchError, match="ONNX"):
         catalog.exchange_backend(plugin_host.registry, "onnx")
+
+
+def test_count_correct_follows_the_rule_readout():
+    import torch
+
+    from workbench.core.model.readout import count_correct
+
+    out = torch.tensor([[[0.0, 2.0]], [[3.0, 0.0]], [[3.0, 0.0]]])  # [T=3, B=1, C=2]
+    y = torch.tensor([1])
+    assert count_correct(out, y) == 0  # the mean over time says class 0
+    first_step = lambda o: o[0]  # noqa: E731 - a readout by the first step, like earliest spike
+    assert count_correct(out, y, first_step) == 1

@@ -10,5 +10,8 @@ def class_scores(out):
     return out.mean(0) if out.dim() == 3 else out
 
 
-def count_correct(out, y) -> int:
-    return int((class_scores(out).argmax(-1) == y).sum())
+def count_correct(out, y, readout=class_scores) -> int:
+    """How many of the batch's predictions (``readout(out).argmax``) equal ``y``; ``y`` may sit
+    on another device than ``out`` (labels stay on the CPU in the views)."""
+    scores = readout(out)
+    return int((scores.argmax(-1) == y.to(scores.device)).sum())

@@ -71,8 +71,11 @@ class CompressionContext(PluginRunContext):
 
     def __init__(self, *, model: CompiledNetwork, project: Project, lookup: Any, data: Any,
                  encode: Callable[[torch.Tensor], torch.Tensor], method: str,
-                 cancel: CancelToken, run_id: str) -> None:
+                 cancel: CancelToken, run_id: str,
+                 readout: Callable[[torch.Tensor], torch.Tensor] = class_scores) -> None:
         super().__init__(cancel, run_id)
+        #: the learning rule's readout: the accuracies a method reports match the run's
+        self.readout = readout
         self.model = model
         self.project = project
         self.graph = copy.deepcopy(project.graph)
@@ -115,7 +118,7 @@ class CompressionContext(PluginRunContext):
         correct = seen = 0
         with torch.no_grad():
             for x, y in source.batches(256, limit=limit):
-                correct += count_correct(model(self.encode(x)), y)
+                correct += count_correct(model(self.encode(x)), y, self.readout)
                 seen += len(y)
         return correct / max(seen, 1)
 
@@ -211,7 +214,7 @@ def compress_events(session: Any, spec: CompressionSpec, params: dict[str, Any],
     before = measure(model, session, limit=limit)
     ctx = CompressionContext(model=copy.deepcopy(model), project=project, lookup=session.lookup,
                              data=session.data(), encode=session.encoder(), method=spec.id,
-                             cancel=cancel, run_id=run_id)
+                             cancel=cancel, run_id=run_id, readout=session.readout())
     try:
         result = yield from drive(spec.create(ctx, **checked), cancel)
     except Cancelled:

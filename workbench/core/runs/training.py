@@ -18,7 +18,7 @@ import torch
 
 from workbench.core.build.compute import CPU, Compute
 from workbench.core.build.energy import CostTable, EnergyMeter
-from workbench.core.model.readout import class_scores
+from workbench.core.model.readout import class_scores, count_correct
 from workbench.core.runs.cancel import CancelToken
 from workbench.core.runs.events import (
     EnergySample,
@@ -39,10 +39,6 @@ Readout = Callable[[torch.Tensor], torch.Tensor]
 Encode = Callable[[torch.Tensor], torch.Tensor]
 
 
-def _correct(scores: torch.Tensor, y: torch.Tensor) -> int:
-    return int((scores.argmax(-1) == y.to(scores.device)).sum())
-
-
 def _test_accuracy(model: torch.nn.Module, encode: Encode, split: Any, batch_size: int,
                    cancel: CancelToken, compute: Compute, readout: Readout) -> float | None:
     model.eval()
@@ -53,7 +49,7 @@ def _test_accuracy(model: torch.nn.Module, encode: Encode, split: Any, batch_siz
                 return None
             with compute.autocast():
                 out = model(encode(compute.to_device(x)))
-            correct += _correct(readout(out), y)
+            correct += count_correct(out, y, readout)
             seen += len(y)
     return correct / max(seen, 1)
 
@@ -188,7 +184,7 @@ def evaluate(model: torch.nn.Module, encode: Encode, split: Any, table: CostTabl
                 return
             with compute.autocast():
                 out = model(encode(compute.to_device(x)))
-            correct += _correct(readout(out), y)
+            correct += count_correct(out, y, readout)
             seen += len(y)
             yield Progress(run_id, i, total)
             if time.perf_counter() - last >= energy_every:
