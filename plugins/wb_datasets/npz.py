@@ -12,7 +12,7 @@ import zipfile
 import numpy as np
 
 from wb_datasets._common import require_path
-from workbench.pluginhost import ArraySplit, DatasetError, DatasetSplits
+from workbench.pluginhost import ArraySplit, DatasetError, DatasetSplits, regular_file
 
 REQUIRED = ("x_train", "y_train", "x_test", "y_test")
 OPTIONAL = ("class_names",)
@@ -40,8 +40,9 @@ def load_npz(*, path: str = "", scale: float = 1.0) -> DatasetSplits:
     """
     file = require_path(path, what=LAYOUT, layout=LAYOUT)
     where = str(file)
-    if not file.is_file():
+    if file.is_dir():
         raise DatasetError(f"{path} is a folder, not a file; expected {LAYOUT}", where=where)
+    regular_file(file, DatasetError, what=".npz file")  # a FIFO or a device: said, not read
     try:
         archive = np.load(file, allow_pickle=False)
     except (OSError, ValueError, EOFError, zipfile.BadZipFile) as exc:

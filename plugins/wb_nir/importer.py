@@ -30,6 +30,7 @@ from workbench.pluginhost import (
     Node,
     Project,
     WorkbenchError,
+    regular_file,
 )
 
 _WHY_NOT = {
@@ -55,6 +56,7 @@ def read_graph(path: str | Path):
     leave some unset, and the import checks shapes itself when it builds the network."""
     import nir
 
+    regular_file(path, DeployError, what="NIR file")  # HDF5 would block on a FIFO
     try:
         return nir.read(str(path), type_check=False)
     except FileNotFoundError:

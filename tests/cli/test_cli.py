@@ -10,7 +10,8 @@ from cli_helpers import assert_input_error, run
 
 from workbench.cli import main
 from workbench.core.persistence.project_files import load_project, save_project
-from workbench.core.persistence.weights import save_weights
+from workbench.core.persistence.project_store import commit_weights
+from workbench.core.persistence.weights import weights_bytes
 from workbench.testing.fixtures import make_tiny_project
 
 
@@ -22,7 +23,7 @@ def test_train_then_evaluate_json(tmp_path, capsys):
     summary = lines[-1]
     assert summary["event"] == "summary" and summary["status"] == "ok"
     assert summary["epochs"] == 2 and 0.5 < summary["test_accuracy"] <= 1
-    assert (folder / "weights.safetensors").exists()
+    assert load_project(folder).weights_path.exists()
     assert lines[0]["event"] == "run_started"
 
     code, lines, _, _ = run(["evaluate", str(folder), "--json"], capsys)
@@ -147,9 +148,9 @@ def test_weights_with_wrong_shapes(tmp_path, capsys):
     wrong = torch.nn.Module()
     wrong.layers = torch.nn.ModuleDict({"hidden": torch.nn.Module(), "fc": torch.nn.Linear(16, 10)})
     wrong.layers["hidden"].fc = torch.nn.Linear(64, 16)
-    save_weights(wrong, folder / "weights.safetensors")
+    weights = commit_weights(load_project(folder), weights_bytes(wrong))  # the project's own
     code, _, _, err = run(["evaluate", str(folder)], capsys)
-    assert_input_error(code, err, "weights.safetensors", "layers.hidden.fc.weight", "shape")
+    assert_input_error(code, err, weights.name, "layers.hidden.fc.weight", "shape")
 
 
 def test_nan_weights(tmp_path, capsys):
@@ -159,9 +160,10 @@ def test_nan_weights(tmp_path, capsys):
     assert code == 0
     from safetensors.torch import load_file, save_file
 
-    tensors = load_file(str(folder / "weights.safetensors"))
+    weights = str(load_project(folder).weights_path)
+    tensors = load_file(weights)
     tensors["layers.fc.weight"][0, 0] = float("nan")
-    save_file(tensors, str(folder / "weights.safetensors"))
+    save_file(tensors, weights)
     code, _, _, err = run(["evaluate", str(folder)], capsys)
     assert_input_error(code, err, "layers.fc.weight", "NaN")
 

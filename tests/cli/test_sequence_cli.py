@@ -10,6 +10,7 @@ import shutil
 import numpy as np
 
 from workbench.cli import main
+from workbench.core.persistence.project_files import load_project
 from workbench.testing.toy_plugins import toy_project_dir
 
 PLUGIN = ["--plugin", "workbench.testing.toy_plugins"]
@@ -34,7 +35,7 @@ def test_train_evaluate_inspect_a_sequence_project(tmp_path):
     assert len(counts) == 2 and all(c > 0 for c in counts)
     assert summary["metrics"]["backward_events"] == counts[-1]
     assert lines[0]["event"] == "run_started" and lines[0]["config"]["time_steps"] == 24
-    assert (folder / "weights.safetensors").exists()
+    assert load_project(folder).weights_path.exists()
 
     code, lines = run(["evaluate", str(folder), *PLUGIN, "--json"])
     assert code == 0, lines[-1]

@@ -132,8 +132,8 @@ def test_compress_packs_weights_and_records_the_pass(toy_host, trained, tmp_path
     assert after["bits"]["hidden1"] == 4 and before["bits"]["hidden1"] == 32
     assert abs(after["accuracy"] - before["accuracy"]) < 0.1
     # the file really is small, and reloads to the same numbers
-    assert (out / "weights.safetensors").stat().st_size < \
-        (trained / "weights.safetensors").stat().st_size / 5
+    assert load_project(out).weights_path.stat().st_size < \
+        load_project(trained).weights_path.stat().st_size / 5
     variant = load_project(out)
     assert variant.compression[-1]["method"] == "toy.int"
     assert variant.compression[-1]["params"] == {"bits": 4}
@@ -157,7 +157,7 @@ def test_compress_refuses_bad_input(toy_host, tmp_path, trained):
     host, _ = toy_host
     untrained = tmp_path / "untrained"
     shutil.copytree(trained, untrained)
-    (untrained / "weights.safetensors").unlink()
+    load_project(untrained).weights_path.unlink()
     last, _ = finished(catalog.compress(Session(load_project(untrained), host.registry),
                                         method="toy.int"))
     assert last.status == "failed" and last.error_kind == "input"

@@ -47,7 +47,7 @@ def test_save_is_atomic(tmp_path, monkeypatch):
         raise OSError("disk full")
 
     monkeypatch.setattr(Path, "write_bytes", crash_half_way)
-    with pytest.raises(OSError):
+    with pytest.raises(ProjectError, match="disk full"):  # an input problem: exit 2, one line
         save_project(project)
     monkeypatch.undo()
     assert (tmp_path / "p" / "project.json").read_text() == before

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import pytest
 import torch
 
@@ -61,10 +63,13 @@ def test_save_is_atomic_when_writing_fails(tmp_path, monkeypatch):
     save_weights(_net(), target)
     good = target.read_bytes()
 
-    def broken(*args, **kwargs):
+    real_write = Path.write_bytes
+
+    def broken(self, data):  # the disk fills half way through the new file
+        real_write(self, data[: len(data) // 2])
         raise OSError("disk full")
 
-    monkeypatch.setattr("safetensors.torch.save_file", broken)
+    monkeypatch.setattr(Path, "write_bytes", broken)
     with pytest.raises(OSError):
         save_weights(_net(), target)
     assert target.read_bytes() == good

@@ -124,7 +124,7 @@ def test_compress_from_the_menu_then_compare_and_open_the_variant(
     assert _click_and_wait(qtbot, window, dialog.start_button) == "ok"
     variant = folder / "variants" / "digits_conv-rescaw"
     assert dialog.result_folder() == str(variant)
-    assert (variant / "project.json").exists() and (variant / "weights.safetensors").exists()
+    assert load_project(variant).weights_path.exists()
     table = {row[0]: row for row in dialog.result_rows()}
     assert table["Model size"][3].startswith("×") and "smaller" in table["Model size"][3]
     assert {"Accuracy", "Parameters", "Energy per sample (estimate)"} <= set(table)
@@ -409,7 +409,7 @@ def test_nir_export_then_import_from_the_file_menu(make_main_window, qtbot, tmp_
     assert opened.folder == tmp_path / "mlp"
     assert [n.spec for n in opened.graph.nodes] == \
         [n.spec for n in load_project(folder).graph.nodes]
-    assert (opened.folder / "weights.safetensors").exists()
+    assert opened.weights_path.exists()
     assert list((opened.folder / "runs").glob("import-*.jsonl"))  # the run's record
     assert window.training.status.text() == "Ready" and _visible_boxes(window) == []
     # a second import does not overwrite the first project

@@ -47,7 +47,7 @@ def test_open_example_train_inspect_edit_undo_save_reopen(make_main_window, qtbo
     assert window.isWindowModified()  # trained weights are unsaved work
     target = tmp_path / "saved"
     assert window.save_as(target)
-    assert (target / "weights.safetensors").exists()
+    assert load_project(target).weights_path.exists()
     assert not window.isWindowModified()
 
     # change a parameter in the inspector, through its spin box
@@ -237,12 +237,14 @@ def test_autosave_and_restore_after_a_crash(make_main_window, qtbot, tmp_path, p
     window.hide()
 
     fresh = make_main_window()
-    fresh.ask_restore = lambda found: found.project.name == "tiny"
-    assert offer_recoveries(fresh)
+    dialog = offer_recoveries(fresh)
+    assert dialog is not None and "tiny" in dialog.row_texts()[0]
+    qtbot.mouseClick(dialog.rows[0].restore_button, Qt.MouseButton.LeftButton)
     assert fresh.doc.project.graph.node("hidden").params["out_features"] == 24
     assert fresh.doc.project.folder == folder
     assert fresh.isWindowModified()
-    assert recovery.find_recoveries() == []
+    # still unsaved: the restored work is autosaved again, in the same one file
+    assert [found.file for found in recovery.find_recoveries()] == [path]
     assert load_project(folder).graph.node("hidden").params["out_features"] == 32  # unsaved
 
 
@@ -271,7 +273,7 @@ def test_loading_weights_of_another_network_is_refused(make_main_window, qtbot, 
     session = Session(other, window.host.registry)
     session.build()
     session.save_weights()
-    assert not window.load_weights(tmp_path / "other" / "weights.safetensors")
+    assert not window.load_weights(other.weights_path)
     assert "shape" in window.last_message and "hidden.fc.weight" in window.last_message
     _train(qtbot, window, epochs=1)  # still usable
 

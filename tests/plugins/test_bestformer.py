@@ -471,8 +471,8 @@ def test_binarize_with_distillation_on_the_trained_digits_conv(trained_digits_co
     assert report["scaled_layers"] == [] and report["distill"] is True
     assert after["model_size_bytes"] < before["model_size_bytes"] / 4
     assert after["accuracy"] > 0.8  # 1 epoch of fine-tuning on a binary conv2
-    assert ((out / "weights.safetensors").stat().st_size
-            < (folder / "weights.safetensors").stat().st_size / 3)
+    assert (load_project(out).weights_path.stat().st_size
+            < load_project(folder).weights_path.stat().st_size / 3)
     reloaded = Session(load_project(out), plugin_host.registry)
     model = reloaded.build()
     conv2 = model.layers["conv2"].conv

@@ -486,15 +486,15 @@ def test_rescaw_4_bit_project_reloads_packed(plugin_host, conv_project, tmp_path
     quant = model.layers["conv2"].conv.weight_quant
     assert quant.bits == 4 and torch.equal(model.layers["conv2"].conv.weight.detach(),
                                            quant.dequantize())
-    with safe_open(str(out / "weights.safetensors"), framework="pt") as handle:
+    with safe_open(str(load_project(out).weights_path), framework="pt") as handle:
         keys = set(handle.keys())
         meta = json.loads(handle.metadata()["quantized"])
     assert "layers.conv2.conv.weight.q_codes" in keys
     assert "layers.conv2.conv.weight" not in keys and "layers.conv1.conv.weight" in keys
     assert meta == {"layers.conv2.conv.weight": {"bits": 4, "shape": [64, 32, 3, 3],
                                                  "q_step": 2, "q_zero": -15}}
-    assert (out / "weights.safetensors").stat().st_size < \
-        (conv_project / "weights.safetensors").stat().st_size
+    assert load_project(out).weights_path.stat().st_size < \
+        load_project(conv_project).weights_path.stat().st_size
     after = done.summary["after"]
     assert after["model_size_bytes"] < done.summary["before"]["model_size_bytes"]
     assert measure(model, session)["accuracy"] == after["accuracy"]

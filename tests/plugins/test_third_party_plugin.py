@@ -13,7 +13,7 @@ from pathlib import Path
 
 import pytest
 
-from workbench.core.persistence.project_files import save_project
+from workbench.core.persistence.project_files import load_project, save_project
 from workbench.testing.fixtures import make_tiny_project
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -79,7 +79,7 @@ def test_a_project_with_the_plugin_neuron_trains_from_the_cli(installed, tmp_pat
     assert result.returncode == 0, result.stdout[-2000:] + result.stderr[-2000:]
     summary = json.loads(result.stdout.strip().splitlines()[-1])
     assert summary.get("status") == "ok" and summary.get("epochs") == 1, summary
-    assert (folder / "weights.safetensors").exists()
+    assert load_project(folder).weights_path.exists()
 
 
 @pytest.mark.slow

@@ -20,7 +20,7 @@ from typing import TextIO
 
 from workbench.cli._common import OPTIONS, PROG, RunFailed
 from workbench.cli.parser import GUI_HANDLER, build_parser
-from workbench.core.model.errors import WorkbenchError
+from workbench.core.model.errors import WorkbenchError, input_error_from
 
 EXIT_OK, EXIT_INTERNAL, EXIT_INPUT, EXIT_INTERRUPTED = 0, 1, 2, 130
 
@@ -55,7 +55,11 @@ def main(argv: Sequence[str] | None = None, *, out: TextIO | None = None) -> int
     except KeyboardInterrupt:
         print(f"{PROG}: interrupted", file=sys.stderr)
         return EXIT_INTERRUPTED
-    except Exception as exc:
+    except Exception as exc:  # noqa: BLE001 - every failure ends in one line and a status
+        problem = input_error_from(exc)
+        if problem is not None:  # a full disk, a read-only folder, a path too long
+            print(f"{PROG}: error: {_input_error(problem)}", file=sys.stderr)
+            return EXIT_INPUT
         if isinstance(exc, RunFailed):  # failed inside a run: the run's own traceback
             message, trace = exc.error, exc.traceback
         else:

@@ -14,6 +14,7 @@ from collections.abc import Callable, Sequence
 from typing import Any, TextIO
 
 from workbench.core.model.errors import WorkbenchError
+from workbench.core.model.json_text import dumps
 
 PROG = "snn-workbench"
 log = logging.getLogger(PROG)
@@ -44,7 +45,7 @@ class RunFailed(Exception):
 
 def emit(obj: dict[str, Any], out: TextIO) -> None:
     """One JSON object on one line."""
-    out.write(json.dumps(obj) + "\n")
+    out.write(dumps(obj) + "\n")  # RFC 8259: a NaN metric is null, never a NaN token
     out.flush()
 
 
@@ -54,10 +55,15 @@ def pct(x: float) -> str:
 
 # -- the session -------------------------------------------------------------------------------
 def load_host(args: argparse.Namespace) -> Any:
-    """The installed plugins, plus the ``--plugin`` modules."""
+    """The installed plugins, plus the ``--plugin`` modules. Broken plugins cost every command
+    one warning line in total; ``snn-workbench plugins`` lists each failure itself."""
     from workbench.pluginhost.manager import load_plugins
 
-    return load_plugins(modules=args.plugin or ())
+    host = load_plugins(modules=args.plugin or ())
+    summary = host.failure_summary()
+    if summary and getattr(args, "command", None) != "plugins":
+        log.warning("warning: %s", summary)
+    return host
 
 
 def load_session(args: argparse.Namespace) -> Any:

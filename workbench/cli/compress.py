@@ -21,6 +21,7 @@ from workbench.cli._common import (
     pct,
     show_log,
 )
+from workbench.cli.force import occupied_needs_force
 
 
 def _start(session: Any, args: argparse.Namespace) -> Any:
@@ -29,12 +30,13 @@ def _start(session: Any, args: argparse.Namespace) -> Any:
     if args.replay:
         if args.method:
             raise UsageError("give either --method or --replay, not both")
-        return catalog.replay(session, variant=args.replay, out=args.out)
+        return catalog.replay(session, variant=args.replay, out=args.out, overwrite=args.force)
     if not args.method:
         raise UsageError("--method is required (see `snn-workbench plugins` for the "
                          "compression methods)")
     return catalog.compress(session, method=args.method, params=parse_params(args.param),
-                            out=args.out, name=args.name, limit=args.limit)
+                            out=args.out, name=args.name, limit=args.limit,
+                            overwrite=args.force)
 
 
 def _show(event: Any, write: Any) -> None:
@@ -59,7 +61,8 @@ def print_comparison(before: dict[str, Any], after: dict[str, Any], out: TextIO)
 
 def run(args: argparse.Namespace, out: TextIO) -> int:
     session = load_session(args)
-    summary = drive(_start(session, args), args, out, _show)
+    with occupied_needs_force():
+        summary = drive(_start(session, args), args, out, _show)
     if not finish(summary, args, out):
         return exit_status(summary)
     print_comparison(summary["before"], summary["after"], out)

@@ -7,14 +7,17 @@ import argparse
 from typing import TextIO
 
 from workbench.cli._common import drive, exit_status, finish, load_host, show_log
+from workbench.cli.force import occupied_needs_force
 
 
 def run(args: argparse.Namespace, out: TextIO) -> int:
     from workbench.core.runs import catalog
 
     host = load_host(args)
-    run_ = catalog.import_file(host.registry, path=args.input, out=args.out, fmt="nir")
-    summary = drive(run_, args, out, show_log)
+    with occupied_needs_force():
+        run_ = catalog.import_file(host.registry, path=args.input, out=args.out, fmt="nir",
+                                   overwrite=args.force)
+        summary = drive(run_, args, out, show_log)
     if not finish(summary, args, out):
         return exit_status(summary)
     print(f"imported {args.input} as the project {summary['project']}", file=out)

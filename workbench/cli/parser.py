@@ -36,6 +36,12 @@ def _compute_args(p: argparse.ArgumentParser) -> None:
                         "project's compute.precision)")
 
 
+def _force_arg(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--force", action="store_true",
+                   help="replace a project (or save into a non-empty folder) already at the "
+                        "output folder; the source project is never replaced")
+
+
 def _param_arg(p: argparse.ArgumentParser, what: str) -> None:
     p.add_argument("--param", action="append", metavar="KEY=VALUE",
                    help=f"a parameter of the {what} (repeatable), e.g. --param bits=4")
@@ -70,7 +76,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--fresh", action="store_true",
                    help="start from new random weights instead of the saved ones")
     p.add_argument("--no-save", action="store_true",
-                   help="do not write weights.safetensors into the project")
+                   help="do not save the trained weights into the project")
     _compute_args(p)
 
     p = command("evaluate", "evaluate",
@@ -100,6 +106,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--method", help="compression method id (see `plugins`)")
     _param_arg(p, "method")
     p.add_argument("--out", type=Path, required=True, help="folder of the new project")
+    _force_arg(p)
     p.add_argument("--name", help="name of the new project (default: PROJECT-method)")
     p.add_argument("--replay", type=Path, metavar="VARIANT",
                    help="instead of --method: re-run the passes recorded in this compressed "
@@ -127,6 +134,7 @@ def build_parser() -> argparse.ArgumentParser:
     p = command("import-nir", "import_nir", "turn a NIR graph file into a project")
     p.add_argument("input", type=Path, metavar="IN.nir", help="the NIR file")
     p.add_argument("out", type=Path, metavar="OUT_PROJECT", help="folder of the new project")
+    _force_arg(p)
     _json_arg(p)
 
     p = command("plugins", "plugins", "installed plugins, their contributions, and failures")

@@ -1,7 +1,7 @@
 """``snn-workbench train``: train a project's network and save its weights.
 
-A driver over :func:`workbench.core.runs.catalog.train`; the run saves ``weights.safetensors``
-(unless ``--no-save``) and names the file in its summary.
+A driver over :func:`workbench.core.runs.catalog.train`; the run saves the weights as the
+project's (unless ``--no-save``) and names the file in its summary.
 """
 
 from __future__ import annotations

@@ -15,7 +15,9 @@ from workbench.core.model.errors import WorkbenchError
 from workbench.core.model.project import Project
 from workbench.core.persistence.project_files import load_project
 from workbench.gui import recovery
-from workbench.gui.main_window import APP_NAME, MainWindow, default_window_project
+from workbench.gui.dialogs.recovery_dialog import RecoveryDialog
+from workbench.gui.main_window import APP_NAME, MainWindow
+from workbench.gui.project_controller import default_window_project
 from workbench.gui.settings import AppSettings
 from workbench.gui.theme import apply_theme
 from workbench.pluginhost.manager import load_plugins
@@ -36,7 +38,10 @@ def install_excepthooks() -> None:
 
 def create_window(project_path: str | Path | None = None, *, plugins: Iterable[str] = (),
                   settings: AppSettings | None = None, offer_recovery: bool = True) -> MainWindow:
-    """Build the main window (the QApplication must exist)."""
+    """Build the main window (the QApplication must exist).
+
+    A project that cannot be opened (unreadable, or nodes the installed plugins cannot take)
+    never stops the app: the window opens the default project and shows an error box."""
     settings = settings or AppSettings.load()
     apply_theme(settings.theme)
     host = load_plugins(modules=plugins, disabled=settings.disabled_plugins)
@@ -47,28 +52,24 @@ def create_window(project_path: str | Path | None = None, *, plugins: Iterable[s
             project = load_project(project_path)
         except WorkbenchError as exc:
             problem = str(exc)
+    # the window checks the project against the plugins (ProjectController.open_problem)
     window = MainWindow(host, settings, project or default_window_project())
     if problem:
-        window.show_error("Cannot open project", problem)
+        window.show_error("Cannot open project",
+                          f"{problem}\n{window.doc.project.name} was opened instead.")
     if offer_recovery:
         offer_recoveries(window)
     return window
 
 
-def offer_recoveries(window: MainWindow) -> bool:
-    """After a crash, offer the newest unsaved work back; True when it was restored."""
-    found = recovery.find_recoveries()
+def offer_recoveries(window: MainWindow) -> RecoveryDialog | None:
+    """After a crash, list every project's autosaved unsaved work (damaged recovery files are
+    moved aside, and said so); the dialog, or None when there was nothing to offer."""
+    found, warnings = recovery.scan_recoveries()
+    window.show_startup_warnings(warnings)
     if not found:
-        return False
-    newest = found[0]
-    if not window.ask_restore(newest):
-        for item in found:
-            item.file.unlink(missing_ok=True)
-        return False
-    window.set_project(newest.project, dirty=True)
-    newest.file.unlink(missing_ok=True)
-    log.info("restored unsaved work of %s", newest.project.name)
-    return True
+        return None
+    return window.show_recoveries(found)
 
 
 def run_app(project_path: str | Path | None = None, *, plugins: Iterable[str] = ()) -> int:
@@ -78,9 +79,10 @@ def run_app(project_path: str | Path | None = None, *, plugins: Iterable[str] = 
     logging.basicConfig(level=logging.INFO)
     install_excepthooks()
     try:
-        window = create_window(project_path, plugins=plugins)
+        window = create_window(project_path, plugins=plugins, offer_recovery=False)
     except WorkbenchError as exc:  # e.g. strict plugin mode and a broken plugin
         QMessageBox.critical(None, APP_NAME, str(exc))
         return 2
     window.show()
+    offer_recoveries(window)  # once the window is up: the list is window-modal
     return app.exec()

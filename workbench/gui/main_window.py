@@ -29,15 +29,14 @@ from PySide6.QtWidgets import (
 )
 
 from workbench.core.build.report import CompileReport
-from workbench.core.model.errors import WorkbenchError
 from workbench.core.model.project import Project
-from workbench.core.persistence.examples import default_project, list_examples
-from workbench.core.persistence.project_files import load_project
+from workbench.core.persistence.examples import list_examples
 from workbench.gui import prompts, recovery
 from workbench.gui.actions import make_action
 from workbench.gui.dialogs.about import show_about
 from workbench.gui.dialogs.compress_dialog import CompressDialog
 from workbench.gui.dialogs.plugins_dialog import PluginsDialog
+from workbench.gui.dialogs.recovery_dialog import RecoveryDialog
 from workbench.gui.edit_actions import EditActions
 from workbench.gui.editor import NetworkEditor
 from workbench.gui.exchange_actions import ExchangeActions
@@ -72,6 +71,9 @@ class MainWindow(QMainWindow):
         self.host = host
         self.settings = settings or AppSettings()
         self.last_message = ""
+        #: the warnings about the app's own files shown since the start (settings, recovery)
+        self.startup_warnings: list[str] = []
+        self.recovery_dialog: RecoveryDialog | None = None
         self.setWindowIcon(icon("app"))
         self.resize(1400, 900)
         self.controller = RunController(self)
@@ -99,6 +101,10 @@ class MainWindow(QMainWindow):
         self.controller.run_finished.connect(lambda _id, _status: self._update_title())
         self.settings.restore_layout(self)
         self._after_open()
+        if self.projects.open_problem:
+            self.show_error("Cannot open project", f"{self.projects.open_problem}\n"
+                            f"{self.doc.project.name} was opened instead.")
+        self.show_startup_warnings(self.settings.warnings)
 
     # -- what the rest of the app, the scripts and the tests call on the window ----------------
     @property
@@ -129,8 +135,8 @@ class MainWindow(QMainWindow):
     def validate_now(self) -> CompileReport | None:
         return self.edits.validate_now()
 
-    def set_project(self, project: Project, *, dirty: bool = False) -> None:
-        self.projects.set_project(project, dirty=dirty)
+    def set_project(self, project: Project, *, dirty: bool = False) -> bool:
+        return self.projects.set_project(project, dirty=dirty)
 
     def new_project(self) -> bool:
         return self.projects.new_project()
@@ -365,8 +371,30 @@ class MainWindow(QMainWindow):
     def ask_save_changes(self) -> str:
         return prompts.ask_save_changes(self, self.doc.project.name)
 
-    def ask_restore(self, found: recovery.Recovered) -> bool:
-        return prompts.ask_restore(self, found)
+    def show_recoveries(self, found: list[recovery.Recovered]) -> RecoveryDialog:
+        """List autosaved unsaved work (after a crash) in a window-modal dialog that does not
+        block the event loop: Restore opens one, Discard deletes that autosave only."""
+        dialog = RecoveryDialog(found, self)  # one per start: kept (a script may look at it)
+        dialog.restore_requested.connect(self.projects.restore)
+        dialog.discard_requested.connect(lambda item: recovery.discard_file(item.file))
+        self.recovery_dialog = dialog
+        dialog.open()
+        return dialog
+
+    def show_startup_warnings(self, warnings: list[str]) -> None:
+        """What went wrong reading the app's own files (settings, recovery): the Log panel
+        gets each, the status bar the gist; nothing modal, the app is usable at once."""
+        for text in warnings:
+            log.warning(text)
+            self.startup_warnings.append(text)
+        shown = self.startup_warnings  # settings first, then recovery: one message for all
+        if warnings:
+            gist = (shown[0] if len(shown) == 1 else
+                    f"{len(shown)} problems with the app's own files: see the Log panel")
+            self.statusBar().showMessage(f"⚠ {gist}", 60_000)
+
+    def ask_replace_folder(self, folder: Path, holds_project: bool) -> bool:
+        return prompts.ask_replace_folder(self, folder, holds_project)
 
     def _probe_views(self) -> dict[str, QWidget]:
         return {"raster": self.raster, "membrane": self.membrane, "rates": self.rates,
@@ -396,13 +424,3 @@ class MainWindow(QMainWindow):
         self.settings.save_layout(self)
         self.log_panel.detach()
         event.accept()
-
-
-def default_window_project() -> Project | None:
-    """The embedded default example, if the checkout has it."""
-    folder = default_project()
-    try:
-        return load_project(folder)
-    except WorkbenchError as exc:
-        log.warning("default project unavailable: %s", exc)
-        return None

@@ -20,9 +20,16 @@ from PySide6.QtWidgets import QFileDialog
 
 from workbench.core.model.errors import WorkbenchError
 from workbench.core.model.graph import Graph, Node
-from workbench.core.model.project import WEIGHTS_FILE, Project
-from workbench.core.persistence.project_files import load_project, save_project
-from workbench.core.persistence.weights import load_weights
+from workbench.core.model.project import Project, bind_specs
+from workbench.core.persistence.examples import default_project
+from workbench.core.persistence.project_files import load_project
+from workbench.core.persistence.project_store import (
+    KEEP,
+    TargetOccupied,
+    commit_project,
+    same_folder,
+)
+from workbench.core.persistence.weights import load_weights, weights_bytes
 from workbench.core.runs.session import Session
 from workbench.gui import recovery
 from workbench.gui.document import ProjectDocument
@@ -40,12 +47,43 @@ def new_project() -> Project:
     return Project("untitled", graph)
 
 
+def default_window_project() -> Project | None:
+    """The embedded default example, if the checkout has it."""
+    folder = default_project()
+    try:
+        return load_project(folder)
+    except WorkbenchError as exc:
+        log.warning("default project unavailable: %s", exc)
+        return None
+
+
+def bind_problem(project: Project, registry: Any) -> str:
+    """Why ``project`` cannot be opened with the installed plugins, "" when it can.
+
+    Loading a file checks its format; matching its nodes to the installed specs (a node saved by
+    a newer plugin version, a migration that fails) is a second step that used to run only
+    inside the document's constructor, where a failure ended the app. Every way a project comes
+    in (the command line, Open, a recovery, an import) checks here first, on a copy, so a
+    refusal changes nothing and is shown as an error box.
+    """
+    try:
+        bind_specs(project.copy(), registry)
+    except WorkbenchError as exc:
+        return str(exc)
+    except Exception as exc:  # a plugin's migrate hook failed: the app must go on
+        log.exception("a plugin failed while reading project %s", project.name)
+        return f"a plugin failed while reading the project: {type(exc).__name__}: {exc}"
+    return ""
+
+
 class Prompts(Protocol):
     """What the controller asks of the window."""
 
     def ask_save_changes(self) -> str: ...  # "save", "discard" or "cancel"
 
     def show_error(self, title: str, text: str) -> None: ...
+
+    def ask_replace_folder(self, folder: Path, holds_project: bool) -> bool: ...  # replace it?
 
 
 class ProjectController(QObject):
@@ -65,9 +103,19 @@ class ProjectController(QObject):
         self._prompts = prompts
         #: False once the weights in memory differ from the project's weights file
         self.weights_dirty = False
+        #: True once the weights in memory were autosaved (or refused: NaN) since they changed
+        self._weights_autosaved = False
+        project = project or new_project()
+        #: why the project given could not be opened ("" when it was): the default project
+        #: is open instead, and the window says so
+        self.open_problem = bind_problem(project, registry)
+        if self.open_problem:
+            project = default_window_project() or new_project()
+            if bind_problem(project, registry):
+                project = new_project()
         # One undo group: the Edit menu's actions follow whichever document is open.
         self.undo_group = QUndoGroup(self)
-        self.doc = ProjectDocument(project or new_project(), registry, self)
+        self.doc = ProjectDocument(project, registry, self)
         self.undo_group.addStack(self.doc.undo_stack)
         self.undo_group.setActiveStack(self.doc.undo_stack)
         self.session = Session(self.doc.project, registry)
@@ -75,6 +123,9 @@ class ProjectController(QObject):
         self._autosave = QTimer(self, interval=max(5, settings.autosave_seconds) * 1000)
         self._autosave.timeout.connect(self.autosave_now)
         self._autosave.start()
+        # Trained weights are unsaved work the moment a run ends: autosave them then, not up
+        # to a minute later.
+        runs.run_finished.connect(self._after_run)
 
     def _watch(self, doc: ProjectDocument) -> None:
         doc.changed.connect(self.state_changed)
@@ -92,6 +143,7 @@ class ProjectController(QObject):
     def set_weights_dirty(self, dirty: bool = True) -> None:
         """The weights in memory changed (training) or now match the file (save, load)."""
         self.weights_dirty = dirty
+        self._weights_autosaved = False
         self.state_changed.emit()
 
     # -- the session's network -------------------------------------------------------------------
@@ -138,9 +190,17 @@ class ProjectController(QObject):
             self.session.model = None
 
     # -- opening ---------------------------------------------------------------------------------
-    def set_project(self, project: Project, *, dirty: bool = False) -> None:
-        """Put ``project`` in place of the open one (``dirty``: restored unsaved work)."""
+    def set_project(self, project: Project, *, dirty: bool = False) -> bool:
+        """Put ``project`` in place of the open one (``dirty``: restored unsaved work); False,
+        with an error box and the open project unchanged, when it cannot be opened."""
+        problem = bind_problem(project, self.registry)
+        if problem:
+            self._prompts.show_error("Cannot open project",
+                                     f"{problem}\nThe project that was open stays open.")
+            return False
         if self.runs.busy:
+            # the open project is being let go: the end of its run must not autosave it again
+            self.weights_dirty = False
             self.runs.shutdown()
         old = self.doc
         self.doc = ProjectDocument(project, self.registry, self)
@@ -149,11 +209,13 @@ class ProjectController(QObject):
         self.undo_group.removeStack(old.undo_stack)
         self.session = Session(project, self.registry)
         self.weights_dirty = False
+        self._weights_autosaved = False
         self._watch(self.doc)
         if dirty:
             self.doc.undo_stack.resetClean()
         old.deleteLater()
         self.replaced.emit()
+        return True
 
     def new_project(self) -> bool:
         if not self.confirm_discard():
@@ -174,7 +236,8 @@ class ProjectController(QObject):
         except WorkbenchError as exc:
             self._prompts.show_error("Cannot open project", str(exc))
             return False
-        self.set_project(project)
+        if not self.set_project(project):  # its nodes do not match the installed plugins
+            return False
         self._remember(project.folder)
         return True
 
@@ -198,24 +261,45 @@ class ProjectController(QObject):
         return self._save_to(Path(folder))
 
     def _save_to(self, folder: Path) -> bool:
+        """Save the project and its weights as one step (a crash leaves the old or the new
+        project, never a mix); into a folder holding another project only when the user says
+        so, and then the whole project is replaced."""
         project = self.project
         old_recovery = recovery.recovery_file(project)
-        try:
-            save_project(project, folder)
-            if self.session.model is not None and (self.weights_dirty or not
-                                                   (folder / WEIGHTS_FILE).exists()):
-                self.session.save_weights(folder / WEIGHTS_FILE)
-        except (WorkbenchError, OSError) as exc:
-            self._prompts.show_error("Save failed",
-                                     f"{exc}\nYour work is still open and unsaved.")
-            return False
-        old_recovery.unlink(missing_ok=True)
+        overwrite = False
+        while True:
+            try:
+                commit_project(project, folder, weights=self._weights_to_save(folder),
+                               overwrite=overwrite)
+                break
+            except TargetOccupied as exc:
+                if overwrite or not self._prompts.ask_replace_folder(folder, exc.holds_project):
+                    return False
+                overwrite = True
+            except (WorkbenchError, OSError) as exc:
+                self._prompts.show_error("Save failed",
+                                         f"{exc}\nYour work is still open and unsaved.")
+                return False
+        recovery.discard_file(old_recovery)  # and its autosaved weights
         recovery.discard_recovery(project)
         self.doc.mark_saved()
         self._remember(folder)
         self.set_weights_dirty(False)
         self.status.emit(f"Saved to {folder}", 5000)
         return True
+
+    def _weights_to_save(self, folder: Path) -> bytes | Any:
+        """The network's weights when they are news to ``folder`` (trained since the last save,
+        another folder, none saved yet), else KEEP: the saved file stays (or, when the network
+        was never built, is copied into a new folder)."""
+        model, project = self.session.model, self.project
+        if model is None:
+            return KEEP
+        in_place = project.folder is not None and same_folder(project.folder, folder)
+        saved = project.weights_path
+        if self.weights_dirty or not in_place or saved is None or not saved.exists():
+            return weights_bytes(model, where=str(folder))
+        return KEEP
 
     def confirm_discard(self) -> bool:
         """True when it is fine to drop the current project (saved, or the user agreed)."""
@@ -231,14 +315,41 @@ class ProjectController(QObject):
 
     # -- autosave --------------------------------------------------------------------------------
     def autosave_now(self) -> Path | None:
-        """Write the recovery file while there are unsaved edits (timer-driven)."""
-        if not self.doc.dirty:
+        """Write the recovery file while there is unsaved work (timer-driven): the project
+        while it has unsaved edits or the network holds weights its weights file lacks, and
+        then those weights too. While a run changes them the last autosaved weights stay; the
+        end of the run autosaves them."""
+        model = self.session.model if self.weights_dirty else None
+        if not self.doc.dirty and model is None:
             return None
+        write_weights = model is not None and not self._weights_autosaved and not self.runs.busy
         try:
-            return recovery.write_recovery(self.project)
+            path = recovery.write_recovery(self.project, model if write_weights else None,
+                                           keep_weights=model is not None and not write_weights)
         except OSError as exc:
             log.warning("autosave failed: %s", exc)
             return None
+        if write_weights:
+            self._weights_autosaved = True
+        return path
+
+    def _after_run(self, _run_id: str = "", _status: str = "") -> None:
+        self._weights_autosaved = False
+        if self.weights_dirty:
+            self.autosave_now()
+
+    def restore(self, found: recovery.Recovered) -> bool:
+        """Open autosaved work ``found`` as unsaved work, with its trained weights; this
+        session's own autosave then takes the place of its recovery files."""
+        if not self.confirm_discard() or not self.set_project(found.project, dirty=True):
+            return False
+        if found.weights is not None:
+            self.load_weights(found.weights)  # says so when they do not fit the network
+        written = self.autosave_now()
+        if written is not None and written != found.file:
+            recovery.discard_file(found.file)  # an untitled project's key is new each run
+        log.info("restored unsaved work of %s", found.project.name)
+        return True
 
     def close(self) -> None:
         """The window closes (the user agreed to drop unsaved work): no recovery is left."""

@@ -1,15 +1,14 @@
 """The questions the app asks the user, as modal message boxes.
 
-The window exposes them as ``ask_save_changes()`` and ``ask_restore(found)`` so a test (or a
-script) can answer them by replacing the attribute."""
+The window exposes them as ``ask_save_changes()`` and ``ask_replace_folder(folder,
+holds_project)`` so a test (or a script) can answer them by replacing the attribute. The list of
+autosaved work after a crash is a dialog of its own (``dialogs/recovery_dialog.py``)."""
 
 from __future__ import annotations
 
-import time
+from pathlib import Path
 
 from PySide6.QtWidgets import QMessageBox, QWidget
-
-from workbench.gui.recovery import Recovered
 
 APP_NAME = "SNN Workbench"
 _BUTTON = QMessageBox.StandardButton
@@ -22,10 +21,15 @@ def ask_save_changes(parent: QWidget, project_name: str) -> str:
     return {_BUTTON.Save: "save", _BUTTON.Discard: "discard"}.get(answer, "cancel")
 
 
-def ask_restore(parent: QWidget, found: Recovered) -> bool:
-    """After a crash: bring back the unsaved work ``found``?"""
-    when = time.strftime("%Y-%m-%d %H:%M", time.localtime(found.saved_at))
-    answer = QMessageBox.question(
-        parent, APP_NAME, f"{APP_NAME} did not close cleanly. Restore the unsaved changes to "
-                          f"{found.project.name} from {when}?", _BUTTON.Yes | _BUTTON.No)
+def ask_replace_folder(parent: QWidget, folder: Path, holds_project: bool) -> bool:
+    """Save As chose a folder holding another project (or other files): replace it?"""
+    if holds_project:
+        text = (f"{folder} already holds a project. Replace it with this one? Its project file "
+                "and weights are replaced; its run records stay.")
+    else:
+        text = (f"{folder} is not empty and holds no project. Save the project into it anyway? "
+                "The files already there stay.")
+    answer = QMessageBox.question(parent, APP_NAME, text, _BUTTON.Yes | _BUTTON.No,
+                                  _BUTTON.No)
     return answer == _BUTTON.Yes
+

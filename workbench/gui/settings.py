@@ -2,7 +2,10 @@
 
 The folder is ``$SNN_WORKBENCH_CONFIG`` when set (tests point it at a temporary folder so a
 developer's own settings are never read or written), else Qt's per-user config location.
-Writes are atomic; an unreadable file is set aside and defaults are used, never a crash.
+Writes are atomic. A damaged file (not JSON, not an object, a field of the wrong type or out of
+range, a FIFO in its place) is renamed to ``settings.json.broken`` (an earlier one is kept: the
+new name gets a timestamp) and defaults are used, never a crash; :attr:`AppSettings.warnings`
+says what happened, and the window shows it once it is up.
 """
 
 from __future__ import annotations
@@ -16,12 +19,20 @@ from pathlib import Path
 from typing import Any
 
 from workbench.core.persistence.atomic import atomic_write_text
+from workbench.gui.config_files import ConfigFileProblem, read_config_text, set_aside
 
 log = logging.getLogger(__name__)
 
 CONFIG_ENV = "SNN_WORKBENCH_CONFIG"
 SCHEMA_VERSION = 1
 MAX_RECENT = 10
+#: the themes the View menu offers (workbench.gui.theme draws them)
+THEMES = ("light", "dark")
+#: seconds between autosaves: fewer than 5 would write constantly, more than an hour is no
+#: autosave at all
+AUTOSAVE_RANGE = (5, 3600)
+#: a settings file is a few kilobytes; anything far larger is not ours
+MAX_SETTINGS_BYTES = 1 << 20
 
 
 def config_dir() -> Path:
@@ -48,27 +59,47 @@ class AppSettings:
     def path(cls) -> Path:
         return config_dir() / "settings.json"
 
+    def __post_init__(self) -> None:
+        #: what went wrong reading the settings or their folder, for the window to show (not a
+        #: dataclass field: never saved)
+        self.warnings: list[str] = []
+
     @classmethod
     def load(cls) -> AppSettings:
+        """The saved settings; defaults (and a warning) when the file is missing or damaged."""
         path = cls.path()
-        if not path.exists():
+        settings = cls._read(path)
+        folder_problem = _unwritable(path.parent)
+        if folder_problem:
+            settings.warnings.append(folder_problem)
+        return settings  # the window logs and shows the warnings (the Log panel exists then)
+
+    @classmethod
+    def _read(cls, path: Path) -> AppSettings:
+        try:
+            if not os.path.lexists(path):
+                return cls()
+        except (OSError, ValueError):  # ValueError: a NUL byte in $SNN_WORKBENCH_CONFIG
             return cls()
         try:
-            data = json.loads(path.read_text(encoding="utf-8"))
-            known = {k: v for k, v in data.items() if k in cls.__dataclass_fields__}
-            settings = cls(**known)
-            if not isinstance(settings.recent_projects, list):
-                raise ValueError("recent_projects is not a list")
-            return settings
-        except (OSError, ValueError, TypeError) as exc:
-            backup = path.with_suffix(".json.broken")
-            log.warning("settings file %s is unreadable (%s); using defaults, kept it as %s",
-                        path, exc, backup)
-            try:
-                path.replace(backup)
-            except OSError:
-                pass
-            return cls()
+            data = json.loads(read_config_text(path, limit=MAX_SETTINGS_BYTES))
+            return cls(**_checked_fields(data))
+        except ConfigFileProblem as exc:
+            problem = str(exc)
+        except (ValueError, RecursionError) as exc:  # json: bad syntax, a 5 000-digit number
+            problem = _json_problem(exc)
+        settings = cls()
+        try:
+            kept = set_aside(path, suffix=".broken")
+        except OSError as exc:
+            settings.warnings.append(
+                f"The settings file {path} {problem}; using the default settings. It could not "
+                f"be renamed ({exc.strerror}): fix or delete it by hand.")
+        else:
+            settings.warnings.append(
+                f"The settings file {path} {problem}; using the default settings. The damaged "
+                f"file was kept as {kept}.")
+        return settings
 
     def save(self) -> None:
         try:
@@ -99,3 +130,72 @@ class AppSettings:
         folder = str(Path(folder).resolve())
         self.recent_projects = [folder] + [p for p in self.recent_projects if p != folder]
         del self.recent_projects[MAX_RECENT:]
+
+
+def _json_problem(exc: Exception) -> str:
+    if isinstance(exc, json.JSONDecodeError):
+        return f"is not valid JSON (line {exc.lineno}, column {exc.colno}: {exc.msg})"
+    if isinstance(exc, RecursionError):
+        return "is nested too deeply to read"
+    return f"cannot be read as JSON ({exc})"
+
+
+def _checked_fields(data: Any) -> dict[str, Any]:
+    """The known fields of a settings object, each checked against its type and range; the
+    first bad one raises ConfigFileProblem naming it. Unknown keys are ignored (a newer version of the
+    app may have written them)."""
+    if not isinstance(data, dict):
+        raise ConfigFileProblem(f"holds a JSON {_json_type(data)} where an object belongs")
+
+    def is_int(value: Any) -> bool:
+        return isinstance(value, int) and not isinstance(value, bool)
+
+    def is_str_list(value: Any) -> bool:
+        return isinstance(value, list) and all(isinstance(v, str) for v in value)
+
+    low, high = AUTOSAVE_RANGE
+    checks: dict[str, tuple[Any, str]] = {
+        "schema_version": (is_int, "a whole number"),
+        "recent_projects": (is_str_list, "a list of folder names"),
+        "theme": (lambda v: v in THEMES, f"one of {', '.join(THEMES)}"),
+        "window_geometry": (lambda v: isinstance(v, str), "text"),
+        "window_state": (lambda v: isinstance(v, str), "text"),
+        "disabled_plugins": (is_str_list, "a list of plugin names"),
+        "autosave_seconds": (lambda v: is_int(v) and low <= v <= high,
+                             f"a whole number of seconds from {low} to {high}"),
+    }
+    known = {}
+    for name, (ok, expected) in checks.items():
+        if name not in data:
+            continue
+        value = data[name]
+        if not ok(value):
+            shown = repr(value) if len(repr(value)) <= 40 else f"a JSON {_json_type(value)}"
+            raise ConfigFileProblem(f"has {name} = {shown}, expected {expected}")
+        known[name] = value
+    known["recent_projects"] = known.get("recent_projects", [])[:MAX_RECENT]
+    return known
+
+
+def _json_type(value: Any) -> str:
+    for kind, name in ((bool, "boolean"), (dict, "object"), (list, "list"), (str, "string"),
+                       (int, "number"), (float, "number")):
+        if isinstance(value, kind):
+            return name
+    return "null"
+
+
+def _unwritable(folder: Path) -> str:
+    """A warning when the config folder cannot be made or written ("" when it is fine)."""
+    try:
+        if os.path.lexists(folder) and not folder.is_dir():
+            raise NotADirectoryError(20, "it is not a folder")
+        folder.mkdir(parents=True, exist_ok=True)
+        if not os.access(folder, os.W_OK):
+            raise PermissionError(13, "permission denied")
+    except (OSError, ValueError) as exc:  # ValueError: a NUL byte in the path
+        reason = getattr(exc, "strerror", None) or str(exc)
+        return (f"The settings folder {folder} cannot be written ({reason}): settings, recent "
+                "projects and autosave are not kept until that is fixed. Set "
+                f"{CONFIG_ENV} to another folder to use one.")
+    return ""

@@ -47,6 +47,7 @@ from workbench.core.model.specs import (
     Spec,
     ViewSpec,
 )
+from workbench.core.persistence.files import regular_file
 from workbench.core.runs.events import (
     Artifact,
     EnergySample,
@@ -127,8 +128,8 @@ __all__ = [
     "PROJECT_FILE", "Project", "Component", "Graph", "Node", "CompiledNetwork", "compile_graph",
     "QuantizedTensor", "attach", "detach_quant", "quantized_modules",
     "class_scores", "count_correct", "is_neuron_module", "layer_name", "EnergyMeter",
-    # data
-    "ArraySplit", "DatasetSplits", "StreamSplit",
+    # data, and the files a plugin reads for it (special files refused by name)
+    "ArraySplit", "DatasetSplits", "StreamSplit", "regular_file",
     # runs
     "Session", "CompressionContext", "CompressionResult", "DeployContext", "FitIssue",
     "ImportContext", "RunEvent", "RunStarted", "Progress", "MetricSample", "EnergySample",

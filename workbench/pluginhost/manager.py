@@ -13,6 +13,12 @@ so we walk the entry points ourselves and isolate three stages per plugin:
 Each failure is recorded as a :class:`PluginFailure` with its traceback, and loading goes on.
 In strict mode (``SNN_WORKBENCH_STRICT_PLUGINS=1``; on in our own tests) the first failure
 raises instead.
+
+A plugin cannot take the application down either: every ``BaseException`` but
+``KeyboardInterrupt`` counts as a failure (a ``sys.exit()`` at import included), and the import
+and each contribution hook run on a worker thread that is waited for at most
+``SNN_WORKBENCH_PLUGIN_TIMEOUT`` seconds (default 20): a plugin that hangs is reported
+("did not return within 20 s") and left behind while loading goes on.
 """
 
 from __future__ import annotations
@@ -20,8 +26,9 @@ from __future__ import annotations
 import importlib
 import logging
 import os
+import threading
 import traceback
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from importlib.metadata import EntryPoint, entry_points
 
@@ -41,6 +48,9 @@ OWN_DISTRIBUTION = "snn-workbench"
 STRICT_ENV = "SNN_WORKBENCH_STRICT_PLUGINS"
 EXTRA_PLUGINS_ENV = "SNN_WORKBENCH_PLUGINS"
 NO_AUTOLOAD_ENV = "SNN_WORKBENCH_DISABLE_PLUGIN_AUTOLOAD"
+TIMEOUT_ENV = "SNN_WORKBENCH_PLUGIN_TIMEOUT"
+#: seconds a plugin's import or one of its hooks may take before it counts as hung
+DEFAULT_TIMEOUT_S = 20.0
 
 
 class StrictPluginError(PluginError):
@@ -95,6 +105,59 @@ def _env_on(name: str) -> bool:
     return os.environ.get(name, "").strip().lower() in ("1", "true", "yes", "on")
 
 
+def plugin_timeout() -> float:
+    """``SNN_WORKBENCH_PLUGIN_TIMEOUT`` in seconds (default 20); a bad value is an input
+    error naming the variable."""
+    raw = os.environ.get(TIMEOUT_ENV, "").strip()
+    if not raw:
+        return DEFAULT_TIMEOUT_S
+    try:
+        value = float(raw)
+    except ValueError:
+        value = float("nan")
+    if not 0 < value < 1e6:  # NaN fails this too
+        raise PluginError(f"expected a number of seconds above 0, got {raw!r}",
+                          where=f"environment variable {TIMEOUT_ENV}")
+    return value
+
+
+class PluginTimeout(Exception):
+    """A plugin's import or hook did not return in time (it is left running, unreferenced)."""
+
+
+class _Outcome:
+    value: object = None
+    error: BaseException | None = None
+
+
+def call_isolated(fn: Callable[[], object], timeout: float, what: str) -> object:
+    """``fn()`` on a daemon worker thread, waited for ``timeout`` seconds.
+
+    Returns its value; re-raises what it raised, ``SystemExit`` included (so the caller reports
+    it instead of the process ending); raises :class:`PluginTimeout` when it has not returned
+    in time. A Python thread cannot be stopped: a hung one is left behind as a daemon, which
+    does not keep the process alive.
+    """
+    outcome = _Outcome()
+
+    def work() -> None:
+        try:
+            outcome.value = fn()
+        except BaseException as exc:  # noqa: BLE001 - handed to the calling thread
+            outcome.error = exc
+
+    worker = threading.Thread(target=work, name=f"plugin {what}", daemon=True)
+    worker.start()
+    worker.join(timeout)
+    if worker.is_alive():
+        raise PluginTimeout(f"did not return within {timeout:g} s; the plugin may be waiting "
+                            f"for something that never comes (raise the limit with "
+                            f"{TIMEOUT_ENV}=SECONDS)")
+    if outcome.error is not None:
+        raise outcome.error
+    return outcome.value
+
+
 class PluginHost:
     """Loads plugins and holds what they contribute: ``registry`` and ``report``."""
 
@@ -104,6 +167,7 @@ class PluginHost:
         self.registry = ContributionRegistry()
         self.report = PluginReport()
         self.strict = _env_on(STRICT_ENV) if strict is None else strict
+        self.timeout = plugin_timeout()
 
     # -- discovery ---------------------------------------------------------------------------
     def load(self, *, entry_points_: Iterable[EntryPoint] | None = None,
@@ -137,14 +201,19 @@ class PluginHost:
 
     def _load_one(self, candidate: _Candidate) -> None:
         try:
-            plugin = candidate.load()  # type: ignore[operator]
-        except Exception as exc:
+            plugin = call_isolated(candidate.load, self.timeout,  # type: ignore[arg-type]
+                                   f"{candidate.name} import")
+        except KeyboardInterrupt:
+            raise
+        except BaseException as exc:  # noqa: BLE001 - sys.exit() at import is a failure too
             self._fail(candidate.name, "import", exc)
             return
         try:
             self.pm.register(plugin, name=candidate.name)
             self._reject_unknown_hooks(candidate.name, plugin)
-        except Exception as exc:
+        except KeyboardInterrupt:
+            raise
+        except BaseException as exc:  # noqa: BLE001 - see above
             if self.pm.is_registered(plugin):
                 self.pm.unregister(plugin)
             self._fail(candidate.name, "register", exc)
@@ -171,15 +240,24 @@ class PluginHost:
                 info = infos.get(plugin)
                 if info is None or hook_name in info.contributions:
                     continue  # already collected in an earlier load() call
-                try:
-                    items = impl.function() or []
-                    items = list(items)
-                except Exception as exc:
+                try:  # list() inside: a generator may hang or fail while it is consumed
+                    items = call_isolated(lambda f=impl.function: list(f() or []),
+                                          self.timeout, f"{plugin} {hook_name}")
+                except KeyboardInterrupt:
+                    raise
+                except BaseException as exc:  # noqa: BLE001 - sys.exit() in a hook too
                     self._fail(plugin, f"hook {hook_name}", exc)
                     continue
                 ids = info.contributions.setdefault(spec_cls.KIND, [])
                 for item in items:
-                    if self._accept(plugin, hook_name, spec_cls, item):
+                    try:
+                        accepted = self._accept(plugin, hook_name, spec_cls, item)
+                    except KeyboardInterrupt:
+                        raise
+                    except BaseException as exc:  # noqa: BLE001 - a spec's own methods ran
+                        self._fail(plugin, f"spec {getattr(item, 'id', '?')}", exc)
+                        continue
+                    if accepted:
                         ids.append(item.id)
                 if not ids:
                     info.contributions.pop(spec_cls.KIND)
@@ -212,11 +290,29 @@ class PluginHost:
 
     def _fail(self, plugin: str, stage: str, exc: BaseException) -> None:
         if self.strict:
-            raise StrictPluginError(f"plugin {plugin!r} failed at {stage}: {exc}") from exc
-        log.warning("plugin %s failed at %s: %s", plugin, stage, exc)
+            raise StrictPluginError(f"plugin {plugin!r} failed at {stage}: "
+                                    f"{_message(exc)}") from exc
+        # Logged at debug level only: a command says how many plugins failed in one line
+        # (the CLI's load_host), and `snn-workbench plugins` or the GUI's dialog the details.
+        log.debug("plugin %s failed at %s: %s", plugin, stage, exc)
         self.report.failures.append(PluginFailure(
-            plugin, stage, f"{type(exc).__name__}: {exc}",
-            "".join(traceback.format_exception(exc))))
+            plugin, stage, _message(exc), "".join(traceback.format_exception(exc))))
+
+    def failure_summary(self) -> str:
+        """One line for every failed plugin together, or "" when none failed."""
+        names = list(dict.fromkeys(f.plugin for f in self.report.failures))
+        if not names:
+            return ""
+        count = f"{len(names)} plugin{'s' if len(names) > 1 else ''}"
+        return (f"{count} failed to load ({', '.join(names)}); see 'snn-workbench plugins'")
+
+
+def _message(exc: BaseException) -> str:
+    if isinstance(exc, SystemExit):
+        return f"SystemExit: the plugin called sys.exit({exc.code!r})"
+    if isinstance(exc, PluginTimeout):
+        return str(exc)
+    return f"{type(exc).__name__}: {exc}"
 
 
 def load_plugins(*, strict: bool | None = None, modules: Iterable[str] = (),

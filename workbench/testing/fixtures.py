@@ -115,8 +115,9 @@ def make_main_window(qtbot, plugin_host, tmp_path, monkeypatch):
     """Factory: ``make_main_window(project=None, host=None, settings=None)`` -> a shown window.
 
     Settings live in ``tmp_path`` (a developer's own are never touched). Modal prompts never
-    block a test: "save changes?" answers "discard" and is recorded in ``window.prompts``
-    unless a test replaces ``window.ask_save_changes``. At teardown the run is shut down and
+    block a test: "save changes?" answers "discard", "replace?" (Save As into an occupied
+    folder) answers no, each recorded in ``window.prompts``, unless a test replaces
+    ``window.ask_save_changes`` or ``window.ask_replace_folder``. At teardown the run is shut down and
     the window closed.
     """
     monkeypatch.setenv("SNN_WORKBENCH_CONFIG", str(tmp_path / "config"))
@@ -129,7 +130,8 @@ def make_main_window(qtbot, plugin_host, tmp_path, monkeypatch):
         window = MainWindow(host or plugin_host, settings or AppSettings.load(), project)
         window.prompts = []
         window.ask_save_changes = lambda: window.prompts.append("save changes?") or "discard"
-        window.ask_restore = lambda found: window.prompts.append("restore?") or False
+        window.ask_replace_folder = (lambda folder, holds_project:
+                                     window.prompts.append("replace?") or False)
         window.show()
         qtbot.waitExposed(window)
         windows.append(window)
@@ -137,10 +139,15 @@ def make_main_window(qtbot, plugin_host, tmp_path, monkeypatch):
 
     yield make
     for window in windows:
-        try:
-            window.controller.shutdown()
-            window.ask_save_changes = lambda: "discard"
-            window.close()
-            window.deleteLater()
-        except RuntimeError:  # already deleted by Qt
-            pass
+        close_window(window)
+
+
+def close_window(window) -> None:
+    """A test's window goes away: its run stopped, unsaved work discarded without asking."""
+    try:
+        window.controller.shutdown()
+        window.ask_save_changes = lambda: "discard"
+        window.close()
+        window.deleteLater()
+    except RuntimeError:  # already deleted by Qt
+        pass

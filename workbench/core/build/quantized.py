@@ -88,6 +88,10 @@ class QuantizedTensor:
     def unpack(cls, tensors: dict[str, torch.Tensor], meta: dict[str, Any]) -> QuantizedTensor:
         shape = [int(s) for s in meta["shape"]]
         bits = int(meta["bits"])
+        # before unpack_codes allocates count * bits values (a weights file checks the whole
+        # record earlier, naming the file: workbench.core.persistence.quant_meta)
+        if not 1 <= bits <= MAX_BITS or not shape or min(shape) < 0:
+            raise ValueError(f"bits {bits} and shape {shape} do not describe a weight")
         codes = unpack_codes(tensors["codes"], bits, math.prod(shape)).reshape(shape)
         return cls(codes, bits, tensors["scale"], int(meta["q_step"]), int(meta["q_zero"]))
 

@@ -10,6 +10,7 @@ a ``DataLoader`` instead, for data that does not fit in memory. Both offer the s
 
 from __future__ import annotations
 
+import math
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from typing import Any
@@ -33,11 +34,13 @@ class ArraySplit:
     #: per-sample lengths along the time axis of variable-length sequences (``x`` is padded
     #: with zeros after each sample's length); None for fixed-size samples
     lengths: np.ndarray | None = None
+    #: which split of which dataset this is, for error messages (set by DatasetSplits)
+    name: str = ""
 
     def __post_init__(self) -> None:
         if len(self.x) != len(self.y):
             raise DatasetError(f"{len(self.x)} inputs but {len(self.y)} labels")
-        self.y = np.asarray(self.y, dtype=np.int64)
+        self.y = _integer_labels(self.y)
         if self.lengths is not None:
             self.lengths = np.asarray(self.lengths, dtype=np.int64)
             if self.lengths.shape != self.y.shape:
@@ -46,6 +49,23 @@ class ArraySplit:
     def length_of(self, index: int) -> int | None:
         """The sample's own length (variable-length sequences), else None."""
         return None if self.lengths is None else int(self.lengths[index])
+
+    def first_non_finite(self) -> int | None:
+        """The index of the first sample holding NaN or ±inf (after ``scale`` and ``offset``),
+        else None. Read in chunks, so the check costs a few MB however big the split."""
+        if not (math.isfinite(self.scale) and math.isfinite(self.offset)):
+            return 0 if len(self) else None
+        if not np.issubdtype(self.x.dtype, np.floating) and not np.issubdtype(
+                self.x.dtype, np.complexfloating):
+            return None  # integers (uint8 images) cannot hold NaN
+        rows = max(1, _CHECK_CHUNK // max(1, int(np.prod(self.x.shape[1:], dtype=np.int64))))
+        for start in range(0, len(self), rows):
+            chunk = np.asarray(self.x[start : start + rows]).reshape(min(rows, len(self) - start),
+                                                                     -1)
+            bad = ~np.isfinite(chunk).all(axis=1)
+            if bad.any():
+                return start + int(np.argmax(bad))
+        return None
 
     def __len__(self) -> int:
         return len(self.y)
@@ -91,6 +111,34 @@ class ArraySplit:
     def n_batches(self, batch_size: int, limit: int | None = None) -> int:
         n = len(self) if limit is None else min(limit, len(self))
         return -(-n // batch_size)
+
+
+#: elements checked per chunk when looking for non-finite inputs
+_CHECK_CHUNK = 1 << 20
+
+
+def _integer_labels(y: Any) -> np.ndarray:
+    """Labels as ``int64``; a NaN, a fraction or a negative label is a dataset error, not a
+    silent cast to some class."""
+    y = np.asarray(y)
+    if y.dtype.kind == "f":
+        finite = np.isfinite(y)
+        if not finite.all():
+            raise DatasetError(f"label of sample {int(np.argmax(~finite))} is {y[~finite][0]}; "
+                               "labels must be class numbers 0, 1, 2, …", where="labels")
+        whole = y == np.round(y)
+        if not whole.all():
+            raise DatasetError(f"label of sample {int(np.argmax(~whole))} is "
+                               f"{y[~whole][0]}; labels must be whole class numbers",
+                               where="labels")
+    elif y.dtype.kind not in "iub" and len(y):
+        raise DatasetError(f"labels must be integer class numbers, got {y.dtype} values",
+                           where="labels")
+    y = y.astype(np.int64)
+    if len(y) and y.min() < 0:
+        raise DatasetError(f"label of sample {int(np.argmax(y < 0))} is {int(y.min())}; class "
+                           "numbers start at 0", where="labels")
+    return y
 
 
 def sample_order(n_samples: int, *, shuffle: bool, seed: int, limit: int | None) -> np.ndarray:
@@ -159,12 +207,21 @@ class DatasetSplits:
                                f"{list(self.input_shape)} sample",
                                where=self.source or "time_axis")
         for name, split in (("train", self.train), ("test", self.test)):
+            where = f"{self.source}: {name} split" if self.source else f"{name} split"
+            # Non-finite inputs are reported here, at load, naming the sample: trained on, a
+            # single NaN pixel turns every weight into NaN.
+            check = getattr(split, "first_non_finite", None)
+            bad = check() if check is not None else None
+            if bad is not None:
+                raise DatasetError(f"sample {bad} holds NaN or infinite values; clean or drop "
+                                   "it (the network cannot learn from it)", where=where)
+            if hasattr(split, "name"):
+                split.name = where
             shape = split.sample_shape()
             if shape is not None and shape != self.input_shape:  # None: an empty stream
                 raise DatasetError(
                     f"{name} inputs have shape {list(shape)}, expected {list(self.input_shape)}",
-                    where=f"{self.source}: {name} split" if self.source else f"{name} split",
-                )
+                    where=where)
         if not self.class_names:
             top = max(self.train.labels().max(initial=-1), self.test.labels().max(initial=-1))
             self.class_names = [str(i) for i in range(int(top) + 1)]

@@ -84,6 +84,8 @@ class StreamSplit:
         self.pad_to = pad_to
         self._collate = _Collate(pad_to)
         self._labels: np.ndarray | None = None
+        #: which split of which dataset this is, for error messages (set by DatasetSplits)
+        self.name = ""
 
     def __len__(self) -> int:
         return len(self.dataset)  # type: ignore[arg-type]
@@ -129,12 +131,19 @@ class StreamSplit:
                           shuffle=False, num_workers=self.num_workers,
                           collate_fn=self._collate)
 
-    def _scaled(self, x: torch.Tensor) -> torch.Tensor:
+    def _scaled(self, x: torch.Tensor, order: Sequence[int]) -> torch.Tensor:
         x = x.to(torch.float32)
         if self.scale != 1.0:
             x = x * self.scale
         if self.offset != 0.0:
             x = x + self.offset
+        # A stream cannot be checked whole at load; each batch is checked as it is read, so a
+        # NaN still stops the run (naming the sample) before it reaches the weights.
+        finite = torch.isfinite(x.reshape(len(x), -1)).all(dim=1)
+        if not bool(finite.all()):
+            sample = int(order[int((~finite).nonzero()[0])])
+            raise DatasetError(f"sample {sample} holds NaN or infinite values; clean or drop it "
+                               "(the network cannot learn from it)", where=self.name or "dataset")
         return x
 
     def batch(self, index: np.ndarray, *, lengths: bool = False):
@@ -143,7 +152,8 @@ class StreamSplit:
         index = np.asarray(index, dtype=np.int64).reshape(-1)
         # a few items (a probe's one sample): read here, without a loader and its workers
         x, y, n = self._collate([self.dataset[int(i)] for i in index])
-        return (self._scaled(x), y, n) if lengths else (self._scaled(x), y)
+        x = self._scaled(x, index)
+        return (x, y, n) if lengths else (x, y)
 
     def batches(self, batch_size: int, *, shuffle: bool = False, seed: int = 0,
                 limit: int | None = None, lengths: bool = False) -> Iterator:
@@ -152,8 +162,10 @@ class StreamSplit:
         order = sample_order(len(self), shuffle=shuffle, seed=seed, limit=limit)
         if not len(order):
             return
-        for x, y, n in self._loader(order, batch_size):
-            yield (self._scaled(x), y, n) if lengths else (self._scaled(x), y)
+        for start, (x, y, n) in zip(range(0, len(order), batch_size),
+                                    self._loader(order, batch_size)):
+            x = self._scaled(x, order[start : start + batch_size])
+            yield (x, y, n) if lengths else (x, y)
 
     def n_batches(self, batch_size: int, limit: int | None = None) -> int:
         n = len(self) if limit is None else min(limit, len(self))

@@ -1,4 +1,9 @@
-"""Projects: a folder holding ``project.json``, ``weights.safetensors`` and ``runs/``.
+"""Projects: a folder holding ``project.json``, its weights file and ``runs/``.
+
+The weights file is named by its content (``weights-<hash>.safetensors``) and chosen by the
+project file's ``weights`` field, so one rename of ``project.json`` switches project and weights
+together (:mod:`workbench.core.persistence.project_store`). A project file without the field
+is from before that layout and uses ``weights.safetensors``.
 
 ``project.json`` is versioned (``format_version``) and human-readable. Loading checks every
 field and names the bad one ("digits/project.json: training.epochs: expected an integer");
@@ -10,6 +15,7 @@ from __future__ import annotations
 
 import copy
 import json
+import math
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -22,8 +28,12 @@ from workbench.core.model.specs import SpecLookup
 FORMAT = "snn-workbench-project"
 FORMAT_VERSION = 1
 PROJECT_FILE = "project.json"
+#: the weights of a project file without a ``weights`` field (the layout before content names)
 WEIGHTS_FILE = "weights.safetensors"
 RUNS_DIR = "runs"
+#: the largest training seed: numpy's seeds stop at 2**32 - 1, and one range everywhere means
+#: the GUI shows every seed the CLI accepts
+SEED_MAX = 2**32 - 1
 
 #: format_version N -> function upgrading a version-N dict to N+1 (filled as the format grows)
 MIGRATIONS: dict[int, Callable[[dict[str, Any]], dict[str, Any]]] = {}
@@ -62,6 +72,13 @@ class EnergySettings:
 DEVICES = ("auto", "cpu", "cuda", "mps")
 #: the arithmetic of forward passes: fp32, or bf16/fp16 under torch's automatic mixed precision
 PRECISIONS = ("fp32", "bf16", "fp16")
+#: default caps on a network's size, checked before anything real is allocated (see
+#: workbench.core.build.limits): 10^8 activations per sample and time step is ten times a
+#: ViT-Base's, 10^9 parameters (4 GB of fp32) more than a desktop trains
+DEFAULT_MAX_ACTIVATIONS = 10**8
+DEFAULT_MAX_PARAMS = 10**9
+#: the largest cap a project may set
+LIMIT_HIGH = 10**15
 
 
 @dataclass
@@ -73,9 +90,19 @@ class ComputeSettings:
     device: str = "auto"
     precision: str = "fp32"
     threads: int = 0
+    #: caps on the network's size (activations per sample and time step; parameters)
+    max_activations: int = DEFAULT_MAX_ACTIVATIONS
+    max_params: int = DEFAULT_MAX_PARAMS
 
     def to_dict(self) -> dict[str, Any]:
-        return {"device": self.device, "precision": self.precision, "threads": self.threads}
+        out: dict[str, Any] = {"device": self.device, "precision": self.precision,
+                               "threads": self.threads}
+        # the caps are written only when changed, so projects that keep them stay as they were
+        if self.max_activations != DEFAULT_MAX_ACTIVATIONS:
+            out["max_activations"] = self.max_activations
+        if self.max_params != DEFAULT_MAX_PARAMS:
+            out["max_params"] = self.max_params
+        return out
 
 
 @dataclass
@@ -94,10 +121,15 @@ class Project:
     extras: dict[str, Any] = field(default_factory=dict)
     #: the folder the project was loaded from or saved to (None for a new project)
     folder: Path | None = None
+    #: the name of the weights file in :attr:`folder` (None: not trained); set by saves
+    weights_file: str | None = None
 
     @property
     def weights_path(self) -> Path | None:
-        return self.folder / WEIGHTS_FILE if self.folder else None
+        """The project's weights file (None without a folder or weights; it may not exist)."""
+        if self.folder is None or self.weights_file is None:
+            return None
+        return self.folder / self.weights_file
 
     @property
     def file(self) -> Path | None:
@@ -136,6 +168,7 @@ class Project:
             "compression": copy.deepcopy(self.compression),
             "deploy": copy.deepcopy(self.deploy),
             "extras": copy.deepcopy(self.extras),
+            "weights": self.weights_file,
         }
 
     def to_json(self) -> str:
@@ -176,7 +209,7 @@ class Project:
                 rule=r.component(training.get("rule", {}), "training.rule", "wb_core.bptt"),
                 epochs=r.integer(training, "epochs", "training", default=10, low=0),
                 batch_size=r.integer(training, "batch_size", "training", default=64, low=1),
-                seed=r.integer(training, "seed", "training", default=0, low=0),
+                seed=r.integer(training, "seed", "training", default=0, low=0, high=SEED_MAX),
             ),
             energy=EnergySettings(
                 table=r.text(energy, "table", "energy", default="wb_core.fp32_45nm"),
@@ -189,10 +222,16 @@ class Project:
                 device=r.choice(compute, "device", "compute", DEVICES, default="auto"),
                 precision=r.choice(compute, "precision", "compute", PRECISIONS, default="fp32"),
                 threads=r.integer(compute, "threads", "compute", default=0, low=0, high=1024),
+                max_activations=r.integer(compute, "max_activations", "compute", low=1,
+                                          default=DEFAULT_MAX_ACTIVATIONS, high=LIMIT_HIGH),
+                max_params=r.integer(compute, "max_params", "compute", low=1,
+                                     default=DEFAULT_MAX_PARAMS, high=LIMIT_HIGH),
             ),
             compression=r.list_of_mappings(data.get("compression", []), "compression"),
             deploy=None if data.get("deploy") is None else r.mapping(data["deploy"], "deploy"),
             extras=r.mapping(data.get("extras", {}), "extras"),
+            # no field: a project saved before weights were named by content
+            weights_file=(r.file_name(data, "weights") if "weights" in data else WEIGHTS_FILE),
         )
 
 
@@ -241,6 +280,18 @@ class _Reader:
             raise self.fail(path, f"{value} is outside [{low}, {high if high is not None else '∞'}]")
         return value
 
+    def file_name(self, data: dict[str, Any], key: str) -> str | None:
+        """A file beside ``project.json`` (or null): a plain name, so a hand-edited project
+        can never make a save read or delete a file outside its folder."""
+        value = data.get(key)
+        if value is None:
+            return None
+        if (not isinstance(value, str) or not value.strip() or "/" in value or "\\" in value
+                or ".." in value or "\0" in value or value.startswith(".")):
+            raise self.fail(key, f"expected a file name in the project folder (like "
+                                 f"'weights-0123456789abcdef.safetensors') or null, got {value!r}")
+        return value
+
     def choice(self, data: dict[str, Any], key: str, parent: str, options: tuple[str, ...], *,
                default: str) -> str:
         value = data.get(key, default)
@@ -264,8 +315,10 @@ class _Reader:
         table = self.mapping(value, "energy.custom")
         for key in ("e_mac_pj", "e_ac_pj"):
             v = table.get(key)
-            if isinstance(v, bool) or not isinstance(v, (int, float)) or v < 0:
-                raise self.fail(f"energy.custom.{key}", f"expected a number >= 0 (pJ), got {v!r}")
+            if (isinstance(v, bool) or not isinstance(v, (int, float)) or not math.isfinite(v)
+                    or v < 0):
+                raise self.fail(f"energy.custom.{key}", f"expected a finite number >= 0 (pJ), "
+                                                        f"got {v!r}")
         self.text(table, "source", "energy.custom", default="user-defined")
         return dict(table)
 

@@ -156,7 +156,7 @@ class Spec:
                 obj: Any = importlib.import_module(module_name)
                 for part in attr.split("."):
                     obj = getattr(obj, part)
-            except Exception as exc:
+            except (Exception, SystemExit) as exc:  # a module calling sys.exit() on import too
                 raise PluginError(
                     f"cannot import {target!r} ({type(exc).__name__}: {exc})",
                     where=f"plugin {self.plugin!r}, {self.id}",

@@ -1,13 +1,15 @@
-"""Reading and writing ``project.json``: errors name the file and the field; saves are atomic."""
+"""Reading and writing ``project.json``: errors name the file and the field; a save commits the
+project and its weights in one step (:mod:`workbench.core.persistence.project_store`)."""
 
 from __future__ import annotations
 
-import json
 from pathlib import Path
 
 from workbench.core.model.errors import ProjectError
+from workbench.core.model.json_text import parse_json
 from workbench.core.model.project import PROJECT_FILE, Project
-from workbench.core.persistence.atomic import atomic_write_text
+from workbench.core.persistence.files import regular_file
+from workbench.core.persistence.project_store import clean_leftovers, commit_project
 
 
 def project_file(path: str | Path) -> Path:
@@ -23,31 +25,23 @@ def load_project(path: str | Path) -> Project:
         hint = (" (the folder has no project.json)" if Path(path).is_dir() else "")
         raise ProjectError(f"no such project{hint}", where=str(file if Path(path).is_dir()
                                                              else path))
+    regular_file(file, ProjectError, what="project file")  # a FIFO would block the read
     try:
         raw = file.read_bytes()
     except OSError as exc:
         raise ProjectError(f"cannot read the file: {exc.strerror}", where=str(file)) from None
-    try:
-        text = raw.decode("utf-8")
-    except UnicodeDecodeError as exc:
-        raise ProjectError(f"not UTF-8 text (bad byte at offset {exc.start}); project files are "
-                           "UTF-8 JSON", where=str(file)) from None
-    try:
-        data = json.loads(text)
-    except json.JSONDecodeError as exc:
-        raise ProjectError(f"not valid JSON at line {exc.lineno}, column {exc.colno} "
-                           f"({exc.msg}); the file may be truncated or hand-edited",
-                           where=str(file)) from None
+    data = parse_json(raw, where=str(file), error=ProjectError)
     project = Project.from_dict(data, where=str(file))
     project.folder = file.parent
+    # what a killed save left behind goes now (a read-only folder keeps it, silently)
+    clean_leftovers(project.folder, project.weights_file)
     return project
 
 
-def save_project(project: Project, folder: str | Path | None = None) -> Path:
-    """Write ``project.json`` atomically into ``folder`` (default: where it came from)."""
-    target = Path(folder) if folder is not None else project.folder
-    if target is None:
-        raise ProjectError("the project has no folder yet; choose one with Save As")
-    atomic_write_text(target / PROJECT_FILE, project.to_json())
-    project.folder = target
-    return target / PROJECT_FILE
+def save_project(project: Project, folder: str | Path | None = None, *,
+                 overwrite: bool = False) -> Path:
+    """Save ``project`` into ``folder`` (default: where it came from) with its weights, as one
+    step (:func:`~workbench.core.persistence.project_store.commit_project`): in place the
+    weights file stays, into a new folder it is copied. Another project there is replaced only
+    with ``overwrite``."""
+    return commit_project(project, folder, overwrite=overwrite)

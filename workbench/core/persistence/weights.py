@@ -14,16 +14,27 @@ import torch
 
 from workbench.core.build.quantized import QuantizedTensor, attach, quantized_modules
 from workbench.core.model.errors import WeightsError
-from workbench.core.persistence.atomic import atomic_path
+from workbench.core.persistence.atomic import atomic_write_bytes
+from workbench.core.persistence.files import regular_file
+from workbench.core.persistence.quant_meta import read_quantized_meta
 
 CODES_SUFFIX = ".q_codes"
 SCALE_SUFFIX = ".q_scale"
 
 
 def save_weights(model: torch.nn.Module, path: str | Path) -> Path:
-    """Write the model's state (parameters and buffers such as BN statistics) atomically;
-    quantised weights go in packed."""
-    from safetensors.torch import save_file
+    """Write the model's state (parameters and buffers such as BN statistics) atomically to
+    ``path``; quantised weights go in packed. A project's own weights are saved through
+    :mod:`workbench.core.persistence.project_store` instead (named by content, switched by
+    the project file)."""
+    atomic_write_bytes(path, weights_bytes(model, where=str(path)))
+    return Path(path)
+
+
+def weights_bytes(model: torch.nn.Module, *, where: str = "weights") -> bytes:
+    """The safetensors file of the model's state, in memory (its hash names the file);
+    refused with :class:`WeightsError` naming ``where`` when a value is not finite."""
+    from safetensors.torch import save
 
     state = {k: v.detach().contiguous().cpu() for k, v in model.state_dict().items()}
     broken = [k for k, v in state.items()
@@ -35,7 +46,7 @@ def save_weights(model: torch.nn.Module, path: str | Path) -> Path:
         raise WeightsError(f"the network's weights hold NaN or infinite values ({broken[0]}"
                            f"{more}); nothing was saved, the file keeps its last good weights. "
                            "Check the data for NaN values or lower the learning rate",
-                           where=str(path))
+                           where=where)
     quantized: dict[str, dict] = {}
     for module_name, module in quantized_modules(model).items():
         key = f"{module_name}.weight" if module_name else "weight"
@@ -52,9 +63,7 @@ def save_weights(model: torch.nn.Module, path: str | Path) -> Path:
     metadata = {"format": "snn-workbench-weights"}
     if quantized:
         metadata["quantized"] = json.dumps(quantized)
-    with atomic_path(path) as tmp:
-        save_file(state, str(tmp), metadata=metadata)
-    return Path(path)
+    return save(state, metadata=metadata)
 
 
 def _unpack_quantized(tensors: dict[str, torch.Tensor], metadata: dict[str, str] | None,
@@ -63,12 +72,15 @@ def _unpack_quantized(tensors: dict[str, torch.Tensor], metadata: dict[str, str]
     raw = (metadata or {}).get("quantized")
     if not raw:
         return {}
+    # Every size and type is checked against the tensors in the file before anything is
+    # allocated from it (WeightsError naming the file and the tensor).
+    described = read_quantized_meta(raw, tensors, where, CODES_SUFFIX, SCALE_SUFFIX)
     try:
-        described = json.loads(raw)
         found = {}
         for key, meta in described.items():
             quant = QuantizedTensor.unpack({"codes": tensors.pop(key + CODES_SUFFIX),
-                                            "scale": tensors.pop(key + SCALE_SUFFIX)}, meta)
+                                            "scale": tensors.pop(key + SCALE_SUFFIX)},
+                                           meta.to_dict())
             tensors[key] = quant.dequantize()
             found[key] = quant
     except (KeyError, ValueError, TypeError) as exc:
@@ -90,6 +102,7 @@ def load_weights(model: torch.nn.Module, path: str | Path) -> None:
     where = str(path)
     if not path.exists():
         raise WeightsError("no such weights file", where=where)
+    regular_file(path, WeightsError, what="weights file")  # a FIFO would block the read
     try:
         tensors = load_file(str(path))
         with safe_open(str(path), framework="pt") as handle:

@@ -29,6 +29,7 @@ from typing import Any
 from workbench.core.model.errors import WorkbenchError
 from workbench.core.model.project import PROJECT_FILE
 from workbench.core.model.specs import BackendSpec, CompressionSpec, Spec
+from workbench.core.persistence.project_store import check_target
 from workbench.core.runs.cancel import CancelToken
 from workbench.core.runs.engine import Run, launch
 from workbench.core.runs.events import Artifact, Log, RunEvent, RunFinished, RunStarted
@@ -87,16 +88,24 @@ def probe(session: Any, *, sample: int = 0, layers: list[str] | None = None,
 # -- compression -----------------------------------------------------------------------------
 def compress(session: Any, *, method: str, params: dict[str, Any] | None = None,
              out: str | Path | None = None, name: str | None = None, limit: int | None = None,
-             run_id: str | None = None, cancel: CancelToken | None = None) -> Run:
+             overwrite: bool = False, run_id: str | None = None,
+             cancel: CancelToken | None = None) -> Run:
     """Compress the trained network with ``method`` into a variant saved at ``out``; the
-    record goes into the parent project's ``runs/`` (the variant's history starts there)."""
+    record goes into the parent project's ``runs/`` (the variant's history starts there).
+
+    ``out`` is checked before the run starts: another project (or other files) there is
+    replaced only with ``overwrite``, the project itself never (``TargetOccupied``,
+    ``ProjectError``)."""
     from workbench.core.runs.compress import compress_events
 
     spec = contribution(session.lookup, method, CompressionSpec, "compression method",
                         where="method")
+    if out is not None:
+        check_target(out, overwrite=overwrite, source=session.project.folder)
 
     def body(token: CancelToken, run_id: str) -> Iterator[RunEvent]:
-        events = compress_events(session, spec, params or {}, out, name, token, run_id, limit)
+        events = compress_events(session, spec, params or {}, out, name, token, run_id, limit,
+                                 overwrite=overwrite)
         yield from _on_the_cpu(session, run_id, "compression", events)
 
     return launch("compress", body, record_to=session.project.folder, run_id=run_id,
@@ -104,9 +113,11 @@ def compress(session: Any, *, method: str, params: dict[str, Any] | None = None,
 
 
 def replay(session: Any, *, variant: str | Path, out: str | Path | None = None,
-           run_id: str | None = None, cancel: CancelToken | None = None) -> Run:
+           overwrite: bool = False, run_id: str | None = None,
+           cancel: CancelToken | None = None) -> Run:
     """Re-run on ``session``'s project the compression passes recorded in ``variant`` beyond
-    the ones the project already has; the last variant is saved to ``out``."""
+    the ones the project already has; the last variant is saved to ``out`` (checked as
+    :func:`compress` checks it)."""
     from workbench.core.persistence.project_files import load_project
     from workbench.core.runs.compress import replay_events
 
@@ -118,9 +129,13 @@ def replay(session: Any, *, variant: str | Path, out: str | Path | None = None,
                           "compression method", where=f"{variant}: compression[{i}].method")
              for i, record in enumerate(passes)]
 
+    if out is not None:
+        check_target(out, overwrite=overwrite, source=session.project.folder)
+
     def body(token: CancelToken, run_id: str) -> Iterator[RunEvent]:
         yield from _on_the_cpu(session, run_id, "compression",
-                               replay_events(session, passes, specs, out, token, run_id))
+                               replay_events(session, passes, specs, out, token, run_id,
+                                             overwrite=overwrite))
 
     return launch("replay", body, record_to=session.project.folder, run_id=run_id,
                   cancel=cancel)
@@ -231,19 +246,23 @@ def export(session: Any, *, path: str | Path, fmt: str = "nir", run_id: str | No
 
 
 def import_file(lookup: Any, *, path: str | Path, out: str | Path, fmt: str = "nir",
-                run_id: str | None = None, cancel: CancelToken | None = None) -> Run:
+                overwrite: bool = False, run_id: str | None = None,
+                cancel: CancelToken | None = None) -> Run:
     """Read a ``fmt`` file into a new project folder ``out``; the record goes into ``out`` once
     the project is there (a failed import leaves no folder behind, not even a record).
-    ``RunFinished.result`` is the new :class:`~workbench.core.runs.session.Session`."""
+    ``RunFinished.result`` is the new :class:`~workbench.core.runs.session.Session`.
+    Another project (or other files) at ``out`` is replaced only with ``overwrite``."""
+    from workbench.core.persistence.files import regular_file
     from workbench.core.runs.exchange import import_events
 
     backend = exchange_backend(lookup, fmt)
     source, folder = Path(path), Path(out)
-    if not source.is_file():
-        raise WorkbenchError("no such file", where=str(source))
+    regular_file(source, WorkbenchError, what=f"{fmt.upper()} file")  # missing, a FIFO...
+    check_target(folder, overwrite=overwrite)
 
     def body(token: CancelToken, run_id: str) -> Iterator[RunEvent]:
-        yield from import_events(backend, lookup, source, folder, fmt, run_id)
+        yield from import_events(backend, lookup, source, folder, fmt, run_id,
+                                 overwrite=overwrite)
 
     def made() -> Path | None:
         return folder if (folder / PROJECT_FILE).exists() else None

@@ -32,13 +32,14 @@ import torch
 
 from workbench.core.build.compile import compile_graph
 from workbench.core.build.info import describe
+from workbench.core.build.limits import Limits
 from workbench.core.build.network import CompiledNetwork
 from workbench.core.model.errors import CompressionError, WorkbenchError
 from workbench.core.model.graph import Graph
-from workbench.core.model.project import WEIGHTS_FILE, Project
+from workbench.core.model.project import Project
 from workbench.core.model.readout import class_scores, count_correct
 from workbench.core.model.specs import CompressionSpec
-from workbench.core.persistence.project_files import save_project
+from workbench.core.persistence.project_store import commit_project
 from workbench.core.runs.cancel import CancelToken
 from workbench.core.runs.events import (
     Log,
@@ -100,7 +101,8 @@ class CompressionContext(PluginRunContext):
     def compile(self, graph: Graph) -> CompiledNetwork:
         """Build ``graph`` (new, untrained weights) for the shape the network's input sees
         (the encoder's per-step shape, which may differ from the sample's)."""
-        return compile_graph(graph, self.lookup, self.model.input_shape)
+        return compile_graph(graph, self.lookup, self.model.input_shape,
+                             limits=Limits.resolve(self.project.compute))
 
     def batches(self, count: int, batch_size: int | None = None, *, split: str = "train"
                 ) -> Iterator[tuple[torch.Tensor, torch.Tensor]]:
@@ -196,10 +198,15 @@ def measure(model: CompiledNetwork, session: Any, *, limit: int | None = None) -
 
 def compress_events(session: Any, spec: CompressionSpec, params: dict[str, Any],
                     out: str | Path | None, name: str | None, cancel: CancelToken, run_id: str,
-                    limit: int | None) -> Iterator[RunEvent]:
+                    limit: int | None, *, overwrite: bool = False,
+                    source: Path | None = None) -> Iterator[RunEvent]:
     """The body of a compression run (``catalog.compress`` wraps it): the ``RunFinished``
-    summary holds ``before``, ``after``, ``report`` and ``project`` (the new folder)."""
+    summary holds ``before``, ``after``, ``report`` and ``project`` (the new folder).
+
+    ``out`` may hold another project only with ``overwrite``; it may never be ``source`` (by
+    default the session's project folder), the trained project the variant comes from."""
     project: Project = session.project
+    source = source if source is not None else project.folder
     checked = spec.check_params(params, where=spec.id)
     weights = project.weights_path
     in_memory = session.has_trained_model
@@ -230,7 +237,8 @@ def compress_events(session: Any, spec: CompressionSpec, params: dict[str, Any],
                                "after": after, "report": result.report,
                                "seconds": round(time.perf_counter() - started, 3)}
     if out is not None:
-        folder = save_compressed(new_project, result.model, out)
+        folder = save_compressed(new_project, result.model, out, overwrite=overwrite,
+                                 source=source)
         summary["project"] = str(folder)
     session.compressed = (new_project, result.model)
     yield RunFinished(run_id, "ok", summary=summary, result=(new_project, result.model))
@@ -274,19 +282,21 @@ def _jsonable(value: Any) -> Any:
     return value
 
 
-def save_compressed(project: Project, model: CompiledNetwork, folder: str | Path) -> Path:
-    """Write the variant's project file and its packed weights into ``folder``."""
-    from workbench.core.persistence.weights import save_weights
+def save_compressed(project: Project, model: CompiledNetwork, folder: str | Path, *,
+                    overwrite: bool = False, source: str | Path | None = None) -> Path:
+    """Write the variant's project file and its packed weights into ``folder`` as one step;
+    another project there is replaced only with ``overwrite``, ``source`` never."""
+    from workbench.core.persistence.weights import weights_bytes
 
     folder = Path(folder)
-    save_project(project, folder)
-    save_weights(model, folder / WEIGHTS_FILE)
+    commit_project(project, folder, weights=weights_bytes(model, where=str(folder)),
+                   overwrite=overwrite, source=source)
     return folder
 
 
 def replay_events(session: Any, passes: list[dict[str, Any]], specs: list[CompressionSpec],
-                  out: str | Path | None, cancel: CancelToken, run_id: str
-                  ) -> Iterator[RunEvent]:
+                  out: str | Path | None, cancel: CancelToken, run_id: str, *,
+                  overwrite: bool = False) -> Iterator[RunEvent]:
     """The body of a replay run: the recorded ``passes`` (a variant's ``compression`` list, minus
     those the parent already has) with their installed ``specs``, one after another, as steps
     of one run; the last variant is saved to ``out``. A pass that does not end ``ok`` ends the
@@ -302,7 +312,8 @@ def replay_events(session: Any, passes: list[dict[str, Any]], specs: list[Compre
         last = i == len(passes) - 1
         yield Log(run_id, "info", f"pass {i + 1}/{len(passes)}: {spec.id}")
         for event in compress_events(current, spec, record.get("params", {}),
-                                     out if last else None, None, cancel, run_id, None):
+                                     out if last else None, None, cancel, run_id, None,
+                                     overwrite=overwrite, source=session.project.folder):
             if isinstance(event, RunStarted):
                 continue  # one run: the passes are its steps
             if isinstance(event, RunFinished):

@@ -13,7 +13,7 @@ import traceback
 import uuid
 from collections.abc import Callable, Iterator
 
-from workbench.core.model.errors import WorkbenchError
+from workbench.core.model.errors import input_error_from
 from workbench.core.runs.cancel import CancelToken
 from workbench.core.runs.events import RunEvent, RunFinished
 from workbench.core.runs.records import RecordTo, recorded
@@ -27,10 +27,16 @@ def guarded(run_id: str, events: Iterator[RunEvent]) -> Iterator[RunEvent]:
     """Turn an exception inside ``events`` into a final ``RunFinished(status="failed")``."""
     try:
         yield from events
-    except WorkbenchError as exc:
-        yield RunFinished(run_id, "failed", error=str(exc), error_kind="input",
-                          error_where=exc.where)
-    except Exception as exc:
+    except SystemExit as exc:  # plugin code ending the process mid-run: the run fails instead
+        yield RunFinished(run_id, "failed", error=f"plugin code called sys.exit({exc.code}) "
+                                                  "during the run", error_kind="internal",
+                          traceback=traceback.format_exc())
+    except Exception as exc:  # noqa: BLE001 - a run never raises: its end says what failed
+        problem = input_error_from(exc)
+        if problem is not None:
+            yield RunFinished(run_id, "failed", error=str(problem), error_kind="input",
+                              error_where=problem.where)
+            return
         yield RunFinished(run_id, "failed", error=f"{type(exc).__name__}: {exc}",
                           error_kind="internal", traceback=traceback.format_exc())
 

@@ -14,6 +14,7 @@ from typing import Any
 
 from workbench.core.model.errors import WorkbenchError
 from workbench.core.model.project import PROJECT_FILE, Project
+from workbench.core.persistence.project_store import check_target
 from workbench.core.runs.events import Artifact, RunEvent, RunFinished, RunStarted
 
 
@@ -39,10 +40,8 @@ class ImportContext:
 
 
 def import_events(backend: Any, lookup: Any, source: Path, folder: Path, fmt: str,
-                  run_id: str) -> Iterator[RunEvent]:
-    if (folder / PROJECT_FILE).exists():
-        raise WorkbenchError("this folder already holds a project; choose a new folder",
-                             where=str(folder))
+                  run_id: str, *, overwrite: bool = False) -> Iterator[RunEvent]:
+    check_target(folder, overwrite=overwrite)
     yield RunStarted(run_id, "import", 1, {"format": fmt, "file": str(source),
                                            "out": str(folder)})
     ctx = ImportContext(lookup)
@@ -55,24 +54,23 @@ def import_events(backend: Any, lookup: Any, source: Path, folder: Path, fmt: st
                              f"{project.dataset.id} has {data.n_classes} classes; import it "
                              "with a dataset that matches", where=str(source))
     session.model, session.weights_loaded = model, True
-    _save_new_project(session, folder)
+    _save_new_project(session, folder, overwrite)
     yield Artifact(run_id, str(folder / PROJECT_FILE), "project")
     yield RunFinished(run_id, "ok", summary={"project": str(folder), "name": project.name},
                       result=session)
 
 
-def _save_new_project(session: Any, folder: Path) -> None:
-    """Write project and weights; if either fails, leave no half-made project behind."""
-    from workbench.core.persistence.project_files import save_project
+def _save_new_project(session: Any, folder: Path, overwrite: bool) -> None:
+    """Write project and weights as one step (a project already there stays whole when it
+    fails); a folder the save created goes again, so a failure leaves nothing behind."""
+    from workbench.core.persistence.project_store import commit_project
+    from workbench.core.persistence.weights import weights_bytes
 
     created = not folder.exists()
     try:
-        folder.mkdir(parents=True, exist_ok=True)
-        save_project(session.project, folder)
-        session.save_weights()
+        commit_project(session.project, folder, overwrite=overwrite,
+                       weights=weights_bytes(session.model, where=str(folder)))
     except BaseException:
         if created:
             shutil.rmtree(folder, ignore_errors=True)
-        else:
-            (folder / PROJECT_FILE).unlink(missing_ok=True)
         raise

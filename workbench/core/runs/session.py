@@ -17,6 +17,7 @@ from workbench.core.build.compute import Compute, on_device
 from workbench.core.build.compute import resolve as resolve_compute
 from workbench.core.build.encoding import Encoding
 from workbench.core.build.energy import CostTable
+from workbench.core.build.limits import Limits
 from workbench.core.build.network import CompiledNetwork
 from workbench.core.build.quantized import detach_quant, quantized_modules
 from workbench.core.build.report import CompileReport
@@ -31,7 +32,8 @@ from workbench.core.model.specs import (
     Spec,
     SpecLookup,
 )
-from workbench.core.persistence.weights import load_weights, save_weights
+from workbench.core.persistence.project_store import commit_weights
+from workbench.core.persistence.weights import load_weights, save_weights, weights_bytes
 from workbench.core.runs import session_runs
 from workbench.core.runs.cancel import CancelToken
 from workbench.core.runs.engine import Run
@@ -161,7 +163,12 @@ class Session:
 
     # -- network -----------------------------------------------------------------------------
     def validate(self) -> CompileReport:
-        return validate(self.project.graph, self.lookup, self.step_shape())
+        return validate(self.project.graph, self.lookup, self.step_shape(),
+                        limits=self.limits())
+
+    def limits(self) -> Limits:
+        """The caps on the network's size: the project's, or the environment's."""
+        return Limits.resolve(self.compute_settings())
 
     def build(self, *, load_saved_weights: bool = True,
               shape: tuple[tuple[int, ...], int] | None = None) -> CompiledNetwork:
@@ -176,7 +183,7 @@ class Session:
         input_shape, n_classes = shape
         torch.manual_seed(self.project.training.seed)
         model = compile_graph(self.project.graph, self.lookup,
-                              self.encoding().step_shape(input_shape))
+                              self.encoding().step_shape(input_shape), limits=self.limits())
         self.trained_in_session = False
         out = model.output_shape
         if not out or out[-1] != n_classes:
@@ -192,12 +199,18 @@ class Session:
         return model
 
     def save_weights(self, path: str | Path | None = None) -> Path:
+        """Write the network's weights to ``path``, or by default as the project's weights:
+        a new content-named file that the project file on disk then names (only its
+        ``weights`` field changes, see :func:`~workbench.core.persistence.project_store.
+        commit_weights`). Returns the file written."""
         if self.model is None:
             raise WorkbenchError("there is no network to save yet; build or train it first")
-        target = Path(path) if path is not None else self.project.weights_path
-        if target is None:
+        if path is not None:
+            return save_weights(self.model, path)
+        folder = self.project.folder
+        if folder is None:
             raise ProjectError("the project has no folder yet; save the project first")
-        return save_weights(self.model, target)
+        return commit_weights(self.project, weights_bytes(self.model, where=str(folder)))
 
     # -- runs ------------------------------------------------------------------------------
     # Start runs through workbench.core.runs.catalog (recorded, guarded, on the project's

@@ -23,8 +23,8 @@ def train(session: Any, *, epochs: int | None = None, fresh: bool = False,
           cancel: CancelToken | None = None) -> Run:
     """Train the session's network (built inside the run, so a GUI builds on its worker).
 
-    ``fresh`` starts from new weights; ``save_weights`` writes ``weights.safetensors`` into the
-    project folder when the run ends ``ok``."""
+    ``fresh`` starts from new weights; ``save_weights`` saves the weights as the project's
+    (:meth:`Session.save_weights`) when the run ends ``ok``."""
     if epochs is not None and epochs < 0:
         raise WorkbenchError("must be 0 or more", where="epochs")
 

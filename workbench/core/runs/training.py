@@ -18,6 +18,7 @@ import torch
 
 from workbench.core.build.compute import CPU, Compute
 from workbench.core.build.energy import CostTable, EnergyMeter
+from workbench.core.model.errors import WorkbenchError
 from workbench.core.model.readout import class_scores, count_correct
 from workbench.core.runs.cancel import CancelToken
 from workbench.core.runs.events import (
@@ -84,6 +85,40 @@ class ExtraMetrics:
         return out
 
 
+class TrainingDiverged(WorkbenchError):
+    """The loss or the weights became NaN or infinite; the network was put back to its last
+    good weights (exit status 2: the fix is in the user's hands, a lower learning rate)."""
+
+
+class LastGoodWeights:
+    """A copy of the weights as they were before the run and after each healthy epoch, so a
+    run that diverges gives the network back in its last good state."""
+
+    def __init__(self, model: torch.nn.Module) -> None:
+        self.model = model
+        self.epoch = 0
+        self.state = self._copy()
+
+    def _copy(self) -> dict[str, torch.Tensor]:
+        return {k: v.detach().clone() for k, v in self.model.state_dict().items()}
+
+    def healthy(self) -> bool:
+        return all(bool(v.isfinite().all()) for v in self.model.state_dict().values()
+                   if v.is_floating_point())
+
+    def keep(self, epoch: int) -> None:
+        self.epoch, self.state = epoch, self._copy()
+
+    def restore(self, what: str) -> TrainingDiverged:
+        """Put the last good weights back; the error that says what happened."""
+        self.model.load_state_dict(self.state)
+        kept = (f"the weights after epoch {self.epoch}" if self.epoch
+                else "the weights it started with")
+        return TrainingDiverged(f"training diverged: {what}. The network was given back "
+                                f"{kept} and nothing was saved; lower the learning rate or "
+                                "check the data", where="training")
+
+
 def train(model: torch.nn.Module, encode: Encode, train_split: Any, test_split: Any,
           make_trainer: Callable[..., Any], *, epochs: int, batch_size: int, seed: int = 0,
           cancel: CancelToken, run_id: str, on_batch: Callable[[], None] | None = None,
@@ -93,6 +128,10 @@ def train(model: torch.nn.Module, encode: Encode, train_split: Any, test_split: 
 
     ``make_trainer(model, epochs=, steps_per_epoch=)`` builds the learning rule's trainer.
     ``on_batch`` runs after every optimiser step (the GUI's live probe hooks in there).
+
+    A NaN or infinite loss (or a trainer raising ``FloatingPointError``), or weights that are
+    not finite at the end of an epoch, stop the run with :class:`TrainingDiverged` after the
+    network was given back its last good weights.
     """
     steps_per_epoch = train_split.n_batches(batch_size)
     total = epochs * steps_per_epoch
@@ -103,6 +142,7 @@ def train(model: torch.nn.Module, encode: Encode, train_split: Any, test_split: 
     last_metric = 0.0
     step = samples = 0
     history: list[dict[str, float]] = []
+    last_good = LastGoodWeights(model)
     for epoch in range(1, epochs + 1):
         loss_sum = correct = seen = 0.0
         for x, y in train_split.batches(batch_size, shuffle=True, seed=seed + epoch):
@@ -110,9 +150,15 @@ def train(model: torch.nn.Module, encode: Encode, train_split: Any, test_split: 
                 yield RunFinished(run_id, "cancelled",
                                   summary=_train_summary(history, started, samples))
                 return
-            with compute.autocast():
-                m = trainer.train_step(encode(compute.to_device(x)), compute.to_device(y))
             step += 1
+            where = f"at epoch {epoch}, batch {step - (epoch - 1) * steps_per_epoch}"
+            try:
+                with compute.autocast():
+                    m = trainer.train_step(encode(compute.to_device(x)), compute.to_device(y))
+            except FloatingPointError as exc:  # a trainer's way to say it diverged
+                raise last_good.restore(f"{exc} ({where})") from None
+            if not math.isfinite(float(m["loss"])):
+                raise last_good.restore(f"the loss became {m['loss']} {where}")
             samples += m["count"]
             loss_sum += m["loss"] * m["count"]
             correct += m["correct"]
@@ -127,6 +173,10 @@ def train(model: torch.nn.Module, encode: Encode, train_split: Any, test_split: 
                 yield MetricSample(run_id, epoch, step, {"loss": m["loss"],
                                                          "lr": getattr(trainer, "lr", 0.0),
                                                          **extra})
+        if not last_good.healthy():
+            raise last_good.restore(f"the weights hold NaN or infinite values after epoch "
+                                    f"{epoch}")
+        last_good.keep(epoch)
         accuracy = _test_accuracy(model, encode, test_split, batch_size, cancel, compute, readout)
         if accuracy is None:
             yield RunFinished(run_id, "cancelled",

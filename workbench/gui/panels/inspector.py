@@ -10,6 +10,7 @@ from PySide6.QtCore import Qt
 from PySide6.QtWidgets import (
     QCheckBox,
     QComboBox,
+    QDoubleSpinBox,
     QFormLayout,
     QGroupBox,
     QLabel,
@@ -20,7 +21,7 @@ from PySide6.QtWidgets import (
     QWidget,
 )
 
-from workbench.core.model.project import DEVICES, PRECISIONS, Component
+from workbench.core.model.project import DEVICES, PRECISIONS, SEED_MAX, Component
 from workbench.gui.document import ProjectDocument
 from workbench.gui.panels.param_form import ParamForm
 
@@ -137,6 +138,20 @@ class InspectorPanel(QScrollArea):
         self.fields[path] = spin
         return spin
 
+    def _seed_field(self) -> QDoubleSpinBox:
+        """The training seed over the core's whole range, 0 to 2**32 - 1: a QSpinBox stops at
+        2**31 - 1 (a C int), so a seed the CLI accepts crashed it. A double holds every integer
+        up to 2**53 exactly; with no decimals it reads and edits as a whole number."""
+        spin = QDoubleSpinBox()
+        spin.setObjectName("seed")
+        spin.setDecimals(0)
+        spin.setRange(0, SEED_MAX)
+        spin.setKeyboardTracking(False)
+        spin.setToolTip("Seeds weights and shuffling: the same seed, the same run")
+        spin.valueChanged.connect(lambda v: self.doc.set_setting("training.seed", round(v)))
+        self.fields["training.seed"] = spin
+        return spin
+
     def _build_project(self, layout: QVBoxLayout) -> None:
         p = self.doc.project
         title = QLabel("<b>Project settings</b> — select a node to edit its parameters")
@@ -166,8 +181,7 @@ class InspectorPanel(QScrollArea):
             ("Epochs", self._spin("epochs", "training.epochs", 0, 100_000, "Passes over the data")),
             ("Batch size", self._spin("batch_size", "training.batch_size", 1, 65_536,
                                       "Samples per optimiser step")),
-            ("Seed", self._spin("seed", "training.seed", 0, 2**31 - 1,
-                                "Seeds weights and shuffling: the same seed, the same run")),
+            ("Seed", self._seed_field()),
         ]
         layout.addWidget(self._component_group("Training", "learning_rule", "training.rule",
                                                p.training.rule, extra))
@@ -261,6 +275,8 @@ class InspectorPanel(QScrollArea):
                 widget.setText(value)
             elif isinstance(widget, QSpinBox):
                 widget.setValue(value)
+            elif isinstance(widget, QDoubleSpinBox):  # the seed: a whole number past 2**31
+                widget.setValue(float(value))
             elif isinstance(widget, QCheckBox):
                 widget.setChecked(value)
             elif isinstance(widget, QComboBox):
