@@ -7,6 +7,7 @@ from __future__ import annotations
 import io
 import json
 import shutil
+from pathlib import Path
 
 import pytest
 
@@ -38,5 +39,11 @@ def test_4bit_digits_mlp_deploys_to_ice40_up5k_from_the_cli(tmp_path, trained_di
     assert report["resources"]["LUT"]["used"] > 0
     assert report["fmax_mhz"] > 0 and report["latency_us"] > 0
     assert report["energy"]["kind"] == "estimate" and report["energy"]["source"]
+    assert report["energy_pj_per_inference"] > 0
+    # the Amaranth core matched wb_sim and the torch integer reference on every sample run
+    assert report["golden"]["bit_exact"] and report["golden"]["samples"] == 5
+    assert Path(report["bitstream"]).stat().st_size > 0
+    assert Path(report["verilog"]).read_text().count("module snn_core") == 1
     assert summary["live"]["samples"] == 60
-    assert (tmp_path / "build" / "deploy_report.json").exists()
+    saved = json.loads((tmp_path / "build" / "deploy_report.json").read_text())
+    assert saved["report"]["fmax_mhz"] == report["fmax_mhz"]
