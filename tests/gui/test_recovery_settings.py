@@ -158,13 +158,19 @@ def test_trained_unsaved_weights_come_back_after_a_crash(start_app, qtbot, tmp_p
     assert not saved.exists() and not recovery.weights_file(saved).exists()
 
 
-def test_nan_weights_keep_the_previous_recovery_weights(start_app, tmp_path):
+def _autosaved_with_weights(start_app, tmp_path):
+    """A window on a tiny project whose network holds unsaved weights, autosaved: ``(window,
+    the recovery file)``."""
     folder = tmp_path / "p"
     make_tiny_project(folder)
     window = start_app(folder)
     assert window.projects.prepare_model()
     window.weights_dirty = True
-    saved = window.autosave_now()
+    return window, window.autosave_now()
+
+
+def test_nan_weights_keep_the_previous_recovery_weights(start_app, tmp_path):
+    window, saved = _autosaved_with_weights(start_app, tmp_path)
     weights = recovery.weights_file(saved)
     good = weights.read_bytes()
     with torch.no_grad():
@@ -176,12 +182,7 @@ def test_nan_weights_keep_the_previous_recovery_weights(start_app, tmp_path):
 
 
 def test_discarding_on_close_removes_the_autosave_and_its_weights(start_app, tmp_path):
-    folder = tmp_path / "p"
-    make_tiny_project(folder)
-    window = start_app(folder)
-    assert window.projects.prepare_model()
-    window.weights_dirty = True
-    saved = window.autosave_now()
+    window, saved = _autosaved_with_weights(start_app, tmp_path)
     assert saved.exists() and recovery.weights_file(saved).exists()
     assert window.close()  # "save the changes?" -> discard
     assert not saved.exists() and not recovery.weights_file(saved).exists()
