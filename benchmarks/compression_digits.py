@@ -3,12 +3,12 @@
 For every seed the script trains the full-precision teachers from scratch (``digits_conv``
 and, for the BESTformer rows, ``digits_bestformer``), then compresses copies of them in memory:
 
-- uniform (vanilla) vs ReScaW quantisation at 2 and 4 bits (QP-SNN, methods.md §2.3–2.4);
-- SVS vs L1-norm structured pruning at the same ratio (50 % of the prunable kernels, §2.5);
-- plain binary vs CIE-distilled binary (BESTformer, §3.2 and §3.6);
-- Q-SNN binary weights with and without WS-DR (§5.1).
+- uniform (vanilla) vs ReScaW quantisation at 2 and 4 bits (QP-SNN, docs/qp_snn.md);
+- SVS vs L1-norm structured pruning at the same ratio (50 % of the prunable kernels);
+- plain binary vs CIE-distilled binary (BESTformer, docs/bestformer.md);
+- Q-SNN binary weights with and without WS-DR (docs/q_snn.md).
 
-It prints mean ± std of test accuracy and of the model size (methods.md §0.5) per row.
+It prints mean ± std of test accuracy and of the model size (the rule of docs/wb_core.md) per row.
 
     python benchmarks/compression_digits.py [--seeds 0 1 2] [--finetune-epochs N] [--json]
 """

@@ -1,4 +1,4 @@
-"""``wb_bestformer``: BESTformer, the binary event-driven spiking transformer (methods.md §3).
+"""``wb_bestformer``: BESTformer, the binary event-driven spiking transformer (Cao et al. 2025).
 
 Contributes the binary spiking self-attention (BSSA, quadratic and linear variants), the whole
 BESTformer as one node (tokenizer, reversible two-stream blocks, two heads), and two
@@ -47,7 +47,7 @@ def wb_attention() -> list[AttentionSpec]:
             factory="wb_bestformer.attention:bssa",
             doc="BESTformer attention: binary Q/K/V/output weights, a 1-bit spiking attention "
                 "map, a learnable scale lambda and an output neuron at threshold 0.5 "
-                "(methods.md §3.3). Tokens [N, D] -> [N, D].",
+                "(BESTformer, Cao et al. 2025; see docs/bestformer.md). Tokens [N, D] -> [N, D].",
             params=(
                 _HEADS,
                 ParamSpec("variant", "quadratic", "choice", choices=("quadratic", "linear"),

@@ -1,4 +1,4 @@
-"""Small time-major helpers of the BESTformer modules (methods.md §0.1).
+"""Small time-major helpers of the BESTformer modules (time-major, see docs/wb_core.md).
 
 Stateless layers run on all leading dimensions at once and are reshaped back, so BatchNorm
 normalises over ``T·B·H·W`` (images) or ``T·B·N`` (tokens) jointly, as in the released code.

@@ -1,4 +1,4 @@
-"""Binary spiking self-attention, BSSA (methods.md §3.3), on ``[T, B, N, D]`` tokens.
+"""Binary spiking self-attention, BSSA (docs/bestformer.md), on ``[T, B, N, D]`` tokens.
 
 ::
 
@@ -145,7 +145,7 @@ class BSSA(nn.Module):
 
     def core_ops(self, q: torch.Tensor, k: torch.Tensor, v: torch.Tensor,
                  a: torch.Tensor) -> dict[str, float]:
-        """Exact counts (methods.md §0.4): one AC per non-zero product term of the two binary
+        """Exact counts (docs/energy.md): one AC per non-zero product term of the two binary
         products (quadratic: ``Q K^T`` and ``A V``; linear: ``K^T V`` and ``Q A``). The factor
         ``0.125·λ`` folds into the threshold of ``SN_0.5`` when every λ in use is positive (no
         MAC); otherwise each entry of ``Y`` costs one MAC."""

@@ -1,4 +1,4 @@
-"""Binary weights (methods.md §3.2): per-output-channel standardisation, then the sign.
+"""Binary weights (docs/bestformer.md): per-output-channel standardisation, then the sign.
 
 For every binarised layer and output channel ``c``::
 
@@ -53,7 +53,7 @@ def standardize(weight: torch.Tensor) -> torch.Tensor:
 
 
 def binarize(weight: torch.Tensor) -> torch.Tensor:
-    """The ``±1`` weights of methods.md §3.2, with the straight-through gradient."""
+    """The ``±1`` weights (docs/bestformer.md), with the straight-through gradient."""
     return _SignSTE.apply(standardize(weight))
 
 
@@ -80,8 +80,9 @@ class _Binary:
 
     def set_binary(self, on: bool) -> None:
         """Switch fake-quant on (the forward uses ``binarize(weight)``) or off (the float
-        weight). On, the layer declares ``weight_bits = 1`` (methods.md §0.5 counts binarised
-        weights at 1 bit: the latent float weight is a training device, never used)."""
+        weight). On, the layer declares ``weight_bits = 1`` (the size rule of docs/wb_core.md
+        counts binarised weights at 1 bit: the latent float weight is a training device, never
+        used)."""
         self.binary = bool(on)
         if on:
             self.weight_bits = 1

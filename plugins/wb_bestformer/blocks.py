@@ -1,4 +1,4 @@
-"""The MLP and the reversible two-stream block (methods.md §3.3, §3.4).
+"""The MLP and the reversible two-stream block (docs/bestformer.md).
 
 A block keeps two streams ``(x0, x1)`` of ``[T, B, N, D]`` tokens and maps them to ``(x2, x3)``::
 

@@ -1,4 +1,4 @@
-"""The whole BESTformer as one node (methods.md §3.5): tokenizer, reversible blocks, two heads.
+"""The whole BESTformer as one node (docs/bestformer.md): tokenizer, reversible blocks, two heads.
 
 ::
 
@@ -121,7 +121,7 @@ class BESTformer(nn.Module):
         return [m for m in self.modules() if isinstance(m, BINARY_LAYERS)]
 
     def full_precision_layers(self) -> list[nn.Module]:
-        """The layers methods.md §3.2 keeps in full precision: the first tokenizer conv and
+        """The layers BESTformer keeps in full precision: the first tokenizer conv and
         the two heads."""
         return [self.tokenizer.conv0, self.head, self.head2]
 

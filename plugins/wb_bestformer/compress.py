@@ -3,14 +3,14 @@
 Both are generator functions ``apply(ctx, **params)`` of the core's compression contract
 (:mod:`workbench.core.compress`). The teacher of both distillations is a frozen copy of the
 network they are given, taken before any weight is binarised: the user's own trained
-full-precision project (the released BESTformer code uses a fine-tuned ViT-B/16 instead,
-methods.md §3.6).
+full-precision project (the released BESTformer code uses a fine-tuned ViT-B/16 instead;
+see docs/bestformer.md).
 
 - ``binarize``: binarise every weight layer but the first and the last (see
   :mod:`wb_bestformer.fakequant`), fine-tune with the straight-through estimator, freeze.
   Loss ``CE(out, y)``, or with ``distill`` the hard distillation
   ``(1 − α)·CE(out, y) + α·CE(out, argmax teacher(x))``.
-- ``cie`` (Coupled Information Enhancement, methods.md §3.6): the BESTformer node's binary
+- ``cie`` (Coupled Information Enhancement, BESTformer): the BESTformer node's binary
   layers are switched on (its first conv and both heads stay full precision) and fine-tuned
   with ``(1 − α)·CE(head(x0), y) + α·CE(head2(x1), argmax teacher(x))``; then frozen.
 """
@@ -41,7 +41,7 @@ def frozen_copy(model: torch.nn.Module) -> torch.nn.Module:
 
 
 def teacher_labels(teacher: torch.nn.Module, x: torch.Tensor) -> torch.Tensor:
-    """``argmax`` of the teacher's time-averaged logits (hard distillation, §3.6)."""
+    """``argmax`` of the teacher's time-averaged logits (hard distillation, docs/bestformer.md)."""
     with torch.no_grad():
         return class_scores(teacher(x)).argmax(-1)
 

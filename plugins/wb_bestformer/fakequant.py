@@ -9,7 +9,7 @@
   method (the BESTformer's first tokenizer conv and both heads);
 - binarised: all others. A layer the batch never reached is left alone (and reported).
 
-A layer directly followed by a batch norm is binarised without scale (methods.md §3.2: the BN
+A layer directly followed by a batch norm is binarised without scale (as in BESTformer: the BN
 absorbs it). A layer with no batch norm after it (an MLP's hidden layer) would feed ``±1``
 weighted sums straight into a neuron, so it gets the XNOR-Net per-channel scale
 ``mean |W[c]|`` [R, our reading for networks outside the paper], stored as the

@@ -1,6 +1,6 @@
 """``wb_core``: the basics every spiking network needs.
 
-Neurons (LIF in both parameterisations of methods.md §0.2, IF), the surrogate library, layers
+Neurons (LIF in both parameterisations of docs/wb_core.md, IF), the surrogate library, layers
 and spiking blocks, encoders, BPTT learning with its losses, and the 45 nm cost tables. It
 registers through the ``snn_workbench.plugins`` entry point like any third-party plugin.
 
@@ -41,7 +41,8 @@ def wb_neurons() -> list[NeuronSpec]:
             id="wb_core.lif",
             display_name="LIF (A: Spikformer style)",
             factory="wb_core.neurons:lif",
-            doc="H = V + (X - (V - V_reset)) / tau; spike when H >= V_th (methods.md §0.2 A).",
+            doc="H = V + (X - (V - V_reset)) / tau; spike when H >= V_th (LIF form A, "
+                "see docs/wb_core.md).",
             params=(
                 ParamSpec("tau", 2.0, low=1.0, high=1e4, unit="steps",
                           doc="Membrane time constant; tau = 2 leaks half the potential a step"),
@@ -57,7 +58,8 @@ def wb_neurons() -> list[NeuronSpec]:
             id="wb_core.lif_b",
             display_name="LIF (B: TET/STBP style)",
             factory="wb_core.neurons:lif_b",
-            doc="u = lam * u + x; spike when u > theta; reset to 0 (methods.md §0.2 B).",
+            doc="u = lam * u + x; spike when u > theta; reset to 0 (LIF form B, "
+                "see docs/wb_core.md).",
             params=(
                 ParamSpec("lam", 0.5, low=0.0, high=1.0, doc="Leak factor per step"),
                 ParamSpec("theta", 1.0, low=1e-6, doc="Firing threshold"),
@@ -170,7 +172,7 @@ def wb_learning_rules() -> list[LearningRuleSpec]:
                           doc="Final learning rate as a fraction of lr (cosine)"),
                 ParamSpec("loss", "mean_ce", "choice", choices=("mean_ce", "tet"),
                           doc="mean_ce: CE of time-averaged logits; tet: CE at every step, "
-                              "averaged (methods.md §0.3)"),
+                              "averaged (see docs/wb_core.md)"),
                 ParamSpec("grad_clip", 0.0, low=0.0, doc="Clip the gradient norm; 0 = off"),
             ),
         )
@@ -185,7 +187,7 @@ def wb_energy_models() -> list[EnergyModelSpec]:
         EnergyModelSpec(id="wb_core.fp32_45nm", display_name="45 nm, FP32",
                         e_mac_pj=4.6, e_ac_pj=0.9,
                         source=horowitz + ": FP32 multiply 3.7 pJ + add 0.9 pJ",
-                        doc="The convention of the SNN literature (methods.md §0.4)."),
+                        doc="The convention of the SNN literature (see docs/energy.md)."),
         EnergyModelSpec(id="wb_core.int8_45nm", display_name="45 nm, INT8",
                         e_mac_pj=0.23, e_ac_pj=0.03,
                         source=horowitz + ": 8-bit multiply 0.2 pJ + add 0.03 pJ",

@@ -1,7 +1,7 @@
 """Layers and spiking blocks on time-major ``[T, B, ...]`` tensors.
 
 Stateless layers are the torch layers themselves, applied to ``x.flatten(0, 1)`` and reshaped
-back (methods.md §0.1: BatchNorm therefore normalises over ``T·B·H·W`` jointly). They subclass
+back (docs/wb_core.md: BatchNorm therefore normalises over ``T·B·H·W`` jointly). They subclass
 the torch classes, so parameter names stay plain (``conv1.weight``) and the energy ledger, which
 looks for ``torch.nn.Conv2d`` / ``torch.nn.Linear``, counts them without help.
 

@@ -9,7 +9,7 @@ import torch
 
 
 class DirectEncoder:
-    """Repeat the (normalised) input at every step (methods.md §0.1): real-valued, so the
+    """Repeat the (normalised) input at every step (docs/wb_core.md): real-valued, so the
     first layer does MACs, counted once per sample by the energy ledger."""
 
     def encode(self, x: torch.Tensor, steps: int) -> torch.Tensor:

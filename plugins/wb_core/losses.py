@@ -1,4 +1,4 @@
-"""Losses on time-major outputs (methods.md §0.3)."""
+"""Losses on time-major outputs (mean-output CE and TET; see docs/wb_core.md)."""
 
 from __future__ import annotations
 

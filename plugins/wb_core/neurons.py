@@ -1,4 +1,4 @@
-"""Integrate-and-fire neurons with explicit state (methods.md §0.2).
+"""Integrate-and-fire neurons with explicit state (docs/wb_core.md: the two LIF forms).
 
 One generic charge equation covers all three neurons of this plugin::
 

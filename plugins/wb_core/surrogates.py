@@ -13,7 +13,7 @@ import math
 
 import torch
 
-#: surrogate name -> its default sharpness/width parameter (methods.md §0.2).
+#: surrogate name -> its default sharpness/width parameter (docs/wb_core.md).
 DEFAULT_ALPHA = {"sigmoid": 4.0, "atan": 2.0, "triangle": 1.0, "rectangle": 1.0}
 NAMES = tuple(DEFAULT_ALPHA)
 

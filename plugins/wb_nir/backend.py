@@ -1,5 +1,5 @@
 """The ``wb_nir.nir`` exchange backend: deploy = write the NIR file, run = read it back and
-evaluate it (design.md §7, docs/nir.md)."""
+evaluate it (see docs/nir.md)."""
 
 from __future__ import annotations
 

@@ -1,4 +1,4 @@
-"""``wb_q_snn``: Q-SNN with weight-spike dual regulation (WS-DR), methods.md §5.
+"""``wb_q_snn``: Q-SNN with weight-spike dual regulation (WS-DR), Wei et al., ACM MM 2024.
 
 Contributes the quantised-membrane LIF neuron ``wb_q_snn.qlif`` (LIF parameterisation B whose
 stored state is rounded to ``2^b − 1`` levels every step) and the compression pass
@@ -29,7 +29,7 @@ def wb_neurons() -> list[NeuronSpec]:
             factory="wb_q_snn.neuron:qlif",
             doc="u = lam·u + x; spike when u > theta; hard reset to 0; then the state is "
                 "stored as round(tanh(u)/a·(2^(b−1)−1)) levels, a = max|tanh(u)| "
-                "(methods.md §5.2). Triangle surrogate, width 1.",
+                "(Q-SNN, Wei et al. 2024; see docs/q_snn.md). Triangle surrogate, width 1.",
             params=(
                 _MEMBRANE_BITS,
                 ParamSpec("membrane_tanh", True, "bool",
@@ -52,7 +52,7 @@ def wb_compressions() -> list[CompressionSpec]:
             kind="binarize",
             doc="Binarises every conv/linear layer except the first and the last (8-bit), "
                 "swaps every neuron for the quantised-membrane LIF, and fine-tunes with TET + "
-                "spike regulation (methods.md §5).",
+                "spike regulation (Q-SNN, Wei et al. 2024; see docs/q_snn.md).",
             params=(
                 ParamSpec("ws_dr", True, "bool",
                           doc="Weight regulation: standardise each channel, power-of-two scale, "

@@ -1,4 +1,4 @@
-"""Q-SNN weight quantisers (methods.md §5.1): WS-DR binarisation and the 8-bit stem/FC rule.
+"""Q-SNN weight quantisers (docs/q_snn.md): WS-DR binarisation and the 8-bit stem/FC rule.
 
 Each quantiser is a *fake quantiser* used while fine-tuning (a ``torch.nn.utils.parametrize``
 parametrisation, so the latent float weight keeps its state-dict name) and has a ``freeze``
@@ -87,7 +87,7 @@ def _per_channel(scale: torch.Tensor, like: torch.Tensor) -> torch.Tensor:
 
 
 def wsdr_binarize(w: torch.Tensor, k: float, t: float) -> torch.Tensor:
-    """WS-DR binary weight ``s_c·sign(Ŵ_c)`` (methods.md §5.1), differentiable through the
+    """WS-DR binary weight ``s_c·sign(Ŵ_c)`` (docs/q_snn.md), differentiable through the
     estimator and the standardisation."""
     w_hat = standardize(w)
     return _per_channel(power_of_two_scale(w_hat), w) * tanh_sign(w_hat, k, t)

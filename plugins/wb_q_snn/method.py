@@ -1,6 +1,6 @@
 """The ``wb_q_snn.q_snn`` compression pass: Q-SNN with weight-spike dual regulation.
 
-Steps (methods.md §5):
+Steps (docs/q_snn.md explains each):
 
 1. rewrite the graph: every neuron becomes the quantised-membrane LIF ``wb_q_snn.qlif``
    (``wb_core.lif_b`` with the same B dynamics when ``quantize_membrane`` is off);
@@ -96,7 +96,7 @@ def apply(ctx: CompressionContext, *, ws_dr: bool = True, membrane_bits: int = 8
           spike_reg: float = 5e-3, stem_scale: str = "max", finetune_epochs: int = 4,
           lr: float = 1e-3, quantize_membrane: bool = True
           ) -> Generator[Any, None, CompressionResult]:
-    """Binarise, quantise the membrane, fine-tune and freeze (methods.md §5)."""
+    """Binarise, quantise the membrane, fine-tune and freeze (Q-SNN; see docs/q_snn.md)."""
     layers = weight_layers(ctx.model)
     if len(layers) < 3:
         names = ", ".join(q for _, q, _ in layers) or "none"

@@ -1,6 +1,6 @@
-"""The quantised-membrane LIF neuron of Q-SNN (methods.md §5.2).
+"""The quantised-membrane LIF neuron of Q-SNN (Wei et al. 2024; see docs/q_snn.md).
 
-LIF parameterisation B (methods.md §0.2) with the state stored at low precision::
+LIF parameterisation B (docs/wb_core.md) with the state stored at low precision::
 
     u_pre[t] = lam * u[t-1] + x[t]                 # charge
     s[t]     = 1[u_pre[t] - theta > 0]             # fire (triangle surrogate, a = 1)
@@ -22,7 +22,7 @@ from typing import NamedTuple
 import torch
 from wb_core.surrogates import spike
 
-#: guard of the per-tensor scale: an all-zero state would otherwise give 0/0 (methods.md §5.2)
+#: guard of the per-tensor scale: an all-zero state would otherwise give 0/0 (docs/q_snn.md)
 SCALE_FLOOR = 1e-8
 
 
@@ -36,7 +36,7 @@ def membrane_levels(bits: int) -> int:
 
 
 def quantize_membrane(u: torch.Tensor, bits: int, use_tanh: bool = True) -> torch.Tensor:
-    """``Q_b(u)``: the stored state on ``2^b - 1`` symmetric levels (methods.md §5.2).
+    """``Q_b(u)``: the stored state on ``2^b - 1`` symmetric levels (docs/q_snn.md).
 
     The scale is one number for the whole tensor (batch included, as in the official code) and
     is treated as a constant in backward; rounding passes the gradient straight through.

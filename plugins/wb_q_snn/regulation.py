@@ -1,4 +1,4 @@
-"""Spike regulation, the spike half of WS-DR (methods.md §5.3), and Q-SNN's training loss.
+"""Spike regulation, the spike half of WS-DR (docs/q_snn.md), and Q-SNN's training loss.
 
 A Bernoulli spike train carries most information (entropy) at a firing rate of 0.5, so the loss
 pulls the mean rate of every hidden neuron layer towards it::

@@ -1,4 +1,4 @@
-"""``wb_qp_snn``: QP-SNN, quantised and pruned spiking networks (methods.md §2).
+"""``wb_qp_snn``: QP-SNN, quantised and pruned spiking networks (Wei et al., ICLR 2025).
 
 Contributes four compression passes: ReScaW weight quantisation and the vanilla uniform
 quantiser it improves on, and structured pruning of conv kernels by the SVS criterion
@@ -43,7 +43,7 @@ def wb_compressions() -> list[CompressionSpec]:
             kind="quantize",
             doc="Uniform weight quantisation rescaled by γ (mean |W| per output channel by "
                 "default), so all 2^b levels are used; fine-tuned with fake quantisation, then "
-                "frozen (methods.md §2.4).",
+                "frozen (QP-SNN, Wei et al. 2025; see docs/qp_snn.md).",
             params=(
                 _BITS,
                 ParamSpec("gamma", "mean", "choice", choices=("mean", "max", "percentile"),
@@ -64,7 +64,8 @@ def wb_compressions() -> list[CompressionSpec]:
             factory="wb_qp_snn.methods:uniform",
             kind="quantize",
             doc="Weights clipped to [-1, 1] and rounded to 2^b evenly spaced levels "
-                "(methods.md §2.3); trained weights use only a few of them.",
+                "(the baseline ReScaW improves on; see docs/qp_snn.md); trained weights use "
+                "only a few of them.",
             params=(_BITS, _STE, _KEEP, _EPOCHS, _LR),
         ),
         CompressionSpec(
@@ -73,7 +74,8 @@ def wb_compressions() -> list[CompressionSpec]:
             factory="wb_qp_snn.methods:svs_prune",
             kind="prune",
             doc="Removes the conv kernels whose time-averaged spike maps have the lowest "
-                "numerical rank (singular values above eps), then fine-tunes (methods.md §2.5).",
+                "numerical rank (singular values above eps), then fine-tunes (QP-SNN, "
+                "Wei et al. 2025; see docs/qp_snn.md).",
             params=(
                 _RATIO,
                 ParamSpec("batches", 5, "int", low=1, high=100_000,

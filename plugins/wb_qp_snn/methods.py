@@ -1,4 +1,4 @@
-"""The compression passes of QP-SNN (methods.md §2): ReScaW and vanilla uniform quantisation,
+"""The compression passes of QP-SNN (docs/qp_snn.md): ReScaW and vanilla uniform quantisation,
 SVS and L1 structured pruning. Each is a generator ``apply(ctx, **params)`` run by
 :func:`workbench.core.compress.compress`; it yields progress and returns a
 :class:`~workbench.core.compress.CompressionResult`.
@@ -6,8 +6,8 @@ SVS and L1 structured pruning. Each is a generator ``apply(ctx, **params)`` run 
 Quantisation fine-tunes with fake-quantised weights and then freezes them, so the model that
 ``compress`` measures is the frozen one. Pruning scores the kernels, rebuilds the network with
 fewer kernels and fine-tunes it; a quantised network stays quantised ("quantise first, then
-prune", §2.1): the kept codes are sliced and, when fine-tuning, re-quantised with the same
-quantiser at the recorded bit width.
+prune", the paper's order): the kept codes are sliced and, when fine-tuning, re-quantised with
+the same quantiser at the recorded bit width.
 """
 
 from __future__ import annotations
@@ -48,7 +48,7 @@ def synaptic_layers(model: CompiledNetwork) -> list[tuple[str, nn.Module]]:
 # -- quantisation ----------------------------------------------------------------------------------
 def rescaw(ctx: CompressionContext, *, bits: int, gamma: str, granularity: str, ste: str,
            percentile: float, keep_first_last: bool, finetune_epochs: int, lr: float) -> Events:
-    """ReScaW quantisation (§2.4)."""
+    """ReScaW quantisation (docs/qp_snn.md, Quantisation)."""
     config = {"method": "rescaw", "gamma": gamma, "granularity": granularity, "ste": ste,
               "percentile": percentile}
     return (yield from _quantize(ctx, bits, config, keep_first_last, finetune_epochs, lr))
@@ -56,7 +56,7 @@ def rescaw(ctx: CompressionContext, *, bits: int, gamma: str, granularity: str, 
 
 def uniform(ctx: CompressionContext, *, bits: int, ste: str, keep_first_last: bool,
             finetune_epochs: int, lr: float) -> Events:
-    """The vanilla uniform quantiser (§2.3), weights clipped to [-1, 1]."""
+    """The vanilla uniform quantiser, weights clipped to [-1, 1] (docs/qp_snn.md)."""
     config = {"method": "uniform", "ste": ste}
     return (yield from _quantize(ctx, bits, config, keep_first_last, finetune_epochs, lr))
 
@@ -126,7 +126,7 @@ def _quant_summary(name: str, quant: QuantizedTensor, config: dict[str, Any]) ->
 # -- pruning ---------------------------------------------------------------------------------------
 def svs_prune(ctx: CompressionContext, *, ratio: float, batches: int, eps: float,
               prune_last_conv: bool, finetune_epochs: int, lr: float) -> Events:
-    """Structured pruning by the SVS criterion (§2.5)."""
+    """Structured pruning by the SVS criterion (docs/qp_snn.md, Structured pruning)."""
     return (yield from _prune(ctx, "svs", ratio, prune_last_conv, finetune_epochs, lr,
                               batches=batches, eps=eps))
 

@@ -1,4 +1,4 @@
-"""QP-SNN's weight quantisers: the vanilla uniform baseline (methods.md §2.3) and ReScaW (§2.4).
+"""QP-SNN's weight quantisers: the vanilla uniform baseline and ReScaW (docs/qp_snn.md).
 
 Both map a weight onto ``s + 1`` levels, ``s = 2**bits - 1``, spread evenly over ``[-γ, γ]``::
 
@@ -105,7 +105,7 @@ class _FakeQuant(torch.autograd.Function):
     @staticmethod
     def backward(ctx, grad):  # type: ignore[override]
         weight, g = ctx.saved_tensors
-        if ctx.ste == "paper":  # ∂Ŵ/∂W = 1[|W/γ| ≤ 1]  (methods.md §2.4, the paper)
+        if ctx.ste == "paper":  # ∂Ŵ/∂W = 1[|W/γ| ≤ 1]  (the paper)
             return grad * ((weight / g).abs() <= 1).to(grad.dtype), None, None, None
         return grad / g, None, None, None  # the code: gradient passed unchanged to W/γ
 
@@ -121,7 +121,7 @@ def rescaw(weight: torch.Tensor, bits: int, *, gamma: str = "mean",
 
 
 def uniform(weight: torch.Tensor, bits: int, *, ste: str = "paper") -> torch.Tensor:
-    """The vanilla uniform quantiser of §2.3: ReScaW with γ = 1 (levels fixed in [-1, 1])."""
+    """The vanilla uniform quantiser: ReScaW with γ = 1 (levels fixed in [-1, 1])."""
     if ste not in STES:
         raise ValueError(f"ste must be one of {STES}, got {ste!r}")
     g = torch.ones(weight.shape[0], dtype=weight.dtype, device=weight.device)
@@ -191,6 +191,6 @@ def freeze(module: nn.Module, bits: int, *, method: str = "rescaw", gamma: str =
 
 
 def levels_used(quant: QuantizedTensor) -> torch.Tensor:
-    """Distinct levels each output channel uses, ``[C]`` (bit-width utilisation, §2.3)."""
+    """Distinct levels each output channel uses, ``[C]`` (bit-width utilisation, docs/qp_snn.md)."""
     rows = quant.codes.reshape(quant.codes.shape[0], -1).sort(dim=1).values
     return (rows[:, 1:] != rows[:, :-1]).sum(1) + 1

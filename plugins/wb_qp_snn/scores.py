@@ -1,4 +1,4 @@
-"""Kernel importance for structured pruning (methods.md §2.5) and the keep rule.
+"""Kernel importance for structured pruning (QP-SNN's SVS and the L1 baseline) and the keep rule.
 
 SVS (the paper's criterion): the numerical rank of each kernel's time-averaged spike map,
 averaged over samples. L1 (the usual baseline): the sum of |W| over the kernel.

@@ -1,4 +1,4 @@
-"""Model size under the rule of methods.md §0.5, for any torch module (not only compiled
+"""Model size under the rule of docs/wb_core.md, for any torch module (not only compiled
 networks): ``Σ bits(param) / 8`` bytes, where a module's weight counts at its declared
 ``weight_bits`` (quantised layers) and every other parameter at its dtype's width; buffers such
 as batch-norm running statistics are not counted. The papers' MB is 10^6 bytes.
@@ -21,7 +21,7 @@ def param_bits(module: nn.Module, name: str, param: torch.Tensor) -> int:
 
 
 def size_bytes(model: nn.Module) -> float:
-    """Bytes of ``model``'s parameters under §0.5."""
+    """Bytes of ``model``'s parameters under that rule."""
     total = 0
     for module in model.modules():
         for name, param in module.named_parameters(recurse=False):

@@ -10,7 +10,7 @@ Everything is an integer except the input scale. Per time step ``t`` and layer::
             = H[c] - threshold[c] * S[c]               # reset "soft"
 
 A ternary neuron (``IntNeuron.ternary``) also fires -1 when ``H[c] <= -threshold[c]``; the
-next layer then adds or subtracts the weight (one accumulate either way, methods.md §0.4), and
+next layer then adds or subtracts the weight (one accumulate either way, docs/wb_core.md), and
 a reset applies on either polarity (hard: V = 0; soft: V = H - threshold * S).
 
 ``>>`` is an arithmetic shift (floor division by a power of two), identical in numpy, torch and

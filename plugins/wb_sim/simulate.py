@@ -310,7 +310,7 @@ def energy_pj(result: SimResult, table: Any = None) -> np.ndarray:
     """Estimated energy per sample (pJ, float64 [B]) from the counted events:
     ``dense_macs * e_mac + synaptic_events * e_ac``. An estimate, not a measurement: the
     counts are exact, the cost per operation comes from ``table`` (default INT8, 45 nm,
-    Horowitz ISSCC 2014). Neuron updates are not charged (methods.md §0.4)."""
+    Horowitz ISSCC 2014). Neuron updates are not charged (docs/energy.md)."""
     if table is None:
         table = int8_table()
     if isinstance(table, Mapping):

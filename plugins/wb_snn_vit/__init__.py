@@ -1,4 +1,4 @@
-"""``wb_snn_vit``: SNN-ViT with Saccadic Spike Self-Attention (methods.md §1).
+"""``wb_snn_vit``: SNN-ViT with Saccadic Spike Self-Attention (Wang et al., ICLR 2025).
 
 Contributes the saccadic spike self-attention (SSSA, in ``train_v1`` and ``v2`` form), the
 Spikformer spiking self-attention (SSA) as its baseline, the GL-SPS patch embedding, the SNN-ViT
@@ -45,7 +45,8 @@ def wb_attention() -> list[AttentionSpec]:
             display_name="Saccadic spike self-attention (SSSA)",
             factory="wb_snn_vit.attention:sssa",
             doc="Per-token salience Q'·α integrated over time by a saccadic neuron; its binary "
-                "mask gates V. Linear in the number of tokens (methods.md §1.3).",
+                "mask gates V. Linear in the number of tokens (SNN-ViT, Wang et al. 2025; "
+                "see docs/snn_vit.md).",
             params=(_HEADS, _MODE, _SALIENCE_NORM, _SACC_NORM, _THRESHOLD_UNITS, _TIME_STEPS,
                     _NEURON),
         ),

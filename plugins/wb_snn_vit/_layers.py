@@ -1,4 +1,4 @@
-"""Small time-major layers shared by the SNN-ViT modules (methods.md §0.1).
+"""Small time-major layers shared by the SNN-ViT modules (time-major, see docs/wb_core.md).
 
 Stateless layers run on ``x.flatten(0, 1)`` (or on all leading dimensions for tokens) and are
 reshaped back, so BatchNorm normalises over ``T·B·H·W`` (images) or ``T·B·N`` (tokens) jointly.

@@ -1,6 +1,6 @@
 """The attention view: where a spiking transformer looks, per head and time step.
 
-Two kinds of attention node feed it (methods.md §1.1–1.3):
+Two kinds of attention node feed it (docs/snn_vit.md describes both):
 
 * ``"sssa"`` — Saccadic Spike Self-Attention: a binary saccade mask ``S`` and the salience
   ``P``, both ``[T, B, h, N]``. Row 1 of the grid tints the tokens the head looks at on the
@@ -9,7 +9,7 @@ Two kinds of attention node feed it (methods.md §1.1–1.3):
   ``[T, B, h, N, N]``. One row: the attention of the chosen query token over all key tokens.
 
 Tokens form a square grid (``side = isqrt(N)``, row-major); a non-square N is laid out as one
-row of N tokens. Drawing follows style.md §5.5: every map is an ``ImageItem`` with fixed
+row of N tokens. Drawing: every map is an ``ImageItem`` with fixed
 levels (per layer, over all steps and heads, so frames compare) and a colormap LUT. The view
 redraws only when asked (a probe, the slider, the timer at ~3 steps/s), well under 10 Hz.
 

@@ -1,4 +1,4 @@
-"""The saccadic neuron of SSSA (methods.md §1.3 steps 3 and 5, §1.4).
+"""The saccadic neuron of SSSA (SNN-ViT, Wang et al. 2025; docs/snn_vit.md, SSSA).
 
 It integrates a per-token salience ``P[T, ...]`` over time with a learnable lower-triangular
 mixing matrix and thresholds it into a binary mask::
@@ -130,7 +130,7 @@ class SaccadicNeuron(nn.Module):
         return self.v_th[:steps] * self.h_std[:steps]
 
     def folded_threshold(self, steps: int) -> torch.Tensor:
-        """``M_w^{-1} V_th`` for the first ``steps`` steps (V2, methods.md §1.3 step 5)."""
+        """``M_w^{-1} V_th`` for the first ``steps`` steps (the V2 form, see docs/snn_vit.md)."""
         w = self.weight(steps)
         rhs = self.threshold(steps).unsqueeze(-1)
         return torch.linalg.solve_triangular(w, rhs, upper=False).squeeze(-1)

@@ -1,4 +1,4 @@
-"""Spiking attention on ``[T, B, N, D]`` tokens: SSSA (methods.md §1.3) and Spikformer's SSA.
+"""Spiking attention on ``[T, B, N, D]`` tokens: SSSA (SNN-ViT) and Spikformer's SSA.
 
 Both modules return ``(out, maps)`` (an AttentionSpec's contract) and share two switches:
 
@@ -64,7 +64,7 @@ class _SpikingAttention(nn.Module):
 
 
 class SSSA(_SpikingAttention):
-    """Saccadic spike self-attention (methods.md §1.3).
+    """Saccadic spike self-attention (SNN-ViT, Wang et al. 2025; see docs/snn_vit.md).
 
     Parameters
     ----------
@@ -150,7 +150,7 @@ class SSSA(_SpikingAttention):
           time mixing by the lower-triangular ``M_w``: ``T(T+1)/2`` MACs per token and head;
         - ``v2``: one MAC per (step, sample, head) for ``(M_w^{-1}V_th)[t] / α[t]``
           (``M_w^{-1}V_th`` depends on parameters only and is computed once);
-        - threshold comparisons are neuron updates (not counted, §0.4) and ``S ⊙ V`` is a
+        - threshold comparisons are neuron updates (not counted, docs/energy.md) and ``S ⊙ V`` is a
           mask: zero cost.
         """
         with torch.no_grad():
@@ -237,7 +237,7 @@ class SSA(_SpikingAttention):
 
     def core_ops(self, q: torch.Tensor, k: torch.Tensor, v: torch.Tensor,
                  attn: torch.Tensor) -> dict[str, float]:
-        """Exact counts (methods.md §0.4): one AC per non-zero product term of ``Q K^T``
+        """Exact counts (docs/energy.md): one AC per non-zero product term of ``Q K^T``
         (``sum((Q≠0) @ (K≠0)^T)``) and of ``attn V`` (``sum((attn≠0) @ (V≠0))``: V is
         binary, so each term adds an ``attn`` entry, no multiply). The constant ``scale`` folds
         into the attention neuron's threshold: no MACs."""

@@ -1,4 +1,4 @@
-"""The SNN-ViT block and the token-mean head (methods.md §1.5).
+"""The SNN-ViT block and the token-mean head (SNN-ViT; see docs/snn_vit.md).
 
 Block [R: layout as Spikformer's]::
 

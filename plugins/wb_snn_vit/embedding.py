@@ -1,4 +1,4 @@
-"""GL-SPS: Global-Local Spiking Patch Splitting (methods.md §1.5, layout [R]).
+"""GL-SPS: Global-Local Spiking Patch Splitting (SNN-ViT, layout [R]; see docs/snn_vit.md).
 
 The Spikformer SPS stack with a dilated branch in every stage::
 

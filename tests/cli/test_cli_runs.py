@@ -193,3 +193,11 @@ def test_unavailable_device_or_precision_exits_2(tmp_path, capsys, monkeypatch):
                            "--precision", "fp16"], capsys)
     assert_input_error(code, err, "--precision fp16", "compute.precision")
     assert not (tmp_path / "p" / "runs").exists()  # refused before any run started
+
+
+def test_info_says_whether_the_project_is_trained(trained_digits_mlp, capsys):
+    code, _, text, _ = run(["info", str(ROOT / "projects" / "digits_mlp")], capsys)
+    assert code == 0 and "trained: no (run `snn-workbench train` first)" in text
+    code, _, text, _ = run(["info", str(trained_digits_mlp)], capsys)
+    weights = load_project(trained_digits_mlp).weights_path.name
+    assert code == 0 and f"trained: yes ({weights})" in text

@@ -128,7 +128,7 @@ def test_compress_packs_weights_and_records_the_pass(toy_host, trained, tmp_path
     assert last.status == "ok", last.error
     before, after = last.summary["before"], last.summary["after"]
     assert after["model_size_bytes"] < before["model_size_bytes"] / 6
-    # the weights at 4 bits, the bias stays at 32 (methods.md §0.5)
+    # the weights at 4 bits, the bias stays at 32 (the size rule of docs/wb_core.md)
     assert after["bits"]["hidden1"] == 4 and before["bits"]["hidden1"] == 32
     assert abs(after["accuracy"] - before["accuracy"]) < 0.1
     # the file really is small, and reloads to the same numbers

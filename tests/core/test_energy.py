@@ -1,4 +1,4 @@
-"""Tests of the energy ledger (methods.md §0.4) against hand counts.
+"""Tests of the energy ledger (docs/energy.md) against hand counts.
 
 The bar: energy figures agree with a hand count on a tiny network, SOPs = Σ spikes × fan-out,
 MACs = the dense count of layers fed real values (once per sample under direct encoding with

@@ -219,8 +219,15 @@ def test_deploy_to_the_simulator_with_a_live_energy_readout(
     window.doc.undo_stack.redo()
     assert window.save()
     panel.select_backend("wb_nir.nir")
+    window.training.status.setText("Done: 3 epoch(s), test accuracy 97.0%")  # the last run's
     assert window.open_project(window.doc.project.folder)
+    assert window.training.status.text() == "Ready"
     assert panel.current_spec().id == "wb_sim.simulator" and panel.current_target() == "cpu"
+    # an opened project starts with a clean panel: no results of the last deployment stay
+    assert panel.samples_done() == 0 and panel.trace_points() == 0
+    assert not panel.report_rows() and not panel.step_rows() and not panel.fit_rows()
+    assert panel.fit_label.text() == "Fit not checked yet"
+    assert panel.readout()["total"] == "—" and panel.status_label.text() == "Ready"
 
 
 def test_cancel_stops_a_compression_and_a_deployment(

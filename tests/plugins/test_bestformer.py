@@ -1,4 +1,4 @@
-"""Tests of the ``wb_bestformer`` plugin (methods.md §3.8 and the plugin's contracts).
+"""Tests of the ``wb_bestformer`` plugin (its five checks below and the plugin's contracts).
 
 Binarity (with an exact zero and a constant channel), the 1-bit attention map and binary
 spiking outputs, reversibility in float64 (one block and chained), the linear variant's cost,
@@ -61,7 +61,7 @@ def last_finished(events):
 
 
 # ============================================================================================
-# §3.8 test 1: binarity
+# Check 1: binarity
 
 
 def test_binarize_gives_two_values_and_maps_an_exact_zero_to_plus_one():
@@ -129,7 +129,7 @@ def test_full_precision_layers_are_plain():
 
 
 # ============================================================================================
-# §3.8 test 2: 1-bit attention map, every SN output in {0, 1}
+# Check 2: 1-bit attention map, every SN output in {0, 1}
 
 
 @pytest.mark.parametrize("variant", ["quadratic", "linear"])
@@ -188,7 +188,7 @@ def test_attention_core_follows_the_equations():
 
 
 # ============================================================================================
-# §3.8 test 3: reversibility (eval mode, float64)
+# Check 3: reversibility (eval mode, float64)
 
 
 def warmed_blocks(depth: int, dim: int = 16, seed: int = 0) -> list[ReversibleBlock]:
@@ -236,7 +236,7 @@ def test_chained_inversion_from_the_last_block_down_to_the_second():
 
 
 # ============================================================================================
-# §3.8 test 4: the linear variant's attention cost is linear in N
+# Check 4: the linear variant's attention cost is linear in N
 
 
 class ShapeRecorder(TorchDispatchMode):
@@ -307,7 +307,7 @@ def test_energy_meter_finds_each_attention_core_once(plugin_host):
 
 
 # ============================================================================================
-# §3.8 test 5: model size
+# Check 5: model size
 
 
 def test_binarised_parameters_count_at_one_bit(plugin_host):

@@ -1,4 +1,4 @@
-"""Tests of the ``wb_q_snn`` plugin: the five unit tests of methods.md §5.5, the neuron contract
+"""Tests of the ``wb_q_snn`` plugin: the five unit tests below (docs/q_snn.md), the neuron contract
 of the quantised-membrane LIF, the spike-regulation loss on a compiled network, the graph
 rewrite, and the compression pass through the real core on a trained digits MLP."""
 
@@ -48,7 +48,7 @@ def finished(events) -> RunFinished:
     return last
 
 
-# -- §5.5 test 1: WS-DR binarisation -------------------------------------------------------------
+# -- Test 1: WS-DR binarisation -------------------------------------------------------------------
 def test_wsdr_channels_have_two_values_with_power_of_two_scale():
     g = gen(1)
     # Channels of very different scale and offset: standardisation must make them alike.
@@ -89,7 +89,7 @@ def test_without_wsdr_is_sign_times_mean_abs_with_identity_ste():
     assert torch.allclose(quant.dequantize().to(F64), wb.detach())
 
 
-# -- §5.5 test 2: quantised membrane -------------------------------------------------------------
+# -- Test 2: quantised membrane -------------------------------------------------------------------
 @pytest.mark.parametrize("bits", [2, 4, 8])
 def test_membrane_levels_bounded_and_zero_safe(bits):
     u = torch.randn(16, 32, generator=gen(bits), dtype=F64) * 3
@@ -114,7 +114,7 @@ def test_neuron_state_is_quantised_every_step():
         assert float(state.v.abs().max()) <= 1.0
 
 
-# -- §5.5 test 3: spike regulation ---------------------------------------------------------------
+# -- Test 3: spike regulation ---------------------------------------------------------------------
 def test_spike_regulation_zero_at_half_and_gradient():
     lam = 5e-3
     assert float(spike_regulation([torch.tensor(0.5)] * 5, lam)) == 0.0
@@ -128,7 +128,7 @@ def test_spike_regulation_zero_at_half_and_gradient():
     assert float(spike_regulation(rates[:2], lam)) == 0.0  # L' empty
 
 
-# -- §5.5 test 4: estimator schedule -------------------------------------------------------------
+# -- Test 4: estimator schedule -------------------------------------------------------------------
 @pytest.mark.parametrize("epochs", [4, 300])
 def test_estimator_schedule(epochs):
     k0, t0 = estimator_schedule(0, epochs)
@@ -142,7 +142,7 @@ def test_estimator_schedule(epochs):
         assert math.isclose(k, 1 / t) if t < 1 else k == 1.0
 
 
-# -- §5.5 test 5: 8-bit stem/classifier rule -----------------------------------------------------
+# -- Test 5: 8-bit stem/classifier rule -----------------------------------------------------------
 def test_eight_bit_rule_codes():
     w = torch.randn(8, 12, generator=gen(5), dtype=F64)
     w[0, 0] = -3 * float(w.max())  # min(w) < -max(w): the code's "max" rule leaves the range

@@ -1,8 +1,8 @@
-"""Tests of the ``wb_qp_snn`` plugin (methods.md §2): the quantisers, the SVS and L1 scores, the
-keep rule, the structured-pruning surgery, the §0.5 size rule, and the four compression passes
+"""Tests of the ``wb_qp_snn`` plugin (docs/qp_snn.md): the quantisers, the SVS and L1 scores, the
+keep rule, the structured-pruning surgery, the size rule, and the four compression passes
 run through ``workbench.core.runs.catalog`` on the trained digits conv project.
 
-Numbered invariants refer to methods.md §2.8.
+The numbered sections are the invariants listed under Tests in docs/qp_snn.md.
 """
 
 from __future__ import annotations
@@ -118,7 +118,7 @@ def test_vanilla_uniform_is_rescaw_with_unit_gamma():
     w = gaussian(4, 8, seed=2, std=0.6)
     quant = qz.quantize(w, 3, method="uniform")
     s = 7
-    expected = 2 * torch.round(s / 2 * (w.clamp(-1, 1) + 1)) / s - 1  # §2.3
+    expected = 2 * torch.round(s / 2 * (w.clamp(-1, 1) + 1)) / s - 1  # vanilla
     assert torch.allclose(quant.dequantize(), expected, atol=1e-6)
     assert torch.allclose(quant.scale, torch.full((4,), 1 / s))
     assert torch.allclose(qz.uniform(w, 3), expected, atol=1e-6)
@@ -281,7 +281,7 @@ def inputs() -> torch.Tensor:
 
 
 def zero_kernels(model: nn.Module, keep: dict[str, torch.Tensor]) -> nn.Module:
-    """The §2.8 reference: conv weights and BN γ, β of the removed kernels set to 0."""
+    """The reference for pruning: conv weights and BN γ, β of the removed kernels set to 0."""
     pairs = {"c1": (model.layers["c1"], model.layers["b1"]),
              "c2": (model.layers["c2"].conv, model.layers["c2"].bn)}
     with torch.no_grad():
@@ -368,7 +368,7 @@ def test_branches_and_residual_adds_are_not_pruned(plugin_host):
 
 
 # ============================================================================================
-# 6. Size accounting (§0.5)
+# 6. Size accounting (the size rule of docs/wb_core.md)
 
 VGG16 = (64, 64, "M", 128, 128, "M", 256, 256, 256, "M", 512, 512, 512, "M", 512, 512, 512, "M")
 
@@ -407,7 +407,7 @@ def test_vgg16_size_and_its_scaling_with_bits():
 
 
 def resnet20_count(ratios: list[float], classes: int = 10) -> tuple[dict, int, dict[int, float]]:
-    """Widths, parameters and §0.5 sizes of QP-SNN's pruned ResNet20 (option-A shortcuts).
+    """Widths, parameters and sizes of QP-SNN's pruned ResNet20 (option-A shortcuts).
 
     ``ratios`` = [stem, stage-1 outputs, stage-2 outputs, inner conv of blocks 1..9]; stage-3
     outputs are never pruned."""

@@ -214,7 +214,7 @@ def test_simulator_follows_the_ir_arithmetic(seed):
 
 @pytest.mark.parametrize("reset", ["hard", "soft"])
 def test_ternary_spikes_add_and_subtract_weights(reset):
-    """Ternary neurons (methods.md §0.4: |s| = 1 is one accumulate) in the simulator, the
+    """Ternary neurons (docs/energy.md: |s| = 1 is one accumulate) in the simulator, the
     torch reference and the plain-Python arithmetic alike; a max-pool of them is refused."""
     rng = np.random.default_rng(7)
     hidden = IntLayer("hidden", "linear", rng.integers(-7, 8, (6, 10)), 4,

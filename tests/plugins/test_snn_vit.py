@@ -1,4 +1,4 @@
-"""Tests of the ``wb_snn_vit`` plugin: SSSA (methods.md §1.7, invariants 1–7), SSA, GL-SPS, the
+"""Tests of the ``wb_snn_vit`` plugin: SSSA (invariants 1–7, docs/snn_vit.md), SSA, GL-SPS, the
 SNN-ViT block, the maps and operation counts, and a compiled digits network.
 
 Modules are built from the plugin's factories directly; the spec-level tests load the plugin
@@ -62,7 +62,7 @@ class ShapeRecorder(TorchDispatchMode):
 
 
 # ============================================================================================
-# methods.md §1.7, SSSA invariants
+# SSSA invariants (docs/snn_vit.md, Tests)
 
 
 @pytest.mark.parametrize(("mode", "norm"), list(itertools.product(("train_v1", "v2"),
@@ -267,7 +267,7 @@ def test_7_gradients_reach_mw_and_the_threshold():
 
 
 # ============================================================================================
-# The saccadic neuron's initialisation and sizes (methods.md §1.3–1.4)
+# The saccadic neuron's initialisation and sizes (docs/snn_vit.md, SSSA)
 
 
 @pytest.mark.parametrize("units", ["std", "salience"])
@@ -312,7 +312,7 @@ def test_fewer_steps_use_the_leading_block_and_more_steps_fail():
 @pytest.mark.parametrize("normalised", [True, False])
 def test_saccadic_surrogate_matches_the_closed_form(normalised, units):
     """dS/dH = alpha sig(alpha z)(1 - sig(alpha z)) / sigma with z = (H - V_th) / sigma,
-    sigma the running std of H[t] (normalised) or 1; alpha = 4 (methods.md §1.4)."""
+    sigma the running std of H[t] (normalised) or 1; alpha = 4 (docs/snn_vit.md)."""
     gen = torch.Generator().manual_seed(11)
     q, k, v = (spikes(4, 3, 8, 16, gen=gen) for _ in range(3))
     attn = make_sssa(sacc_surrogate_norm=normalised, threshold_units=units)

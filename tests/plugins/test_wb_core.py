@@ -1,5 +1,5 @@
-"""Tests of the ``wb_core`` plugin: neurons (methods.md §0.2), surrogates, encoders, blocks,
-losses (§0.3) and the BPTT trainer.
+"""Tests of the ``wb_core`` plugin: neurons (both LIF forms of docs/wb_core.md), surrogates,
+encoders, blocks, losses and the BPTT trainer.
 
 Every neuron is built through its spec (``plugin_host.registry.get(id).create(**params)``), as a
 compiled network builds it, so the spec defaults are exercised too.
@@ -31,7 +31,7 @@ def make_neuron(host, spec_id: str, **params):
 
 
 def no_leak_neuron(host, param: str, reset: str):
-    """The integrate-and-fire form of each parameterisation (methods.md §0.2 test 1)."""
+    """The integrate-and-fire (no-leak) form of each LIF parameterisation."""
     if param == "A":
         return make_neuron(host, "wb_core.if", reset=reset)
     return make_neuron(host, "wb_core.lif_b", lam=1.0, reset=reset)
@@ -48,7 +48,7 @@ def run_steps(neuron, x: torch.Tensor) -> torch.Tensor:
 
 
 # ============================================================================================
-# Neurons, methods.md §0.2
+# Neurons, the two LIF forms of docs/wb_core.md
 
 
 def test_neuron_specs_are_registered_with_the_documented_defaults(plugin_host):
@@ -109,7 +109,7 @@ def test_threshold_tie_fires_in_a_not_in_b(plugin_host):
 
 
 def _reference_a(x, tau, v_th, reset, v_reset=0.0):
-    """methods.md §0.2 parameterisation A written out; V[-1] = V_reset (0 by default)."""
+    """LIF parameterisation A (docs/wb_core.md) written out; V[-1] = V_reset (0 by default)."""
     v = torch.full_like(x[0], v_reset)
     spikes, charged = [], []
     for t in range(x.shape[0]):
@@ -122,7 +122,7 @@ def _reference_a(x, tau, v_th, reset, v_reset=0.0):
 
 
 def _reference_b(x, lam, theta, reset):
-    """methods.md §0.2 parameterisation B written out."""
+    """LIF parameterisation B (docs/wb_core.md) written out."""
     u = torch.zeros_like(x[0])
     spikes, charged = [], []
     for t in range(x.shape[0]):
@@ -465,7 +465,7 @@ def test_block_shape_errors(plugin_host):
 
 
 # ============================================================================================
-# Losses, methods.md §0.3
+# Losses (docs/wb_core.md)
 
 
 def test_mean_ce_is_ce_of_the_time_mean():

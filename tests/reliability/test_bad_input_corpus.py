@@ -383,7 +383,10 @@ CASES = [
     Case("inspect an unknown layer", _cmd("inspect", lambda ws: ws.trained(),
                                           "--layer", "ghost"), ("ghost",)),
     Case("evaluate --table unknown", _cmd("evaluate", lambda ws: ws.trained(),
-                                          "--table", "wb_core.nope"), ("wb_core.nope",)),
+                                          "--table", "wb_core.nope"),
+         ("--table", "wb_core.nope")),  # the option's fault, not the project file's
+    Case("train --epochs 0", _cmd("train", lambda ws: ws.trained(), "--epochs", "0"),
+         ("--epochs", "1 or more")),
     Case("evaluate --table custom without a table", _cmd("evaluate", lambda ws: ws.trained(),
                                                          "--table", "custom"), ("custom",)),
     Case("compress with an unknown method", lambda ws: [

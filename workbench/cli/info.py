@@ -52,4 +52,6 @@ def run(args: argparse.Namespace, out: TextIO) -> int:
               f"{layer['params']:>9}{bits:>7}", file=out)
     print(f"{summary['params']} parameters, {summary['size_mb']:.4f} MB "
           f"({summary['bytes']:.0f} bytes)", file=out)
+    print(f"trained: yes ({project.weights_path.name})" if summary["has_weights"]
+          else "trained: no (run `snn-workbench train` first)", file=out)
     return 0

@@ -55,6 +55,7 @@ from workbench.gui.settings import AppSettings
 from workbench.gui.theme import apply_theme, icon
 from workbench.gui.views import EnergyView, FiringRateView, MembraneView, SpikeRasterView
 from workbench.gui.views.compare import VariantsView
+from workbench.gui.wheel_guard import install_wheel_guard
 from workbench.pluginhost.manager import PluginHost
 
 log = logging.getLogger(__name__)
@@ -68,6 +69,7 @@ class MainWindow(QMainWindow):
     def __init__(self, host: PluginHost, settings: AppSettings | None = None,
                  project: Project | None = None) -> None:
         super().__init__()
+        install_wheel_guard()  # scrolling a form never changes the value under the pointer
         self.host = host
         self.settings = settings or AppSettings()
         self.last_message = ""
@@ -79,8 +81,12 @@ class MainWindow(QMainWindow):
         self.controller = RunController(self)
         self.projects = ProjectController(host.registry, self.settings, self.controller, self,
                                           project, self)
-        self.editor = NetworkEditor(self.doc)
-        self.setCentralWidget(self.editor)
+        # The editor sits in a frame that stays the central widget: a project switch swaps the
+        # editor inside it, so the docks around it keep their sizes.
+        self._editor_frame = QWidget()
+        QVBoxLayout(self._editor_frame).setContentsMargins(0, 0, 0, 0)
+        self.setCentralWidget(self._editor_frame)
+        self._place_editor(NetworkEditor(self.doc))
         self.probes = ProbeFeed(self.controller, self._probe_views, lambda: self.session,
                                 lambda text: self.statusBar().showMessage(text, 10_000), self)
         self.sample_spin = self.probes.sample_spin
@@ -99,6 +105,8 @@ class MainWindow(QMainWindow):
         self.projects.recent_changed.connect(self._fill_recent)
         self.projects.status.connect(self.statusBar().showMessage)
         self.controller.run_finished.connect(lambda _id, _status: self._update_title())
+        #: the layout as built, before the user's saved one: View ▸ Reset layout goes back to it
+        self._default_layout = self.saveState()
         self.settings.restore_layout(self)
         self._after_open()
         if self.projects.open_problem:
@@ -287,6 +295,9 @@ class MainWindow(QMainWindow):
         view = bar.addMenu("&View")
         view.addActions([dock.toggleViewAction() for dock in self.docks.values()])
         view.addSeparator()
+        view.addAction(make_action(self, "&Reset layout", self.reset_layout))
+        view.addAction(make_action(self, "&Fit network to view", lambda: self.editor.fit_view()))
+        view.addSeparator()
         themes = QActionGroup(self)
         for name in ("light", "dark"):
             act = QAction(f"{name.capitalize()} theme", self, checkable=True)
@@ -329,9 +340,12 @@ class MainWindow(QMainWindow):
 
     # -- a project was opened ------------------------------------------------------------------
     def _on_project_replaced(self) -> None:
-        """Point the editor and every panel at the new document, then load and show it."""
-        self.editor = NetworkEditor(self.doc)
-        self.setCentralWidget(self.editor)
+        """Point the editor and every panel at the new document, then load and show it.
+
+        The docks keep their sizes (the editor is swapped inside its frame): a new central
+        widget would give them whatever room its size hint leaves (a 650 px palette beside a
+        50 px editor)."""
+        self._place_editor(NetworkEditor(self.doc))
         self.inspector.set_document(self.doc)
         self.training.set_document(self.doc)
         self._connect_document()
@@ -339,6 +353,15 @@ class MainWindow(QMainWindow):
         self.training.metrics.clear()
         self.network.project_replaced()
         self._after_open()
+
+    def _place_editor(self, editor: NetworkEditor) -> None:
+        layout = self._editor_frame.layout()
+        old = getattr(self, "editor", None)
+        if old is not None:
+            layout.removeWidget(old)
+            old.deleteLater()
+        self.editor = editor
+        layout.addWidget(editor)
 
     def _after_open(self) -> None:
         for note in self.doc.notes:
@@ -406,6 +429,15 @@ class MainWindow(QMainWindow):
         dialog.setAttribute(Qt.WidgetAttribute.WA_DeleteOnClose)
         dialog.open()
         return dialog
+
+    def reset_layout(self) -> None:
+        """Every dock back where the app first put it, at its first size, and shown."""
+        self.restoreState(self._default_layout)
+        for dock in self.docks.values():
+            dock.setVisible(True)
+        self.editor.fit_view()
+        self.settings.save_layout(self)
+        self.statusBar().showMessage("Layout reset", 3000)
 
     def set_theme(self, name: str) -> None:
         self.settings.theme = name

@@ -61,6 +61,7 @@ class NetworkActions(QObject):
     def project_replaced(self) -> None:
         project = self.window.projects.project
         self.variants.set_project(project)
+        self.deploy_panel.reset_for_project()
         self.deploy_panel.use_choice(project.deploy)
         if self.compress_dialog is not None:
             self.compress_dialog.reset_destination()

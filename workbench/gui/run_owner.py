@@ -39,7 +39,7 @@ def run_readiness(project: Project, *, weights_dirty: bool, weights_match_graph:
         return f"The project has no folder yet: save it (File ▸ Save As…), then {verb}."
     weights = project.weights_path
     if not weights_dirty and (weights is None or not weights.exists()):
-        return (f"The project is not trained yet (no weights.safetensors): train it and save "
+        return (f"The project is not trained yet (it has no saved weights): train it and save "
                 f"it, then {verb}.")
     if weights_dirty:
         return ("The trained weights are not saved yet: save the project (File ▸ Save), "

@@ -25,6 +25,15 @@ _ID_RE = re.compile(r"^[a-z_][a-z0-9_]*\.[a-z_][a-z0-9_.]*$")
 _FACTORY_RE = re.compile(r"^[A-Za-z_][\w.]*:[A-Za-z_][\w.]*$")
 
 
+#: words of parameter names that read better spelled out or as their usual abbreviation
+_WORDS = {"lr": "learning rate", "ste": "STE", "mlp": "MLP", "attn": "attention",
+          "dim": "dimension", "eps": "epsilon", "finetune": "fine-tune", "sim": "simulated",
+          "dt": "Δt", "sacc": "saccadic", "th": "threshold", "v": "V", "min": "minimum"}
+#: whole names with an established spelling
+_NAMES = {"ws_dr": "WS-DR", "lam": "λ", "p": "P", "v_th": "Threshold V_th",
+          "v_reset": "Reset potential V_reset"}
+
+
 @dataclass(frozen=True)
 class ParamSpec:
     """One parameter of a contribution.
@@ -44,7 +53,26 @@ class ParamSpec:
 
     @property
     def title(self) -> str:
-        return self.label or self.name.replace("_", " ").capitalize()
+        """What a form calls the parameter: its ``label``, else its name in words
+        (``tool_timeout_s`` → "Tool timeout", ``lr`` → "Learning rate", ``ws_dr`` → "WS-DR");
+        a last word that only repeats the unit is left to :attr:`label_with_unit`."""
+        if self.label:
+            return self.label
+        if self.name in _NAMES:
+            return _NAMES[self.name]
+        words = self.name.split("_")
+        if len(words) > 1 and self.unit and words[-1] == self.unit and len(self.unit) <= 2:
+            words = words[:-1]  # tool_timeout_s with unit "s" (a symbol, not a word)
+        text = " ".join(_WORDS.get(w, w) for w in words)
+        return text[:1].upper() + text[1:]
+
+    @property
+    def label_with_unit(self) -> str:
+        """The title and its unit, the unit once: "Tool timeout (s)", "Weight bits" (not
+        "Weight bits (bits)"), "Kernel size (px)"."""
+        if not self.unit or self.unit.lower() in self.title.lower().split():
+            return self.title
+        return f"{self.title} ({self.unit})"
 
     def coerce(self, value: Any) -> Any:
         """Return ``value`` converted to this parameter's kind, or raise ``ValueError``."""

@@ -211,7 +211,7 @@ def compress_events(session: Any, spec: CompressionSpec, params: dict[str, Any],
     weights = project.weights_path
     in_memory = session.has_trained_model
     if not in_memory and (weights is None or not weights.exists()):
-        raise CompressionError("the project is not trained yet (no weights.safetensors): train "
+        raise CompressionError("the project is not trained yet (it has no saved weights): train "
                                "it first, then compress", where=str(project.folder or project.name))
     yield RunStarted(run_id, "compress", 0, {"method": spec.id, "params": checked,
                                              "project": project.name})

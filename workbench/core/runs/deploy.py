@@ -170,7 +170,7 @@ def deploy_events(session: Any, spec: BackendSpec, target: str | None,
     in_memory = session.has_trained_model
     weights = project.weights_path
     if not in_memory and (weights is None or not weights.exists()):
-        raise DeployError("the project is not trained yet (no weights.safetensors): train it "
+        raise DeployError("the project is not trained yet (it has no saved weights): train it "
                           "first, then deploy", where=str(project.folder or project.name))
     folder = Path(out_dir) if out_dir else _default_out(project, spec, target)
     folder.mkdir(parents=True, exist_ok=True)

@@ -150,6 +150,13 @@ class Session:
     def cost_table(self, table: str | None = None) -> CostTable:
         """The project's cost table, or ``table`` (an energy-model id, or "custom") instead."""
         settings = self.project.energy
+        if table is not None and table != "custom":
+            # chosen for this run (the CLI's --table): a wrong id is the option's, not the file's
+            spec = self.lookup.get(table)
+            if not isinstance(spec, EnergyModelSpec):
+                raise WorkbenchError(f"{table!r} is not an installed energy model (see "
+                                     "`snn-workbench plugins`)", where="table")
+            return CostTable.from_spec(spec)
         table = table or settings.table
         if table == "custom":
             custom = settings.custom or {}

@@ -25,8 +25,8 @@ def train(session: Any, *, epochs: int | None = None, fresh: bool = False,
 
     ``fresh`` starts from new weights; ``save_weights`` saves the weights as the project's
     (:meth:`Session.save_weights`) when the run ends ``ok``."""
-    if epochs is not None and epochs < 0:
-        raise WorkbenchError("must be 0 or more", where="epochs")
+    if epochs is not None and epochs < 1:  # zero epochs would "succeed" having done nothing
+        raise WorkbenchError("must be 1 or more", where="epochs")
 
     def body(token: CancelToken, run_id: str) -> Iterator[RunEvent]:
         for event in session.train_events(epochs=epochs, fresh=fresh, cancel=token,

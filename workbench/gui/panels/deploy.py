@@ -463,6 +463,18 @@ class DeployPanel(RunOwner, QWidget, ExportMixin):
                 self.fit_label.setText("Fit not checked yet")
         return self._run_id
 
+    def reset_for_project(self) -> None:
+        """Another project is open: nothing of the last one's fit check or deployment stays
+        on screen (its results, files and numbers belong to that project)."""
+        self._clear_results()
+        self.provenance_label.setText("No live figures yet")
+        self.samples_label.setText("—")
+        self.status_label.setText("Ready")
+        self.fit_label.setText("Fit not checked yet")
+        self.fit_list.clear()
+        self.fit_list.setVisible(False)
+        self.refresh()
+
     def _clear_results(self) -> None:
         self.steps.clear()
         self.report_table.setRowCount(0)

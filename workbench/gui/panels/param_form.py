@@ -26,7 +26,7 @@ OnChange = Callable[[str, Any], None]
 
 
 def _tooltip(p: ParamSpec) -> str:
-    parts = [f"<b>{p.title}</b>"]
+    parts = [f"<b>{p.title}</b> <code>{p.name}</code>"]  # the name --param takes
     if p.doc:
         parts.append(p.doc)
     bounds = []
@@ -70,7 +70,7 @@ class ParamForm(QWidget):
             editor.setToolTip(_tooltip(p))
             editor.setObjectName(f"param_{p.name}")
             self.editors[p.name] = editor
-            label = p.title + (f" ({p.unit})" if p.unit else "")
+            label = p.label_with_unit
             self.layout_.addRow(label, editor)
         self.set_values(values)
 

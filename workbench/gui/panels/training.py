@@ -50,7 +50,7 @@ class TrainingPanel(QWidget):
         self.evaluate_button = QPushButton("Evaluate")
         self.evaluate_button.setToolTip("Test accuracy and the energy ledger")
         self.load_button = QPushButton("Load weights…")
-        self.load_button.setToolTip("Load weights.safetensors into the network")
+        self.load_button.setToolTip("Load a .safetensors weights file into the network")
         self.fresh = QCheckBox("From new weights")
         self.fresh.setToolTip("Start from freshly initialised weights instead of the current ones")
         self.epochs = QSpinBox(minimum=1, maximum=100_000, keyboardTracking=False)
@@ -106,9 +106,13 @@ class TrainingPanel(QWidget):
         self.set_state("idle")
 
     def set_document(self, doc: ProjectDocument) -> None:
+        """Another project is open: its settings, and nothing said about the last one's runs."""
         self.doc.changed.disconnect(self.refresh)
         self.doc = doc
         doc.changed.connect(self.refresh)
+        self.status.setText("Ready")
+        self.progress.setValue(0)
+        self.eta.setText("")
         self.refresh()
 
     def refresh(self) -> None:

@@ -14,6 +14,7 @@ from PySide6.QtWidgets import (
     QHBoxLayout,
     QLabel,
     QLayout,
+    QSizePolicy,
     QStackedWidget,
     QVBoxLayout,
     QWidget,
@@ -206,7 +207,13 @@ def layer_header(view: Any, *extra: QWidget, tip: str = "") -> QHBoxLayout:
     Creates ``view.title_label`` and ``view.layer_combo`` (wired to
     ``view._on_layer_combo_changed``)."""
     view.title_label = QLabel()
+    # Neither the title nor a long layer name may widen the dock (a project switch would move
+    # every dock): the title gives way, the chooser shows 16 characters and its list the rest.
+    view.title_label.setSizePolicy(QSizePolicy.Policy.Ignored, QSizePolicy.Policy.Preferred)
     view.layer_combo = QComboBox()
+    view.layer_combo.setSizeAdjustPolicy(
+        QComboBox.SizeAdjustPolicy.AdjustToMinimumContentsLengthWithIcon)
+    view.layer_combo.setMinimumContentsLength(16)
     if tip:
         view.layer_combo.setToolTip(tip)
     view.layer_combo.currentIndexChanged.connect(view._on_layer_combo_changed)

@@ -29,6 +29,7 @@ from PySide6.QtWidgets import (
     QHeaderView,
     QLabel,
     QPushButton,
+    QSizePolicy,
     QSplitter,
     QTableWidget,
     QTableWidgetItem,
@@ -200,6 +201,8 @@ class VariantsView(QWidget, PlotViewMixin, ExportMixin):
         self._rows: list[VariantRow] = []
 
         self.title_label = QLabel("Variants")
+        # a long project name in the title must not widen the dock (it moved on every open)
+        self.title_label.setSizePolicy(QSizePolicy.Policy.Ignored, QSizePolicy.Policy.Preferred)
         self.refresh_button = QPushButton("Refresh")
         self.refresh_button.setToolTip("Read the variants folder again")
         self.refresh_button.clicked.connect(self.refresh)
