@@ -148,7 +148,7 @@ def test_compress_and_deploy_leave_run_records(trained, tmp_path, capsys):
 
 def test_option_errors_name_the_option(trained, tmp_path, capsys):
     code, _, _, err = run(["train", str(trained), "--epochs", "-1"], capsys)
-    assert_input_error(code, err, "--epochs", "0 or more")
+    assert_input_error(code, err, "--epochs", "1 or more")
     code, _, _, err = run(["evaluate", str(trained), "--limit", "0"], capsys)
     assert_input_error(code, err, "--limit", "1 or more")
     code, _, _, err = run(["deploy", str(trained), "--backend", "wb_sim.simulator",
