@@ -111,7 +111,7 @@ class TrainingPanel(QWidget):
         self.doc = doc
         doc.changed.connect(self.refresh)
         self.status.setText("Ready")
-        self.progress.setValue(0)
+        self.progress.reset()  # empty, as at start (not a "0%" that suggests a run)
         self.eta.setText("")
         self.refresh()
 
