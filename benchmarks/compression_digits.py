@@ -19,9 +19,6 @@ import argparse
 import json
 import statistics
 import time
-from pathlib import Path
-
-ROOT = Path(__file__).resolve().parents[1]
 
 #: (row label, teacher project, method id, params)
 ROWS = [
@@ -41,10 +38,11 @@ ROWS = [
 
 
 def train_teacher(name: str, seed: int, registry):
+    from workbench.core.persistence.examples import examples_dir
     from workbench.core.persistence.project_files import load_project
     from workbench.core.runs.session import Session
 
-    project = load_project(ROOT / "projects" / name)
+    project = load_project(examples_dir() / name)
     project.folder = None  # never write weights or records into the examples
     project.training.seed = seed
     session = Session(project, registry)

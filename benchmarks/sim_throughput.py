@@ -1,6 +1,6 @@
 """Integer inference throughput: wb_sim against our torch inference and Brian2.
 
-Trains ``projects/digits_mlp`` (LIF 64-256-256-10, T = 4) for a few epochs, converts it to
+Trains the ``digits_mlp`` example (LIF 64-256-256-10, T = 4) for a few epochs, converts it to
 integers (8-bit weights, ``wb_sim.convert.to_integer``) and runs the same test samples through:
 
 - ``wb_sim``: the event-driven integer simulator (numpy + scipy's CSR product);
@@ -34,11 +34,8 @@ import json
 import os
 import sys
 import time
-from pathlib import Path
 
 import numpy as np
-
-ROOT = Path(__file__).resolve().parents[1]
 
 
 # -- Brian2 ------------------------------------------------------------------------------------
@@ -182,11 +179,12 @@ def main() -> int:
     from wb_sim.simulate import simulate
 
     from workbench.core.model.readout import class_scores
+    from workbench.core.persistence.examples import examples_dir
     from workbench.core.persistence.project_files import load_project
     from workbench.core.runs.session import Session
     from workbench.pluginhost.manager import load_plugins
 
-    project = load_project(ROOT / "projects" / "digits_mlp")
+    project = load_project(examples_dir() / "digits_mlp")
     project.folder = None  # never write into the example
     project.compute.threads = args.threads  # the run sets torch's threads from the project
     session = Session(project, load_plugins().registry)

@@ -1,6 +1,6 @@
 """SNN-ViT on the embedded digits: SSSA against the Spikformer SSA baseline, 3 seeds each.
 
-Trains ``projects/digits_snn_vit_sssa`` and ``projects/digits_snn_vit_ssa`` (same size, T = 4)
+Trains the examples ``digits_snn_vit_sssa`` and ``digits_snn_vit_ssa`` (same size, T = 4)
 from scratch with seeds 0, 1, 2, evaluates each on the test split, and prints test accuracy
 mean ± std, energy (pJ per sample, 45 nm FP32 estimate) and SOPs per sample.
 
@@ -13,17 +13,16 @@ import argparse
 import json
 import statistics
 import time
-from pathlib import Path
 
-ROOT = Path(__file__).resolve().parents[1]
 PROJECTS = ("digits_snn_vit_sssa", "digits_snn_vit_ssa")
 
 
 def run(name: str, seed: int, epochs: int | None, registry) -> dict[str, float]:
+    from workbench.core.persistence.examples import examples_dir
     from workbench.core.persistence.project_files import load_project
     from workbench.core.runs.session import Session
 
-    project = load_project(ROOT / "projects" / name)
+    project = load_project(examples_dir() / name)
     project.folder = None  # never write weights or records into the examples
     project.training.seed = seed
     session = Session(project, registry)

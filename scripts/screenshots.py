@@ -35,7 +35,9 @@ def main() -> int:
     with tempfile.TemporaryDirectory() as tmp:
         os.environ["SNN_WORKBENCH_CONFIG"] = str(Path(tmp) / "config")
         project = Path(tmp) / "digits_conv"
-        shutil.copytree(ROOT / "projects" / "digits_conv", project,
+        from workbench.core.persistence.examples import examples_dir
+
+        shutil.copytree(examples_dir() / "digits_conv", project,
                         ignore=shutil.ignore_patterns("runs", "*.safetensors"))
         from workbench.gui.app import create_window
         from workbench.gui.settings import AppSettings

@@ -10,6 +10,8 @@ torch is imported only when a network is built.
 
 from __future__ import annotations
 
+from typing import Any
+
 from workbench.pluginhost import (
     BlockSpec,
     EncoderSpec,
@@ -183,13 +185,24 @@ def wb_learning_rules() -> list[LearningRuleSpec]:
 def wb_energy_models() -> list[EnergyModelSpec]:
     horowitz = ('M. Horowitz, "Computing\'s energy problem (and what we can do about it)", '
                 "ISSCC 2014, 45 nm CMOS")
+    # Quantised layers are priced at their own width from Horowitz's integer figures (8- and
+    # 32-bit); other widths by the rule of docs/energy.md: adds linear in the width, multiplies
+    # quadratic (an array multiplier), an accumulate at the weight's width.
+    widths: dict[str, Any] = {
+        "int_add_pj": ((8, 0.03), (32, 0.1)), "int_mult_pj": ((8, 0.2), (32, 3.1)),
+        "add_exponent": 1.0, "mult_exponent": 2.0, "ac_width": "weight"}
+    rule = ("; quantised layers at their width: int add 0.03 pJ (8-bit), 0.1 pJ (32-bit), "
+            "int multiply 0.2 pJ (8-bit), 3.1 pJ (32-bit), other widths by the workbench's "
+            "rule (adds linear in the width, multiplies in its square; docs/energy.md)")
     return [
         EnergyModelSpec(id="wb_core.fp32_45nm", display_name="45 nm, FP32",
-                        e_mac_pj=4.6, e_ac_pj=0.9,
-                        source=horowitz + ": FP32 multiply 3.7 pJ + add 0.9 pJ",
-                        doc="The convention of the SNN literature (see docs/energy.md)."),
+                        e_mac_pj=4.6, e_ac_pj=0.9, precision="FP32", **widths,
+                        source=horowitz + ": FP32 multiply 3.7 pJ + add 0.9 pJ" + rule,
+                        doc="The convention of the SNN literature; quantised layers are priced "
+                            "at their bit width (see docs/energy.md)."),
         EnergyModelSpec(id="wb_core.int8_45nm", display_name="45 nm, INT8",
-                        e_mac_pj=0.23, e_ac_pj=0.03,
-                        source=horowitz + ": 8-bit multiply 0.2 pJ + add 0.03 pJ",
-                        doc="8-bit integer arithmetic, for quantized networks."),
+                        e_mac_pj=0.23, e_ac_pj=0.03, precision="INT8", **widths,
+                        source=horowitz + ": 8-bit multiply 0.2 pJ + add 0.03 pJ" + rule,
+                        doc="8-bit integer arithmetic for every full-precision layer; "
+                            "quantised layers at their bit width (see docs/energy.md)."),
     ]

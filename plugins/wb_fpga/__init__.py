@@ -24,6 +24,7 @@ def wb_backends() -> list[BackendSpec]:
             display_name="FPGA spiking core (iCE40 UP5K, ECP5)",
             factory="wb_fpga.backend:FpgaBackend",
             kind="hardware",
+            known_targets=("ice40-up5k", "ecp5-25k"),
             doc="Generates an event-driven spiking core in Amaranth HDL from the integer "
                 "network (linear and conv layers, max pooling), checks it in simulation "
                 "against wb_sim bit for bit, synthesises it with YoWASP yosys and nextpnr, "

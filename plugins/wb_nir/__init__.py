@@ -22,6 +22,7 @@ def wb_backends() -> list[BackendSpec]:
             factory="wb_nir.backend:NirBackend",
             kind="exchange",
             formats=("nir",),
+            known_targets=("nir-file",),
             doc="Writes the network as a NIR graph that snnTorch, Norse, Sinabs/Speck, "
                 "Rockpool/Xylo, Lava/Loihi and SpiNNaker2 read; the run reads it back and "
                 "checks it against the original.",

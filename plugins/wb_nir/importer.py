@@ -115,14 +115,18 @@ def _check_supported(graph: Any) -> None:
         kind = _kind(node)
         if kind not in _SUPPORTED:
             reason = _WHY_NOT.get(kind, "this NIR node type has no workbench block")
-            bad.append((name, f"node {name!r} ({kind}): {reason}"))
+            bad.append((name, f"({kind})", reason))
     for src, dst in graph.edges:
         for end in (src, dst):
             if end not in graph.nodes:
-                bad.append((end, f"edge {src} -> {dst} names a node that does not exist"))
+                bad.append((end, f"(in the edge {src} -> {dst})", "no such node in the graph"))
+    if len(bad) == 1:  # the error's ``where`` names the node: the message does not repeat it
+        name, what, reason = bad[0]
+        raise DeployError(f"cannot import this NIR node {what}: {reason}",
+                          where=f"node {name!r}")
     if bad:
-        raise DeployError(f"cannot import {len(bad)} NIR node(s): "
-                          + "; ".join(msg for _, msg in bad), where=f"node {bad[0][0]!r}")
+        raise DeployError(f"cannot import {len(bad)} NIR nodes: " + "; ".join(
+            f"node {name!r} {what}: {reason}" for name, what, reason in bad), where="NIR graph")
     for kind in ("Input", "Output"):
         found = [n for n, node in graph.nodes.items() if _kind(node) == kind]
         if len(found) != 1:

@@ -22,6 +22,7 @@ def wb_backends() -> list[BackendSpec]:
             display_name="Integer event-driven simulator",
             factory="wb_sim.backend:SimBackend",
             kind="simulator",
+            known_targets=("cpu",),
             doc="Converts the trained network to integers and runs it event by event on the CPU "
                 "(numpy); the golden model the FPGA must match bit for bit. Energy is an "
                 "estimate: counted events × the INT8 45 nm table.",

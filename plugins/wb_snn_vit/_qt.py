@@ -9,7 +9,8 @@ Two kinds of attention node feed it (docs/snn_vit.md describes both):
   ``[T, B, h, N, N]``. One row: the attention of the chosen query token over all key tokens.
 
 Tokens form a square grid (``side = isqrt(N)``, row-major); a non-square N is laid out as one
-row of N tokens. Drawing: every map is an ``ImageItem`` with fixed
+row of N tokens. A colour bar beside the heat maps gives their value range; over each head's
+column an SSSA layer reads "k of N tokens selected" at the step shown. Drawing: every map is an ``ImageItem`` with fixed
 levels (per layer, over all steps and heads, so frames compare) and a colormap LUT. The view
 redraws only when asked (a probe, the slider, the timer at ~3 steps/s), well under 10 Hz.
 
@@ -54,7 +55,7 @@ from workbench.gui.kit import (
 
 log = logging.getLogger(__name__)
 
-__all__ = ["AttentionView", "EMPTY_HINT"]
+__all__ = ["EMPTY_HINT", "AttentionView"]
 
 EMPTY_HINT = "No attention maps — add an SSSA or SSA block and probe a sample"
 #: time between two frames while playing, in ms (~3 steps/s; also the GIF frame duration)
@@ -293,6 +294,11 @@ class AttentionView(QWidget, PlotViewMixin, ExportMixin):
         self.export_action.setToolTip("Save the view as PNG, SVG or an animated GIF over all "
                                       "time steps, or its maps as CSV")
 
+        self._colour_bar: pg.ColorBarItem | None = None
+        # each head's column title; an SSSA one says "head 0: 5 of 16 tokens selected" (in
+        # the grid, not a widget row: a row appearing would resize the dock on a project open)
+        self._head_labels: list[pg.LabelItem] = []
+
         self.plot_widget = pg.GraphicsLayoutWidget()
         self._stack = assemble_view(self, header)
         self.clear()
@@ -411,6 +417,27 @@ class AttentionView(QWidget, PlotViewMixin, ExportMixin):
         """The fixed levels of the current layer's heat maps (salience or attention)."""
         layer = self._current()
         return layer.levels if layer else (0.0, 1.0)
+
+    def colour_bar_range(self) -> tuple[float, float] | None:
+        """The value range the colour bar beside the heat maps shows (None: no bar)."""
+        if self._colour_bar is None or self._stack.currentIndex() != 0:
+            return None
+        low, high = self._colour_bar.levels()
+        return float(low), float(high)
+
+    def selected_counts(self) -> list[tuple[int, int]]:
+        """``(k, N)`` per head: tokens the saccade mask selects at the step shown (SSSA)."""
+        layer = self._current()
+        if layer is None or layer.mask is None:
+            return []
+        t = min(max(self.step(), 0), layer.steps - 1)
+        return [(int(layer.mask[t, head].sum()), layer.tokens) for head in range(layer.heads)]
+
+    def selection_text(self) -> str:
+        """The heads' "k of N tokens selected" readouts, joined by " · " ("" when none)."""
+        if self._stack.currentIndex() != 0 or not self.selected_counts():
+            return ""
+        return " · ".join(label.text for label in self._head_labels)
 
     def current_mask(self, head: int) -> np.ndarray:
         """The saccade mask ``[rows, cols]`` shown now for ``head`` (SSSA; empty otherwise)."""
@@ -550,6 +577,8 @@ class AttentionView(QWidget, PlotViewMixin, ExportMixin):
         grid = self.plot_widget
         grid.clear()
         self._panels = []
+        self._colour_bar = None
+        self._head_labels = []
         low, high = layer.levels
         if layer.kind == "sssa":
             row_names = ["saccade mask", f"salience  [{low:.3g}, {high:.3g}]"]
@@ -559,7 +588,7 @@ class AttentionView(QWidget, PlotViewMixin, ExportMixin):
             grid.addLabel(name, row=row, col=0, angle=-90)
         rect = QRectF(0, 0, layer.cols, layer.rows)
         for head in range(layer.heads):
-            grid.addLabel(f"head {head}", row=0, col=head + 1)
+            self._head_labels.append(grid.addLabel(f"head {head}", row=0, col=head + 1))
             items = []
             for row in range(len(row_names)):
                 box = grid.addViewBox(row=row + 1, col=head + 1, lockAspect=True,
@@ -580,6 +609,19 @@ class AttentionView(QWidget, PlotViewMixin, ExportMixin):
                 panel.marker.setZValue(10)
                 main_box.addItem(panel.marker)
             self._panels.append(panel)
+        self._add_colour_bar(layer, len(row_names))
+
+    def _add_colour_bar(self, layer: _Layer, heat_row: int) -> None:
+        """A colour bar with the heat maps' value range, right of their row. Not interactive:
+        the levels are fixed per layer so the frames compare."""
+        low, high = layer.levels
+        bar = pg.ColorBarItem(values=(low, high), colorMap=COLORMAP, interactive=False,
+                              width=14, rounding=(high - low) / 1000, colorMapMenu=False,
+                              label="salience" if layer.kind == "sssa" else "attention")
+        bar.setImageItem([panel.salience if layer.kind == "sssa" else panel.main
+                          for panel in self._panels])
+        self.plot_widget.addItem(bar, row=heat_row, col=layer.heads + 1)
+        self._colour_bar = bar
 
     def _draw_frame(self) -> None:
         layer = self._current()
@@ -608,6 +650,16 @@ class AttentionView(QWidget, PlotViewMixin, ExportMixin):
             panel.main.setRect(rect)
             shown.append(picture)
         self._shown, self._shown_salience = shown, shown_salience
+        self._update_selection()
+
+    def _update_selection(self) -> None:
+        counts = self.selected_counts()
+        for head, label in enumerate(self._head_labels):
+            if head < len(counts):
+                label.setText(f"head {head}: {counts[head][0]} of {counts[head][1]} tokens "
+                              "selected")
+            else:
+                label.setText(f"head {head}")
 
     # -- export --------------------------------------------------------------------------------
     def _export_target(self) -> Any:

@@ -12,6 +12,7 @@ from pathlib import Path
 import pytest
 from cli_helpers import assert_input_error, run
 
+from workbench.core.persistence.examples import examples_dir
 from workbench.core.persistence.project_files import load_project
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -60,7 +61,7 @@ def test_info_describes_the_network_without_loading_the_dataset():
         "import io, json, sys\n"
         "from workbench.cli import main\n"
         "buffer = io.StringIO()\n"
-        "code = main(['info', 'projects/digits_conv', '--json'], out=buffer)\n"
+        "code = main(['info', 'digits_conv', '--json'], out=buffer)\n"
         "info = json.loads(buffer.getvalue().splitlines()[-1])\n"
         "print(json.dumps({'code': code, 'info': info,\n"
         "                  'sklearn_datasets': 'sklearn.datasets' in sys.modules}))\n")
@@ -75,7 +76,7 @@ def test_info_describes_the_network_without_loading_the_dataset():
 def test_declared_digits_shape_is_the_loaded_one(plugin_host):
     from workbench.core.runs.session import Session
 
-    session = Session(load_project(ROOT / "projects" / "digits_conv"), plugin_host.registry)
+    session = Session(load_project(examples_dir() / "digits_conv"), plugin_host.registry)
     data = session.data()
     assert session.declared_shape() == (tuple(data.input_shape), data.n_classes)
 
@@ -167,7 +168,7 @@ def test_option_errors_name_the_option(trained, tmp_path, capsys):
 
 def test_device_and_precision_override_the_project_for_one_command(tmp_path, capsys):
     folder = tmp_path / "digits_mlp"
-    shutil.copytree(ROOT / "projects" / "digits_mlp", folder)
+    shutil.copytree(examples_dir() / "digits_mlp", folder)
     saved = (folder / "project.json").read_text()
     code, lines, _, err = run(["train", str(folder), "--epochs", "1", "--device", "cpu",
                                "--precision", "bf16", "--json"], capsys)
@@ -196,7 +197,7 @@ def test_unavailable_device_or_precision_exits_2(tmp_path, capsys, monkeypatch):
 
 
 def test_info_says_whether_the_project_is_trained(trained_digits_mlp, capsys):
-    code, _, text, _ = run(["info", str(ROOT / "projects" / "digits_mlp")], capsys)
+    code, _, text, _ = run(["info", "digits_mlp"], capsys)  # an example: the user's copy
     assert code == 0 and "trained: no (run `snn-workbench train` first)" in text
     code, _, text, _ = run(["info", str(trained_digits_mlp)], capsys)
     weights = load_project(trained_digits_mlp).weights_path.name

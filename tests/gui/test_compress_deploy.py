@@ -130,6 +130,10 @@ def test_compress_from_the_menu_then_compare_and_open_the_variant(
     assert {"Accuracy", "Parameters", "Energy per sample (estimate)"} <= set(table)
     assert any(name.startswith("Bits, ") and row[2] == "4" for name, row in table.items())
     assert dialog.step_label.text().startswith("Done")
+    # which layers were quantised is on screen, not only in the log (issue #12)
+    assert dialog.precision_text() == ("Quantised 1 of 3 layers to 4 bits: conv2.conv; kept full "
+                                       "precision: conv1.conv, fc (keep_first_last)")
+    assert dialog.precision_label.isVisible()
     assert dialog.open_button.isEnabled()
     # the run was the dialog's: the training panel and the error boxes stayed out of it
     assert window.training.status.text() == "Ready"
@@ -146,6 +150,7 @@ def test_compress_from_the_menu_then_compare_and_open_the_variant(
     assert made.size_bytes is not None and parent.size_bytes is not None
     assert made.size_bytes < parent.size_bytes
     assert made.accuracy is not None and made.energy_pj is not None
+    assert made.precision.startswith("quantised 1 of 3 layers to 4 bits: conv2.conv")
     labels = view.point_labels()
     assert set(labels["size"]) == {"digits_conv", "digits_conv-rescaw"} == set(labels["energy"])
     assert view.hint_text() == ""
@@ -205,7 +210,10 @@ def test_deploy_to_the_simulator_with_a_live_energy_readout(
     assert readout["accuracy"].endswith("%")
     assert "estimate" in readout["estimate"]
     assert panel.samples_done() == 300 and panel.trace_points() == 300
-    assert panel.report_rows()  # the backend's report as a key/value table
+    assert panel.report_rows()  # the backend's report, grouped
+    card = panel.summary_rows()  # led by a summary card: energy with its kind, accuracy
+    assert card["Energy"].endswith(" per sample (estimate)") and "e+" not in card["Energy"]
+    assert card["Accuracy"].endswith("on 300 test samples") and card["Throughput"]
     assert panel.step_rows() and all(status == "done" for _, status in panel.step_rows())
     assert (window.doc.project.folder / "deploy").is_dir()
     csv = panel.export(tmp_path / "trace.csv").read_text(encoding="utf-8").splitlines()

@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-from pathlib import Path
-
 import pytest
 from PySide6.QtCore import QMimeData, QPoint, QPointF, Qt
 from PySide6.QtGui import QDragEnterEvent, QDropEvent, QWheelEvent
@@ -11,14 +9,13 @@ from PySide6.QtWidgets import QApplication
 
 from workbench.core.build.compile import validate
 from workbench.core.model.graph import Node
+from workbench.core.persistence.examples import examples_dir
 from workbench.core.persistence.project_files import load_project
 from workbench.gui.document import ProjectDocument
 from workbench.gui.editor import MIME_SPEC, NetworkEditor
 from workbench.testing.fixtures import make_tiny_project
 
 pytestmark = pytest.mark.gui
-
-ROOT = Path(__file__).resolve().parents[2]
 
 
 def _document(project, registry):
@@ -32,7 +29,7 @@ def tiny_doc(plugin_host, tmp_path):
 
 @pytest.fixture
 def conv_doc(plugin_host):
-    yield from _document(load_project(ROOT / "projects" / "digits_conv"), plugin_host.registry)
+    yield from _document(load_project(examples_dir() / "digits_conv"), plugin_host.registry)
 
 
 def _editor(qtbot, doc) -> NetworkEditor:

@@ -420,7 +420,8 @@ def test_energy_exports(qtbot, tmp_path):
     qtbot.addWidget(view)
     report = real_report()
     view.set_report(report)
-    rows = assert_exports(view, tmp_path, ["layer", "input", "macs", "sops", "pj", "firing_rate"])
+    rows = assert_exports(view, tmp_path, ["layer", "input", "macs", "sops", "pj", "firing_rate",
+                                           "priced_at"])
     assert [r[0] for r in rows] == [layer["name"] for layer in report["layers"]]
     assert [r[1] for r in rows] == ["spikes", "real"]
     assert [float(r[4]) for r in rows] == pytest.approx(view.bar_values())

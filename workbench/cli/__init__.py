@@ -18,7 +18,7 @@ import traceback
 from collections.abc import Callable, Sequence
 from typing import TextIO
 
-from workbench.cli._common import OPTIONS, PROG, RunFailed
+from workbench.cli._common import OPTIONS, PROG, RunFailed, resolve_project
 from workbench.cli.parser import GUI_HANDLER, build_parser
 from workbench.core.model.errors import WorkbenchError, input_error_from
 
@@ -48,6 +48,8 @@ def main(argv: Sequence[str] | None = None, *, out: TextIO | None = None) -> int
         args.handler, args.project, args.json = GUI_HANDLER, None, False
     logging.basicConfig(level=logging.WARNING, format=f"{PROG}: %(message)s")
     try:
+        if "project" in args and args.handler != GUI_HANDLER:  # the app says it in its window
+            resolve_project(args)
         return _handler(args.handler)(args, out)
     except WorkbenchError as exc:
         print(f"{PROG}: error: {_input_error(exc)}", file=sys.stderr)

@@ -66,15 +66,28 @@ def load_host(args: argparse.Namespace) -> Any:
     return host
 
 
+def resolve_project(args: argparse.Namespace) -> None:
+    """``args.project`` becomes the folder to open: no project is the default example, an
+    example's name (``digits_mlp``) the user's copy of it, made on first use, so a command
+    never changes the shipped example. Says which copy on stderr."""
+    from workbench.core.persistence.examples import project_to_open
+
+    folder, note = project_to_open(args.project)
+    if note:
+        print(f"{PROG}: {note}", file=sys.stderr)
+    args.project = str(folder)
+
+
 def load_session(args: argparse.Namespace) -> Any:
-    """A session on ``args.project`` (default: the default example), with ``--device`` and
-    ``--precision`` applied when the command has them."""
-    from workbench.core.persistence.examples import default_project
+    """A session on ``args.project`` (default: the user's copy of the default example), with
+    ``--device`` and ``--precision`` applied when the command has them."""
     from workbench.core.persistence.project_files import load_project
     from workbench.core.runs.session import Session
 
+    if args.project is None:
+        resolve_project(args)
     host = load_host(args)
-    session = Session(load_project(args.project or default_project()), host.registry)
+    session = Session(load_project(args.project), host.registry)
     for note in session.notes:
         log.warning(note)
     _override_compute(session, args)

@@ -66,6 +66,11 @@ def run(args: argparse.Namespace, out: TextIO) -> int:
     if not finish(summary, args, out):
         return exit_status(summary)
     print_comparison(summary["before"], summary["after"], out)
+    from workbench.core.runs.reports import precision_text
+
+    precision = precision_text(summary.get("precision"))
+    if precision:
+        print(precision, file=out)
     if summary.get("project"):
         print(f"compressed project saved to {summary['project']}", file=out)
     return 0

@@ -20,6 +20,8 @@ from workbench.cli._common import (
     pct,
     show_log,
 )
+from workbench.core.model.errors import WorkbenchError
+from workbench.core.model.quantity import format_energy_pj
 
 
 def _print_report(report: Any, out: TextIO) -> None:
@@ -37,17 +39,30 @@ def run(args: argparse.Namespace, out: TextIO) -> int:
         raise UsageError("--backend is required: the project records no deploy target yet "
                          "(see `snn-workbench plugins` for the backends)")
     steps = [0]
+    fit_errors: list[str] = []
 
     def show(event: Any, write: Any) -> None:
         if event.name == "step":
             steps[0] += 1
             write(f"[{steps[0]}] {event.step}")
         else:
+            if event.name == "log" and event.level == "error" and not steps[0]:
+                fit_errors.append(event.message)  # the fit check's problems come before step 1
             show_log(event, write)
 
-    summary = drive(catalog.deploy(session, backend=args.backend, target=args.target,
-                                   params=parse_params(args.param), out=args.out,
-                                   limit=args.limit), args, out, show)
+    try:
+        summary = drive(catalog.deploy(session, backend=args.backend, target=args.target,
+                                       params=parse_params(args.param), out=args.out,
+                                       limit=args.limit), args, out, show)
+    except WorkbenchError as exc:
+        if fit_errors and exc.message.startswith("does not fit "):
+            # each problem was printed as it was found: the last line counts them, once
+            verdict = exc.message.partition(":")[0]
+            first = f" (the first at {exc.where})" if exc.where else ""
+            raise WorkbenchError(f"{session.project.name} {verdict}: {len(fit_errors)} "
+                                 f"problem{'s' if len(fit_errors) > 1 else ''}{first}, listed "
+                                 "above") from None
+        raise
     if not finish(summary, args, out):
         return exit_status(summary)
     print(f"deployed {session.project.name} with {summary['backend']} to {summary['target']}",
@@ -59,7 +74,7 @@ def run(args: argparse.Namespace, out: TextIO) -> int:
         print("run on the test set:", file=out)
         _print_report(live, out)
     if estimate:
-        print(f"estimate ({estimate['table']}): {estimate['pj_per_sample'] / 1e6:.4f} µJ/sample "
-              f"for the torch model, accuracy {pct(estimate['accuracy'])}", file=out)
+        print(f"estimate ({estimate['table']}): {format_energy_pj(estimate['pj_per_sample'])}"
+              f"/sample for the torch model, accuracy {pct(estimate['accuracy'])}", file=out)
     print(f"files in {summary['out']}", file=out)
     return 0

@@ -10,6 +10,7 @@ import argparse
 from typing import TextIO
 
 from workbench.cli._common import drive, exit_status, finish, load_session, log, pct
+from workbench.core.model.quantity import format_energy_pj
 
 
 def run(args: argparse.Namespace, out: TextIO) -> int:
@@ -26,14 +27,22 @@ def run(args: argparse.Namespace, out: TextIO) -> int:
         return exit_status(summary)
     energy = summary["energy"]
     print(f"accuracy {pct(summary['accuracy'])} on {summary['samples']} test samples", file=out)
-    print(f"energy (estimate, {energy['table_name']}): {energy['total_pj_per_sample'] / 1e6:.4f} "
-          f"µJ/sample  = {energy['macs_per_sample']:.0f} MACs × {energy['e_mac_pj']} pJ + "
-          f"{energy['sops_per_sample']:.0f} SOPs × {energy['e_ac_pj']} pJ", file=out)
+    print(f"energy (estimate, {energy['table_name']}): "
+          f"{format_energy_pj(energy['total_pj_per_sample'])}/sample = "
+          f"{energy['macs_per_sample']:.0f} MACs + {energy['sops_per_sample']:.0f} SOPs, each "
+          "layer priced at its width (below)", file=out)
     print(f"source: {energy['source']}", file=out)
-    print(f"{'layer':<18}{'input':>8}{'rate':>8}{'MACs':>12}{'SOPs':>12}{'pJ':>14}", file=out)
+    print(f"{'layer':<18}{'input':>8}{'rate':>8}{'MACs':>12}{'SOPs':>12}{'priced at':>12}"
+          f"{'E_MAC':>10}{'E_AC':>10}{'energy':>12}", file=out)
     for layer in energy["layers"]:
+        # reports saved before the ledger priced widths have no per-layer prices
+        e_mac, e_ac = layer.get("e_mac_pj", energy["e_mac_pj"]), layer.get("e_ac_pj",
+                                                                           energy["e_ac_pj"])
         print(f"{layer['name']:<18}{layer['input']:>8}{layer['firing_rate']:>8.3f}"
-              f"{layer['macs']:>12.0f}{layer['sops']:>12.0f}{layer['pj']:>14.1f}", file=out)
+              f"{layer['macs']:>12.0f}{layer['sops']:>12.0f}"
+              f"{layer.get('priced_at', energy.get('precision', '')):>12}"
+              f"{format_energy_pj(e_mac):>10}{format_energy_pj(e_ac):>10}"
+              f"{format_energy_pj(layer['pj']):>12}", file=out)
     for neuron in energy["neurons"]:
         print(f"  neurons {neuron['name']}: firing rate {neuron['firing_rate']:.3f}", file=out)
     return 0

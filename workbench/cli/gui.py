@@ -10,6 +10,9 @@ from workbench.core.model.errors import WorkbenchError
 
 
 def run(args: argparse.Namespace, out: TextIO) -> int:
+    from workbench.gui.preflight import check
+
+    check()  # no display, or Qt's X11 libraries missing: one line with the fix, not a Qt abort
     try:
         from workbench.gui.app import run_app
     except ImportError as exc:

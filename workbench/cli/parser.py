@@ -12,6 +12,14 @@ from pathlib import Path
 
 from workbench import __version__
 from workbench.cli._common import PROG
+from workbench.cli.help_text import (
+    MAIN_EPILOG,
+    Parser,
+    backend_listing,
+    compression_listing,
+    describe,
+    examples,
+)
 from workbench.core.model.project import DEVICES, PRECISIONS
 
 GUI_HANDLER = "workbench.cli.gui:run"
@@ -53,23 +61,33 @@ def build_parser() -> argparse.ArgumentParser:
                         help="also load this module as a plugin (repeatable)")
     common.add_argument("--debug", action="store_true", help="print tracebacks of failures")
 
-    parser = argparse.ArgumentParser(
-        prog=PROG, parents=[common],
-        description="Build, train, inspect and deploy spiking neural networks. Without a "
-                    "command, opens the desktop app on the default example project.")
+    parser = Parser(
+        prog=PROG, parents=[common], epilog=MAIN_EPILOG,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+        description=describe("Build, train, inspect and deploy spiking neural networks. "
+                             "Without a command, opens the desktop app on the default example "
+                             "project."))
     parser.add_argument("--version", action="version", version=f"%(prog)s {__version__}")
     sub = parser.add_subparsers(dest="command", metavar="COMMAND")
 
-    def command(name: str, module: str, help: str) -> argparse.ArgumentParser:
-        p = sub.add_parser(name, parents=[common], help=help, description=help)
+    def command(name: str, module: str, help: str, more: str = "") -> Parser:
+        # the description says what the command does; the epilog shows it used
+        p = sub.add_parser(name, parents=[common], help=help,
+                           description=describe(f"{help[:1].upper()}{help[1:]}. {more}"),
+                           epilog=examples(name),
+                           formatter_class=argparse.RawDescriptionHelpFormatter)
         p.set_defaults(handler=f"workbench.cli.{module}:run")
         return p
 
-    p = command("gui", "gui", "open the desktop app (the default)")
+    p = command("gui", "gui", "open the desktop app (the default)",
+                "The same as running the program without a command.")
     _project_arg(p)
     p.set_defaults(json=False)
 
-    p = command("train", "train", "train a project's network")
+    p = command("train", "train", "train a project's network",
+                "Trains with the project's learning rule, epochs and dataset, continuing from "
+                "the saved weights unless --fresh; saves the weights into the project unless "
+                "--no-save, and records the run in PROJECT/runs.")
     _project_arg(p)
     _json_arg(p)
     p.add_argument("--epochs", type=int, help="override the project's number of epochs")
@@ -80,19 +98,24 @@ def build_parser() -> argparse.ArgumentParser:
     _compute_args(p)
 
     p = command("evaluate", "evaluate",
-                "test accuracy and the energy ledger of the trained network")
+                "test accuracy and the energy ledger of the trained network",
+                "The ledger is an estimate: each layer's counted operations times a cost "
+                "table's energy per operation (--table; the tables are listed by `plugins`).")
     _project_arg(p)
     _json_arg(p)
     p.add_argument("--limit", type=int, help="evaluate only the first N test samples")
     p.add_argument("--table", help="cost table id (see `plugins`), or 'custom'")
     _compute_args(p)
 
-    p = command("info", "info", "layers, shapes, parameters, bit widths and model size")
+    p = command("info", "info", "layers, shapes, parameters, bit widths and model size",
+                "Also says whether the project is trained. Reads no data.")
     _project_arg(p)
     _json_arg(p)
 
     p = command("inspect", "inspect",
-                "spikes and membranes of every neuron layer for one test sample")
+                "spikes and membranes of every neuron layer for one test sample",
+                "Prints each layer's spike count and firing rate, and the predicted class; "
+                "--out writes the full spike and membrane tensors.")
     _project_arg(p)
     _json_arg(p)
     p.add_argument("--sample", type=int, default=0, help="index of the test sample")
@@ -100,7 +123,11 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--out", type=Path, help="write spikes and membranes to this .npz file")
     _compute_args(p)
 
-    p = command("compress", "compress", "compress a trained project into a new, smaller project")
+    p = command("compress", "compress", "compress a trained project into a new, smaller project",
+                "Quantises, prunes or binarises the trained network, fine-tunes it and saves "
+                "it as a new project (--out); prints accuracy, size, parameters and energy "
+                "before and after. The methods and their parameters are listed below.")
+    p.listing = compression_listing
     _project_arg(p)
     _json_arg(p)
     p.add_argument("--method", help="compression method id (see `plugins`)")
@@ -114,7 +141,12 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--limit", type=int, help="measure before/after on the first N test samples")
     _compute_args(p)
 
-    p = command("deploy", "deploy", "fit check, build and run a trained project on a backend")
+    p = command("deploy", "deploy", "fit check, build and run a trained project on a backend",
+                "Checks that the network fits the target, builds it (for an FPGA: integer "
+                "conversion, core simulation, synthesis, place and route), runs the test set "
+                "on it with a live energy figure and writes the report to --out. The backends, "
+                "their targets and parameters are listed below.")
+    p.listing = backend_listing
     _project_arg(p)
     _json_arg(p)
     p.add_argument("--backend", help="backend id (see `plugins`); default: the project's "
@@ -126,17 +158,21 @@ def build_parser() -> argparse.ArgumentParser:
                    help="test samples for the checks and the energy run (default 100)")
     _compute_args(p)
 
-    p = command("export-nir", "export_nir", "write a project's network as a NIR graph file")
+    p = command("export-nir", "export_nir", "write a project's network as a NIR graph file",
+                "NIR (Neuromorphic Intermediate Representation) is read by snnTorch, Norse, "
+                "Sinabs, Rockpool, Lava and SpiNNaker2. The project must be trained.")
     p.add_argument("project", metavar="PROJECT", help="project folder or project.json")
     p.add_argument("out", type=Path, metavar="OUT.nir", help="the file to write")
     _json_arg(p)
 
-    p = command("import-nir", "import_nir", "turn a NIR graph file into a project")
+    p = command("import-nir", "import_nir", "turn a NIR graph file into a project",
+                "The new project holds the file's network and weights.")
     p.add_argument("input", type=Path, metavar="IN.nir", help="the NIR file")
     p.add_argument("out", type=Path, metavar="OUT_PROJECT", help="folder of the new project")
     _force_arg(p)
     _json_arg(p)
 
-    p = command("plugins", "plugins", "installed plugins, their contributions, and failures")
+    p = command("plugins", "plugins", "installed plugins, their contributions, and failures",
+                "A plugin that failed to load is listed with the reason.")
     _json_arg(p)
     return parser

@@ -17,10 +17,11 @@ from PySide6.QtCore import QObject, Signal
 from PySide6.QtWidgets import QFileDialog
 
 from workbench.core.model.errors import WorkbenchError
+from workbench.core.model.project import PROJECT_FILE
+from workbench.core.persistence.examples import user_projects_dir
 from workbench.core.runs import catalog
 from workbench.core.runs.engine import Run
 from workbench.core.runs.events import RunEvent, RunFinished
-from workbench.core.runs.session import Session
 from workbench.gui.actions import make_action
 from workbench.gui.run_owner import one_line, run_readiness
 
@@ -29,12 +30,31 @@ log = logging.getLogger(__name__)
 FORMAT = "nir"
 
 
-def free_folder(path: Path) -> Path:
-    """The new project's folder: beside the file, named after it, never an existing one."""
-    folder, n = path.with_suffix(""), 2
-    while folder.exists():
-        folder, n = path.with_name(f"{path.stem}-{n}"), n + 1
+def outside_projects(folder: Path) -> Path:
+    """``folder``, or when it is inside a project folder (a NIR file saved into its project),
+    the folder that holds that project: a project is never made inside another one."""
+    folder = folder.absolute()
+    for parent in (folder, *folder.parents):
+        if (parent / PROJECT_FILE).is_file():
+            folder = parent.parent
     return folder
+
+
+def free_folder(path: Path) -> Path:
+    """The new project's folder: beside the file (or beside the project folder the file is in),
+    named after it, never an existing one."""
+    where = outside_projects(path.parent)
+    folder, n = where / path.stem, 2
+    while folder.exists():
+        folder, n = where / f"{path.stem}-{n}", n + 1
+    return folder
+
+
+def export_start(project: Any) -> Path:
+    """Export's suggested file: beside the project folder (never inside it, where importing the
+    file back would nest a project in the project), else in the user's projects folder."""
+    folder = project.folder.absolute().parent if project.folder else user_projects_dir()
+    return folder / f"{project.name}.nir"
 
 
 class ExchangeActions(QObject):
@@ -74,8 +94,12 @@ class ExchangeActions(QObject):
 
     # -- export ----------------------------------------------------------------------------------
     def export_dialog(self) -> None:
+        reason = self._export_reason()
+        if reason:  # said before a file is asked for, not after
+            self.window.show_error("Cannot export", reason)
+            return
         project = self.window.doc.project
-        start = str((project.folder or Path.cwd()) / f"{project.name}.nir")
+        start = str(export_start(project))
         path, _ = QFileDialog.getSaveFileName(self.window, "Export as a NIR graph", start,
                                               "NIR graphs (*.nir)")
         if path:
@@ -85,16 +109,23 @@ class ExchangeActions(QObject):
         """Write the open project's trained network (its saved weights) as a NIR graph; the
         run id, "" when it cannot start (said why)."""
         projects = self.window.projects
-        reason = run_readiness(projects.project, weights_dirty=projects.weights_dirty,
-                               weights_match_graph=projects.doc.weights_match_graph,
-                               verb="export it")
+        reason = self._export_reason()
         if reason:
             self.window.show_error("Cannot export", reason)
             return ""
         # A session of its own: it reads the saved weights, and the run builds it on the worker.
+        from workbench.core.runs.session import Session  # torch: not before the window shows
+
         session = Session(projects.project, self.window.host.registry)
         return self._start("export", Path(path), "exporting", "Cannot export to NIR",
                            lambda: catalog.export(session, path=path, fmt=FORMAT))
+
+    def _export_reason(self) -> str:
+        """Why the open project cannot be exported now (not trained, unsaved weights…); ""."""
+        projects = self.window.projects
+        return run_readiness(projects.project, weights_dirty=projects.weights_dirty,
+                             weights_match_graph=projects.doc.weights_match_graph,
+                             verb="export it")
 
     # -- running ---------------------------------------------------------------------------------
     def _start(self, what: str, path: Path, state: str, title: str,

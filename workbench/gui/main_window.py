@@ -31,7 +31,7 @@ from PySide6.QtWidgets import (
 from workbench.core.build.report import CompileReport
 from workbench.core.model.project import Project
 from workbench.core.persistence.examples import list_examples
-from workbench.gui import prompts, recovery
+from workbench.gui import prompts, recovery, startup
 from workbench.gui.actions import make_action
 from workbench.gui.dialogs.about import show_about
 from workbench.gui.dialogs.compress_dialog import CompressDialog
@@ -55,6 +55,7 @@ from workbench.gui.settings import AppSettings
 from workbench.gui.theme import apply_theme, icon
 from workbench.gui.views import EnergyView, FiringRateView, MembraneView, SpikeRasterView
 from workbench.gui.views.compare import VariantsView
+from workbench.gui.views.neuron_explorer import NeuronExplorerView
 from workbench.gui.wheel_guard import install_wheel_guard
 from workbench.pluginhost.manager import PluginHost
 
@@ -108,7 +109,7 @@ class MainWindow(QMainWindow):
         #: the layout as built, before the user's saved one: View ▸ Reset layout goes back to it
         self._default_layout = self.saveState()
         self.settings.restore_layout(self)
-        self._after_open()
+        startup.after_first_paint(self._after_open)  # needs torch: after the first paint
         if self.projects.open_problem:
             self.show_error("Cannot open project", f"{self.projects.open_problem}\n"
                             f"{self.doc.project.name} was opened instead.")
@@ -197,6 +198,8 @@ class MainWindow(QMainWindow):
         self.raster, self.membrane = SpikeRasterView(), MembraneView()
         self.rates, self.energy = FiringRateView(), EnergyView()
         self.log_panel = LogPanel()
+        self.neuron_explorer = NeuronExplorerView(self.doc)
+        self.palette.spec_selected.connect(self.neuron_explorer.show_spec)
 
     def _dock(self, title: str, name: str, widget: QWidget, area: Qt.DockWidgetArea,
               tab_with: QDockWidget | None = None) -> QDockWidget:
@@ -229,6 +232,7 @@ class MainWindow(QMainWindow):
                                     ("membrane", "Membrane traces", self.membrane),
                                     ("rates", "Firing rates", self.rates),
                                     ("log", "Log", self.log_panel),
+                                    ("neuron_explorer", "Neuron explorer", self.neuron_explorer),
                                     ("variants", "Variants", self.variants),
                                     ("deploy", "Deploy", self.deploy_panel)):
             docks[name] = self._dock(title, f"{name}_dock", widget, bottom, docks["training"])
@@ -330,6 +334,7 @@ class MainWindow(QMainWindow):
         self.edits.watch(self.doc)
         self.doc.graph_edited.connect(self.projects.forget_model)
         self.editor.node_selected.connect(self.inspector.show_node)
+        self.editor.node_selected.connect(self.neuron_explorer.show_node)
 
     def _fill_recent(self) -> None:
         self.recent_menu.clear()
@@ -348,9 +353,9 @@ class MainWindow(QMainWindow):
         self._place_editor(NetworkEditor(self.doc))
         self.inspector.set_document(self.doc)
         self.training.set_document(self.doc)
+        self.neuron_explorer.set_document(self.doc)
         self._connect_document()
-        self.runs.reset_energy()
-        self.training.metrics.clear()
+        self.runs.reset_energy()  # the training panel restored its curves in set_document
         self.network.project_replaced()
         self._after_open()
 
@@ -442,7 +447,8 @@ class MainWindow(QMainWindow):
     def set_theme(self, name: str) -> None:
         self.settings.theme = name
         apply_theme(name, [self.raster, self.membrane, self.rates, self.energy,
-                           self.training.metrics, self.variants, self.deploy_panel])
+                           self.training.metrics, self.variants, self.deploy_panel,
+                           self.neuron_explorer])
         self.variants.refresh()  # its point labels take the theme's text colour when drawn
         self.settings.save()
 

@@ -7,6 +7,7 @@ from typing import Any
 
 from PySide6.QtCore import QObject
 
+from workbench.gui import startup
 from workbench.gui.actions import make_action
 from workbench.gui.dialogs.compress_dialog import CompressDialog
 from workbench.gui.panels.deploy import DeployPanel
@@ -30,7 +31,9 @@ class NetworkActions(QObject):
         self.variants.set_project(project)
         self.deploy_panel = DeployPanel(window.host.registry, window.controller,
                                         window.runs.start_run, self.run_context)
-        self.deploy_panel.use_choice(project.deploy)
+        # the backends are listed after the window's first paint (workbench.gui.startup)
+        startup.after_first_paint(
+            lambda: self.deploy_panel.use_choice(window.projects.project.deploy))
         self.deploy_panel.deployed.connect(self._on_deployed)
         self.act_compress = make_action(window, "&Compress…", self.show_compress_dialog,
                                         tip="Quantise, prune or binarise the trained network "
@@ -50,6 +53,8 @@ class NetworkActions(QObject):
         reason = run_readiness(projects.project, weights_dirty=projects.weights_dirty,
                                weights_match_graph=projects.doc.weights_match_graph,
                                verb="compress or deploy it")
+        if startup.deferring():  # the session needs torch, which loads after the first paint
+            return RunContext(projects.project, None, reason or "Loading torch, one moment…")
         return RunContext(projects.project, projects.session, reason)
 
     def refresh(self) -> None:

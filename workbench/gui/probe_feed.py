@@ -19,7 +19,6 @@ from PySide6.QtCore import QObject, QTimer
 from PySide6.QtWidgets import QHBoxLayout, QLabel, QPushButton, QSpinBox, QWidget
 
 from workbench.core.model.errors import WorkbenchError
-from workbench.core.runs.probe import probe_sample
 
 log = logging.getLogger(__name__)
 
@@ -66,6 +65,8 @@ class ProbeFeed(QObject):
         self.controller.probe_index = index
         if self.controller.busy:
             return  # the run's model is busy on its thread; its live probe shows the sample
+        from workbench.core.runs.probe import probe_sample  # torch loads after the first paint
+
         try:
             result = probe_sample(self._session(), index)
         except WorkbenchError as exc:

@@ -21,7 +21,7 @@ from PySide6.QtWidgets import QFileDialog
 from workbench.core.model.errors import WorkbenchError
 from workbench.core.model.graph import Graph, Node
 from workbench.core.model.project import Project, bind_specs
-from workbench.core.persistence.examples import default_project
+from workbench.core.persistence.examples import project_to_open
 from workbench.core.persistence.project_files import load_project
 from workbench.core.persistence.project_store import (
     KEEP,
@@ -29,8 +29,6 @@ from workbench.core.persistence.project_store import (
     commit_project,
     same_folder,
 )
-from workbench.core.persistence.weights import load_weights, weights_bytes
-from workbench.core.runs.session import Session
 from workbench.gui import recovery
 from workbench.gui.document import ProjectDocument
 from workbench.gui.settings import AppSettings
@@ -48,9 +46,10 @@ def new_project() -> Project:
 
 
 def default_window_project() -> Project | None:
-    """The embedded default example, if the checkout has it."""
-    folder = default_project()
+    """The user's copy of the default example (made on first use: the shipped example is
+    never opened in place), if it can be opened."""
     try:
+        folder, _note = project_to_open(None)
         return load_project(folder)
     except WorkbenchError as exc:
         log.warning("default project unavailable: %s", exc)
@@ -118,7 +117,7 @@ class ProjectController(QObject):
         self.doc = ProjectDocument(project, registry, self)
         self.undo_group.addStack(self.doc.undo_stack)
         self.undo_group.setActiveStack(self.doc.undo_stack)
-        self.session = Session(self.doc.project, registry)
+        self._session: Any = None  # made on first use (see :attr:`session`)
         self._watch(self.doc)
         self._autosave = QTimer(self, interval=max(5, settings.autosave_seconds) * 1000)
         self._autosave.timeout.connect(self.autosave_now)
@@ -147,6 +146,24 @@ class ProjectController(QObject):
         self.state_changed.emit()
 
     # -- the session's network -------------------------------------------------------------------
+    @property
+    def session(self) -> Any:
+        """The open project's :class:`~workbench.core.runs.session.Session`, made on first use:
+        its module imports torch, which the app loads after the window's first paint."""
+        if self._session is None:
+            from workbench.core.runs.session import Session
+
+            self._session = Session(self.doc.project, self.registry)
+        return self._session
+
+    def adopt_session(self, session: Any) -> bool:
+        """Take ``session``, made for the open project on the start-up thread (its data and
+        shapes loaded there), unless the window made its own meanwhile."""
+        if self._session is not None or session.project is not self.doc.project:
+            return False
+        self._session = session
+        return True
+
     def prepare_model(self, fresh: bool = False) -> bool:
         """Build the network if the graph changed; weights from the file only if they fit."""
         if self.session.model is not None and not fresh:
@@ -174,6 +191,8 @@ class ProjectController(QObject):
         """Load a weights file into the network (refused, and said, when it does not fit)."""
         if not self.prepare_model(False):
             return False
+        from workbench.core.persistence.weights import load_weights
+
         try:
             load_weights(self.session.model, path)
         except WorkbenchError as exc:
@@ -207,7 +226,7 @@ class ProjectController(QObject):
         self.undo_group.addStack(self.doc.undo_stack)
         self.undo_group.setActiveStack(self.doc.undo_stack)
         self.undo_group.removeStack(old.undo_stack)
-        self.session = Session(project, self.registry)
+        self._session = None  # the new project's, made on first use
         self.weights_dirty = False
         self._weights_autosaved = False
         self._watch(self.doc)
@@ -232,6 +251,8 @@ class ProjectController(QObject):
         if ask and not self.confirm_discard():
             return False
         try:
+            # a shipped example (File ▸ Examples) opens as the user's copy of it
+            path, note = project_to_open(path)
             project = load_project(path)
         except WorkbenchError as exc:
             self._prompts.show_error("Cannot open project", str(exc))
@@ -239,6 +260,8 @@ class ProjectController(QObject):
         if not self.set_project(project):  # its nodes do not match the installed plugins
             return False
         self._remember(project.folder)
+        if note:
+            self.status.emit(note[:1].upper() + note[1:], 30_000)
         return True
 
     def _remember(self, folder: Path | None) -> None:
@@ -298,6 +321,8 @@ class ProjectController(QObject):
         in_place = project.folder is not None and same_folder(project.folder, folder)
         saved = project.weights_path
         if self.weights_dirty or not in_place or saved is None or not saved.exists():
+            from workbench.core.persistence.weights import weights_bytes
+
             return weights_bytes(model, where=str(folder))
         return KEEP
 

@@ -27,7 +27,6 @@ from typing import Any
 from workbench.core.model.errors import WorkbenchError
 from workbench.core.model.project import Project
 from workbench.core.persistence.atomic import TEMP_PREFIX, TEMP_SUFFIX, atomic_write_text
-from workbench.core.persistence.weights import save_weights
 from workbench.gui.config_files import (
     ConfigFileProblem,
     is_regular_file,
@@ -84,6 +83,9 @@ def write_recovery(project: Project, model: Any = None, *, keep_weights: bool = 
     # previous weights (or none), never weights without a project.
     atomic_write_text(path, json.dumps(payload))
     if model is not None:
+        # here, not at the top: the window shows before torch is imported
+        from workbench.core.persistence.weights import save_weights
+
         try:
             save_weights(model, weights)
         except WorkbenchError as exc:

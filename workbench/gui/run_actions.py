@@ -15,7 +15,6 @@ from typing import Any
 from PySide6.QtCore import QObject
 from PySide6.QtWidgets import QFileDialog
 
-from workbench.core.build.energy import reprice
 from workbench.core.model.errors import WorkbenchError
 from workbench.core.runs.engine import Run
 from workbench.core.runs.events import EnergySample, RunEvent, RunFinished
@@ -169,5 +168,7 @@ class RunActions(QObject):
             except WorkbenchError as exc:
                 self.window.show_error("Cost table", str(exc))
                 return
+            from workbench.core.build.energy import reprice  # torch: not before first paint
+
             self._energy_report = reprice(self._energy_report, table)
             self.window.energy.set_report(self._energy_report)

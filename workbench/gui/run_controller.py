@@ -14,23 +14,34 @@ import gc
 import logging
 import time
 from collections.abc import Callable
+from typing import TYPE_CHECKING
 
 from PySide6.QtCore import QObject, QThread, Signal
 
-from workbench.core.build.compute import keep_calling_thread_light
 from workbench.core.model.errors import WorkbenchError
 from workbench.core.runs import catalog
 from workbench.core.runs.buffers import LatestBuffer
 from workbench.core.runs.engine import Run
 from workbench.core.runs.events import RunEvent, RunFinished
-from workbench.core.runs.probe import probe_sample
-from workbench.core.runs.session import Session
+from workbench.gui import startup
 from workbench.gui.workers import RunWorker, start_in_thread
+
+if TYPE_CHECKING:  # torch: the window shows before it is imported (workbench.gui.startup)
+    from workbench.core.runs.session import Session
 
 log = logging.getLogger(__name__)
 
 #: how often the training thread refreshes the live probe of the fixed sample
 PROBE_HZ = 2.0
+
+
+def keep_gui_thread_light() -> None:
+    """On the GUI thread, before its first torch op: its own torch ops (probes, validation)
+    then use one thread and do not slow the runs down; each run sets its own count on its
+    thread (:func:`~workbench.core.build.compute.keep_calling_thread_light`)."""
+    from workbench.core.build.compute import keep_calling_thread_light
+
+    keep_calling_thread_light()
 
 
 class RunController(QObject):
@@ -47,9 +58,8 @@ class RunController(QObject):
         self._thread: QThread | None = None
         self._kind = ""
         self.last_finished: RunFinished | None = None
-        # Once, on the GUI thread: its own torch ops (probes, validation) then use one thread
-        # and do not slow the runs down; each run sets its own count on its thread.
-        keep_calling_thread_light()
+        # Once, on the GUI thread, when torch is there (at once, or after the first paint)
+        startup.after_first_paint(keep_gui_thread_light)
 
     # -- state -------------------------------------------------------------------------------
     @property
@@ -100,6 +110,8 @@ class RunController(QObject):
 
     def _live_probe(self, session: Session, run_id: list[str]) -> Callable[[], None]:
         """A callback for the training thread: every 1/PROBE_HZ s, probe the chosen sample."""
+        from workbench.core.runs.probe import probe_sample
+
         last = [0.0]
         buffer = self.probe_buffer
         encoding = session.encoding()  # built once for every probe of this run

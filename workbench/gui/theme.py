@@ -1,21 +1,20 @@
-"""Light and dark themes, and the icons in ``assets/icons``."""
+"""Light and dark themes, and the icons shipped in the package (``workbench/resources/icons``)."""
 
 from __future__ import annotations
 
 from collections.abc import Iterable
-from pathlib import Path
 from typing import Any
 
 from PySide6.QtGui import QColor, QIcon, QPalette
 from PySide6.QtWidgets import QApplication
 
+from workbench.core.persistence.examples import resource_dir
 from workbench.gui.views.theme import apply_plot_theme
-
-ASSETS = Path(__file__).resolve().parents[2] / "assets"
 
 
 def icon(name: str) -> QIcon:
-    path = ASSETS / "icons" / f"{name}.svg"
+    """The icon ``name`` (package data, so a wheel install has it too); a null icon if none."""
+    path = resource_dir("icons") / f"{name}.svg"
     return QIcon(str(path)) if path.exists() else QIcon()
 
 

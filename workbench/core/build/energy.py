@@ -15,17 +15,49 @@ look at the layer's real input:
 Neuron layers report their firing rate and the number of neuron updates separately; the papers
 do not price those. Energy = MACs × E_MAC + SOPs × E_AC of the chosen cost table, and every
 figure is labelled an **estimate** with the table's source.
+
+A layer whose weights are quantised (it declares ``weight_bits``, see
+:mod:`workbench.core.build.quantized`) is priced at its real width when the table gives integer
+costs per width (:meth:`CostTable.layer_price`): an AC is an integer add, a MAC an integer
+multiply plus that add. Every row says the width it was priced at (``priced_at``).
 """
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, Self
 
 import torch
 import torch.nn.functional as F
 
+from workbench.core.model.quantity import format_energy_pj
+
 SOP_COUNTING = ("exact", "rate")
+
+
+#: the widths an accumulate on a b-bit weight can be priced at (``CostTable.ac_width``)
+AC_WIDTHS = ("weight", "accumulator")
+#: the widest accumulator ``ac_width="accumulator"`` assumes (a 32-bit register)
+ACCUMULATOR_CAP = 32
+
+
+def per_width(points: tuple[tuple[int, float], ...], exponent: float, bits: int) -> float:
+    """Energy at ``bits`` from two published widths ``((w1, e1), (w2, e2))``, growing with
+    ``bits ** exponent``: exact at both points, interpolated between, extrapolated beyond.
+
+    ``exponent`` 1 is the rule for adders (a ripple-carry add grows linearly with width), 2 for
+    array multipliers (b² partial products); ``docs/energy.md`` states the rule and its source.
+    """
+    (w1, e1), (w2, e2) = points
+    return e1 + (e2 - e1) * (bits ** exponent - w1 ** exponent) / (w2 ** exponent - w1 ** exponent)
+
+
+def accumulator_bits(weight_bits: int, fan_in: int) -> int:
+    """The width a sum of ``fan_in`` ``weight_bits``-bit values needs without overflow
+    (``b + ceil(log2 fan_in)``), at most :data:`ACCUMULATOR_CAP` (and never below ``b``)."""
+    grow = math.ceil(math.log2(fan_in)) if fan_in > 1 else 0
+    return max(weight_bits, min(ACCUMULATOR_CAP, weight_bits + grow))
 
 
 @dataclass(frozen=True)
@@ -35,11 +67,67 @@ class CostTable:
     e_mac_pj: float
     e_ac_pj: float
     source: str
+    #: what ``e_mac_pj`` and ``e_ac_pj`` price: full-precision layers are priced as this
+    precision: str = "FP32"
+    #: integer add and multiply energy (pJ) at two widths, e.g. ``((8, 0.03), (32, 0.1))``;
+    #: empty: the table has no per-width costs and quantised layers are priced as the rest
+    int_add_pj: tuple[tuple[int, float], ...] = ()
+    int_mult_pj: tuple[tuple[int, float], ...] = ()
+    #: other widths: energy grows with ``width ** exponent`` (see :func:`per_width`)
+    add_exponent: float = 1.0
+    mult_exponent: float = 2.0
+    #: the width an AC on a b-bit weight is priced at, one of :data:`AC_WIDTHS`
+    ac_width: str = "weight"
 
     @classmethod
     def from_spec(cls, spec: Any) -> CostTable:
         return cls(spec.id, spec.display_name, float(spec.e_mac_pj), float(spec.e_ac_pj),
-                   spec.source)
+                   spec.source, precision=getattr(spec, "precision", "FP32"),
+                   int_add_pj=tuple(getattr(spec, "int_add_pj", ())),
+                   int_mult_pj=tuple(getattr(spec, "int_mult_pj", ())),
+                   add_exponent=float(getattr(spec, "add_exponent", 1.0)),
+                   mult_exponent=float(getattr(spec, "mult_exponent", 2.0)),
+                   ac_width=str(getattr(spec, "ac_width", "weight")))
+
+    @property
+    def prices_bit_widths(self) -> bool:
+        """Whether quantised layers are priced at their own width."""
+        return len(self.int_add_pj) == 2 and len(self.int_mult_pj) == 2
+
+    def int_add(self, bits: int) -> float:
+        """pJ of one ``bits``-bit integer add (the table's rule)."""
+        return per_width(self.int_add_pj, self.add_exponent, bits)
+
+    def int_mult(self, bits: int) -> float:
+        """pJ of one ``bits``-bit integer multiply (the table's rule)."""
+        return per_width(self.int_mult_pj, self.mult_exponent, bits)
+
+    def layer_price(self, weight_bits: int | None, fan_in: int = 0) -> tuple[float, float, str]:
+        """``(E_MAC, E_AC, priced_at)`` of a layer with ``weight_bits``-bit weights (``None``:
+        full precision). An AC is an integer add at the weight's or the accumulator's width
+        (``ac_width``); a MAC is a ``weight_bits``-bit multiply plus that add (its input is
+        taken to be at the weight's width, as integer deployment runs it)."""
+        if weight_bits is None or not self.prices_bit_widths:
+            return self.e_mac_pj, self.e_ac_pj, self.precision
+        add_bits = (accumulator_bits(weight_bits, fan_in) if self.ac_width == "accumulator"
+                    else weight_bits)
+        e_ac = self.int_add(add_bits)
+        label = f"INT{weight_bits}" + (f", {add_bits}-bit adds" if add_bits != weight_bits
+                                       else "")
+        return self.int_mult(weight_bits) + e_ac, e_ac, label
+
+    def pricing_note(self) -> str:
+        """How quantised layers are priced, in one line (shown beside the table's source)."""
+        if not self.prices_bit_widths:
+            return (f"quantised layers priced as {self.precision} (the table gives no "
+                    "integer costs per width)")
+        (a1, e_a1), (a2, e_a2) = self.int_add_pj
+        (m1, e_m1), (m2, e_m2) = self.int_mult_pj
+        pj = format_energy_pj
+        return (f"quantised layers at their width: int add {pj(e_a1)} at {a1} bits, "
+                f"{pj(e_a2)} at {a2}, other widths along width^{self.add_exponent:g}; "
+                f"int multiply {pj(e_m1)} at {m1} bits, {pj(e_m2)} at {m2}, along "
+                f"width^{self.mult_exponent:g}; an AC is an add at the {self.ac_width}'s width")
 
 
 @dataclass
@@ -51,6 +139,8 @@ class _LayerCount:
     entries: float = 0.0
     spike_input: bool = True
     counted_once: bool = False
+    weight_bits: int | None = None  # the quantised width of the weights; None: full precision
+    fan_in: int = 0  # inputs summed per output (sizes the accumulator)
 
 
 @dataclass
@@ -88,6 +178,8 @@ class EnergyReport:
             "source": self.table.source,
             "e_mac_pj": self.table.e_mac_pj,
             "e_ac_pj": self.table.e_ac_pj,
+            "precision": self.table.precision,
+            "pricing": self.table.pricing_note(),
             "samples": self.samples,
             "total_pj_per_sample": self.total_pj_per_sample,
             "sops_per_sample": self.sops_per_sample,
@@ -131,13 +223,15 @@ class EnergyMeter:
         self._handles: list[Any] = []
         self._counting: list[torch.nn.Module] = []
 
-    def __enter__(self) -> EnergyMeter:
+    def __enter__(self) -> Self:
         self._handles.append(self.model.register_forward_pre_hook(self._count_samples))
         for qualified, module in self.model.named_modules():
             name = layer_name(qualified)
             if isinstance(module, (torch.nn.Conv1d, torch.nn.Conv2d, torch.nn.Linear)):
                 kind = "linear" if isinstance(module, torch.nn.Linear) else "conv"
-                self._layers[name] = _LayerCount(kind)
+                bits = getattr(module, "weight_bits", None)
+                self._layers[name] = _LayerCount(kind, weight_bits=None if bits is None
+                                                 else int(bits), fan_in=_fan_in(module))
                 self._handles.append(module.register_forward_hook(self._layer_hook(name)))
             elif is_neuron_module(module):
                 self._neurons[name] = _NeuronCount()
@@ -251,17 +345,17 @@ class EnergyMeter:
         n = max(self.samples, 1)
         layers = []
         for name, c in self._layers.items():
-            macs, sops = c.macs / n, c.sops / n
-            layers.append({
+            layers.append(_priced({
                 "name": name,
                 "kind": c.kind,
                 "input": "spikes" if c.spike_input else "real",
                 "counted_once": c.counted_once,
-                "macs": macs,
-                "sops": sops,
-                "pj": macs * table.e_mac_pj + sops * table.e_ac_pj,
+                "macs": c.macs / n,
+                "sops": c.sops / n,
+                "weight_bits": c.weight_bits,
+                "fan_in": c.fan_in,
                 "firing_rate": c.nonzero / c.entries if c.entries else 0.0,
-            })
+            }, table))
         neurons = [
             {"name": name, "firing_rate": c.spikes / c.updates if c.updates else 0.0,
              "spikes": c.spikes / n, "updates": c.updates / n}
@@ -271,10 +365,24 @@ class EnergyMeter:
                             self.sop_counting)
 
 
+def _fan_in(module: torch.nn.Module) -> int:
+    if isinstance(module, torch.nn.Linear):
+        return int(module.in_features)
+    conv: Any = module
+    return (conv.in_channels // conv.groups) * math.prod(conv.kernel_size)
+
+
+def _priced(layer: dict[str, Any], table: CostTable) -> dict[str, Any]:
+    """``layer`` with its prices and energy under ``table``, at the layer's own width."""
+    e_mac, e_ac, priced_at = table.layer_price(layer.get("weight_bits"), layer.get("fan_in", 0))
+    return {**layer, "priced_at": priced_at, "e_mac_pj": e_mac, "e_ac_pj": e_ac,
+            "pj": layer["macs"] * e_mac + layer["sops"] * e_ac}
+
+
 def reprice(report: dict[str, Any], table: CostTable) -> dict[str, Any]:
     """The same counts priced with another cost table (no re-run needed)."""
-    layers = [{**layer, "pj": layer["macs"] * table.e_mac_pj + layer["sops"] * table.e_ac_pj}
-              for layer in report["layers"]]
+    layers = [_priced(layer, table) for layer in report["layers"]]
     return {**report, "table": table.id, "table_name": table.name, "source": table.source,
-            "e_mac_pj": table.e_mac_pj, "e_ac_pj": table.e_ac_pj, "layers": layers,
+            "e_mac_pj": table.e_mac_pj, "e_ac_pj": table.e_ac_pj,
+            "precision": table.precision, "pricing": table.pricing_note(), "layers": layers,
             "total_pj_per_sample": sum(layer["pj"] for layer in layers)}

@@ -27,6 +27,22 @@ def neuron_layers(model: torch.nn.Module) -> list[str]:
 class ProbeRecord:
     spikes: torch.Tensor  # [T, samples, ...] of the last forward
     membrane: torch.Tensor | None = None  # the charged potential before reset, same shape
+    #: the layer's firing threshold, when its neuron has one number for it (membrane plots
+    #: draw it); None for a per-neuron or learnt-per-step threshold
+    threshold: float | None = None
+
+
+def fixed_threshold(module: torch.nn.Module) -> float | None:
+    """The neuron's ``threshold`` attribute when it is one number (the neuron contract names
+    it, docs/plugins.md); None when absent, a per-neuron tensor, or unreadable."""
+    try:
+        value = getattr(module, "threshold", None)
+        if isinstance(value, torch.Tensor):
+            return float(value.detach().reshape(-1)[0]) if value.numel() == 1 else None
+        return float(value) if isinstance(value, int | float) and not isinstance(value, bool) \
+            else None
+    except (AttributeError, TypeError, ValueError, RuntimeError):  # a plugin property failed
+        return None
 
 
 @dataclass
@@ -77,6 +93,7 @@ class SpikeProbe:
             self.records[name] = ProbeRecord(
                 spikes=spikes.detach()[:, keep].to("cpu", copy=True),
                 membrane=None if membrane is None else membrane[:, keep].to("cpu", copy=True),
+                threshold=fixed_threshold(module),
             )
 
         return hook

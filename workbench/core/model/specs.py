@@ -338,6 +338,10 @@ class BackendSpec(Spec):
     #: ``export_file(session, path) -> dict`` and ``read_file(path, ctx) -> (Project, model)``
     #: (see :mod:`workbench.core.runs.exchange`)
     formats: tuple[str, ...] = ()
+    #: the targets its object offers with the default parameters, named without building it
+    #: (``deploy --help`` lists them and must not import what the backend needs); the object's
+    #: ``targets()`` stays the authority. Empty: not known until the backend is built.
+    known_targets: tuple[str, ...] = ()
 
     def required_methods(self) -> tuple[str, ...]:
         extra = self.EXCHANGE_METHODS if self.formats else ()
@@ -364,6 +368,18 @@ class EnergyModelSpec(Spec):
     e_mac_pj: float = 4.6
     e_ac_pj: float = 0.9
     source: str = ""
+    #: the arithmetic ``e_mac_pj``/``e_ac_pj`` price ("FP32", "INT8"): full-precision layers
+    precision: str = "FP32"
+    #: integer add and multiply energy (pJ) at two widths, ``((8, 0.03), (32, 0.1))``: a
+    #: quantised layer is priced at its own width (docs/energy.md); empty: priced as the rest
+    int_add_pj: tuple[tuple[int, float], ...] = ()
+    int_mult_pj: tuple[tuple[int, float], ...] = ()
+    #: other widths: energy grows with ``width ** exponent`` through the two points
+    add_exponent: float = 1.0
+    mult_exponent: float = 2.0
+    #: the width an accumulate on a b-bit weight is priced at: "weight" (b bits) or
+    #: "accumulator" (b + ceil(log2 fan-in) bits, at most 32)
+    ac_width: str = "weight"
 
     def needs_factory(self) -> bool:
         return False
@@ -376,6 +392,40 @@ class EnergyModelSpec(Spec):
                 found.append(f"{name} must be a non-negative number, got {value!r}")
         if not self.source:
             found.append("source is empty: every cost table must say where its figures come from")
+        found += self._width_problems()
+        return found
+
+    def _width_problems(self) -> list[str]:
+        found = []
+        if bool(self.int_add_pj) != bool(self.int_mult_pj):
+            found.append("int_add_pj and int_mult_pj are given together or not at all")
+        for name in ("int_add_pj", "int_mult_pj"):
+            points = getattr(self, name)
+            if not points:
+                continue
+            try:
+                (w1, e1), (w2, e2) = points
+                ok = (all(isinstance(w, int) and w >= 1 for w in (w1, w2)) and w1 < w2
+                      and all(isinstance(e, (int, float)) and math.isfinite(e) for e in (e1, e2))
+                      and 0 < e1 <= e2)
+            except (TypeError, ValueError):
+                ok = False
+            if not ok:
+                found.append(f"{name} must be two (bits, pJ) points, narrower first, energies "
+                             f"positive and not falling, got {points!r}")
+                continue
+            p = getattr(self, name.replace("int_", "").replace("_pj", "_exponent"))
+            if isinstance(p, (int, float)) and p > 0 and w2 ** p > w1 ** p:
+                one_bit = e1 + (e2 - e1) * (1 - w1 ** p) / (w2 ** p - w1 ** p)
+                if one_bit <= 0:
+                    found.append(f"{name} with exponent {p:g} prices a 1-bit operation at "
+                                 f"{one_bit:.3g} pJ; every width needs a positive cost")
+        for name in ("add_exponent", "mult_exponent"):
+            value = getattr(self, name)
+            if not isinstance(value, (int, float)) or not 0 < value <= 4:
+                found.append(f"{name} must be a number in (0, 4], got {value!r}")
+        if self.ac_width not in ("weight", "accumulator"):
+            found.append(f'ac_width must be "weight" or "accumulator", got {self.ac_width!r}')
         return found
 
 

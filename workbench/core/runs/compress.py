@@ -50,6 +50,7 @@ from workbench.core.runs.events import (
     RunStarted,
 )
 from workbench.core.runs.plugin_steps import Cancelled, PluginRunContext, drive
+from workbench.core.runs.reports import precision_split
 from workbench.core.runs.training import evaluate
 
 #: ``loss(out[T, B, C], y[B], x[T, B, ...]) -> scalar``; the default is mean-over-time CE.
@@ -193,6 +194,10 @@ def measure(model: CompiledNetwork, session: Any, *, limit: int | None = None) -
                  if layer["params"]},
         "total_pj_per_sample": summary["energy"]["total_pj_per_sample"],
         "energy_table": summary["energy"]["table"],
+        # each conv/linear layer of the ledger: its quantised width, None at full precision
+        "layer_bits": {layer["name"]: layer.get("weight_bits")
+                       for layer in summary["energy"]["layers"]
+                       if layer.get("kind") in ("conv", "linear")},
     }
 
 
@@ -235,6 +240,8 @@ def compress_events(session: Any, spec: CompressionSpec, params: dict[str, Any],
     new_project = derive_project(project, spec, checked, result, before, after, name=name)
     summary: dict[str, Any] = {"method": spec.id, "params": checked, "before": before,
                                "after": after, "report": result.report,
+                               # which layers are quantised, which kept at full precision
+                               "precision": new_project.compression[-1]["precision"],
                                "seconds": round(time.perf_counter() - started, 3)}
     if out is not None:
         folder = save_compressed(new_project, result.model, out, overwrite=overwrite,
@@ -258,6 +265,7 @@ def derive_project(parent: Project, spec: CompressionSpec, params: dict[str, Any
               "parent": parent.name,
               "parent_folder": str(parent.folder) if parent.folder else None,
               "before": _headline(before), "after": _headline(after),
+              "precision": precision_split(after, result.report, params),
               "report": _jsonable(result.report)}
     child.compression = [*parent.compression, record]
     child.description = (f"{parent.name} compressed with {spec.display_name}. "

@@ -192,7 +192,9 @@ def deploy_events(session: Any, spec: BackendSpec, target: str | None,
         if errors:
             first = errors[0]
             more = f" (and {len(errors) - 1} more)" if len(errors) > 1 else ""
-            raise DeployError(f"does not fit {target}: {first.message}{more}",
+            # a backend's message may say "does not fit <target>" itself: say it once
+            reason = first.message.removeprefix(f"does not fit {target}: ")
+            raise DeployError(f"does not fit {target}: {reason}{more}",
                               where=f"node {first.node!r}" if first.node else "")
         # The cost-table figure first, so a view can show it beside the backend's from the start.
         summary["estimate"] = _estimate(session, model, limit)

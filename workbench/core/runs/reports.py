@@ -7,14 +7,12 @@ from __future__ import annotations
 import re
 from typing import Any
 
+from workbench.core.model.quantity import format_energy_pj
+
 
 def format_energy(pj: float) -> str:
-    """pJ below 1 nJ, then nJ, then µJ (1 µJ = 1e6 pJ): the unit a reader can compare."""
-    if abs(pj) >= 1e6:
-        return f"{pj / 1e6:.3g} µJ"
-    if abs(pj) >= 1e3:
-        return f"{pj / 1e3:.3g} nJ"
-    return f"{pj:.3g} pJ"
+    """An energy given in pJ, with the SI prefix that suits its size (``format_si``)."""
+    return format_energy_pj(pj)
 
 
 def _format_bits(widths: Any) -> str:
@@ -50,6 +48,50 @@ def comparison_rows(before: dict[str, Any], after: dict[str, Any]
         b, a = _format_bits(bits_b.get(layer, "—")), _format_bits(bits_a.get(layer, "—"))
         rows.append((f"Bits, {layer}", b, a, "" if a == b else "changed"))
     return rows
+
+
+def precision_split(after: dict[str, Any], report: dict[str, Any], params: dict[str, Any]
+                    ) -> dict[str, Any]:
+    """Which conv/linear layers a compression left quantised (name: bits) and which at full
+    precision, from the ledger's widths (``measure``'s ``layer_bits``); the full-precision
+    layers a method kept on purpose (``keep_first_last``) are named in ``kept_first_last``."""
+    widths = after.get("layer_bits") or {}
+    quantised = {name: int(bits) for name, bits in widths.items() if bits is not None}
+    full = [name for name, bits in widths.items() if bits is None]
+    kept = set(report.get("full_precision") or []) if params.get("keep_first_last") else set()
+    return {"quantised": quantised, "full_precision": full,
+            "kept_first_last": [name for name in full if name in kept]}
+
+
+def _bits_text(bits: int) -> str:
+    return f"{bits} bit" if bits == 1 else f"{bits} bits"
+
+
+def precision_text(split: dict[str, Any] | None) -> str:
+    """"quantised 1 of 3 layers to 4 bits: fc2; kept full precision: conv1, fc
+    (keep_first_last)" — "" when no layer is quantised (a pruning pass, say)."""
+    quantised = (split or {}).get("quantised") or {}
+    if not quantised:
+        return ""
+    full = list(split.get("full_precision") or [])
+    total = len(quantised) + len(full)
+    widths = sorted(set(quantised.values()))
+    if len(widths) == 1:
+        text = (f"quantised {len(quantised)} of {total} layers to {_bits_text(widths[0])}: "
+                + ", ".join(quantised))
+    else:
+        groups = "; ".join(f"{_bits_text(w)}: "
+                           + ", ".join(n for n, b in quantised.items() if b == w)
+                           for w in widths)
+        text = f"quantised {len(quantised)} of {total} layers ({groups})"
+    if full:
+        kept = set(split.get("kept_first_last") or [])
+        if kept == set(full):
+            names = ", ".join(full) + " (keep_first_last)"
+        else:
+            names = ", ".join(n + (" (keep_first_last)" if n in kept else "") for n in full)
+        text += f"; kept full precision: {names}"
+    return text
 
 
 def flatten_report(value: Any, prefix: str = "") -> list[tuple[str, str]]:

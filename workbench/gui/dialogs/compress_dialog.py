@@ -50,7 +50,7 @@ from workbench.core.runs.events import (
     RunFinished,
     RunStarted,
 )
-from workbench.core.runs.reports import comparison_rows
+from workbench.core.runs.reports import comparison_rows, precision_text
 from workbench.gui.panels.param_form import ParamForm
 from workbench.gui.run_owner import Launch, RunContext, RunOwner, one_line
 
@@ -148,6 +148,11 @@ class CompressDialog(RunOwner, QDialog):
         self.progress.setFormat("%p%")
         self.step_label = QLabel("Ready")
         self.step_label.setWordWrap(True)
+        # which layers were quantised and which kept at full precision (not only in the log)
+        self.precision_label = QLabel()
+        self.precision_label.setObjectName("precision_summary")
+        self.precision_label.setWordWrap(True)
+        self.precision_label.setVisible(False)
         self.log_view = QPlainTextEdit(readOnly=True)
         self.log_view.setMaximumBlockCount(2000)
         self.log_view.setPlaceholderText("Log lines of the run")
@@ -181,6 +186,7 @@ class CompressDialog(RunOwner, QDialog):
         layout.addLayout(buttons)
         layout.addWidget(self.progress)
         layout.addWidget(self.step_label)
+        layout.addWidget(self.precision_label)
         layout.addWidget(bottom, 2)
 
         controller.run_event.connect(self._on_run_event)
@@ -385,6 +391,7 @@ class CompressDialog(RunOwner, QDialog):
         out, name = Path(self.folder_edit.text().strip()), self.name_edit.text().strip()
         self._result_folder = ""
         self.results.setRowCount(0)
+        self._show_precision("")
         self.log_view.clear()
         self.step_label.setText(f"Starting {spec.display_name}…")
         return self._launch_run(lambda: catalog.compress(session, method=spec.id, params=params,
@@ -415,6 +422,8 @@ class CompressDialog(RunOwner, QDialog):
         if event.status == "ok":
             self.progress.setValue(1)
             self._show_results(summary.get("before", {}), summary.get("after", {}))
+            text = precision_text(summary.get("precision"))
+            self._show_precision(text[:1].upper() + text[1:])
             self._result_folder = str(summary.get("project", ""))
             before, after = summary.get("before", {}), summary.get("after", {})
             self.step_label.setText(
@@ -448,6 +457,14 @@ class CompressDialog(RunOwner, QDialog):
         for r, row in enumerate(rows):
             for c, text in enumerate(row):
                 self.results.setItem(r, c, QTableWidgetItem(text))
+
+    def _show_precision(self, text: str) -> None:
+        self.precision_label.setText(text)
+        self.precision_label.setVisible(bool(text))
+
+    def precision_text(self) -> str:
+        """"Quantised 1 of 3 layers to 4 bits: …" after a quantising run ("" otherwise)."""
+        return self.precision_label.text()
 
     def result_rows(self) -> list[tuple[str, ...]]:
         """The before/after table as text rows (what the user reads)."""

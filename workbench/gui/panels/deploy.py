@@ -17,6 +17,8 @@ short step from the list).
 from __future__ import annotations
 
 import logging
+import re
+import time
 from collections.abc import Callable, Iterable, Sequence
 from typing import Any
 
@@ -25,13 +27,11 @@ import pyqtgraph as pg
 from PySide6.QtCore import Qt, QTimer, Signal
 from PySide6.QtGui import QShowEvent
 from PySide6.QtWidgets import (
-    QAbstractItemView,
     QComboBox,
     QFrame,
     QGridLayout,
     QGroupBox,
     QHBoxLayout,
-    QHeaderView,
     QLabel,
     QListWidget,
     QListWidgetItem,
@@ -41,8 +41,6 @@ from PySide6.QtWidgets import (
     QScrollArea,
     QSpinBox,
     QSplitter,
-    QTableWidget,
-    QTableWidgetItem,
     QTabWidget,
     QVBoxLayout,
     QWidget,
@@ -51,7 +49,6 @@ from PySide6.QtWidgets import (
 from workbench.core.model.errors import WorkbenchError
 from workbench.core.model.specs import BackendSpec
 from workbench.core.runs import catalog
-from workbench.core.runs.deploy import backend_targets
 from workbench.core.runs.events import (
     EnergySample,
     Log,
@@ -60,8 +57,11 @@ from workbench.core.runs.events import (
     RunFinished,
     StepStarted,
 )
-from workbench.core.runs.reports import flatten_report, format_energy, step_name
+from workbench.core.runs.reports import format_energy, step_name
+from workbench.gui import startup
+from workbench.gui.panels.deploy_card import ReportTree, SummaryCard
 from workbench.gui.panels.param_form import ParamForm
+from workbench.gui.panels.training import format_eta
 from workbench.gui.run_owner import Launch, RunContext, RunOwner, one_line
 from workbench.gui.views.export import ExportMixin
 
@@ -71,6 +71,19 @@ DEFAULT_SAMPLES = 100
 REDRAW_MS = 100  # the trace redraws at most 10 times a second, however fast samples come
 _STEP_MARKS = {"running": "▶", "done": "✓", "failed": "✗", "cancelled": "■"}
 _SPEC_ROLE = Qt.ItemDataRole.UserRole
+#: the bar's units per backend step, so a step's own counter moves the bar within the step
+_STEP_UNITS = 1000
+#: a step's counter at the end of its message ("simulating the core (Amaranth): 12/50")
+_COUNTER = re.compile(r":\s*(\d+)\s*/\s*(\d+)\s*$")
+#: a step's share of the bar from its last duration stops short of full: the estimate may be low
+_ESTIMATE_CAP = 0.95
+
+
+def _now() -> float:
+    """The steps' clock (a function, so a test can set the time)."""
+    return time.perf_counter()
+
+
 #: backend kinds in the chooser's order: the simulator (fast, always there) is the default
 _KIND_ORDER = {"simulator": 0, "hardware": 1, "exchange": 2}
 
@@ -147,20 +160,27 @@ class DeployPanel(RunOwner, QWidget, ExportMixin):
         self.status_label.setWordWrap(True)
         self.fit_label = QLabel("Fit not checked yet")
         self.fit_label.setWordWrap(True)
-        self.fit_list = QListWidget()
-        self.fit_list.setMaximumHeight(90)
-        self.fit_list.setVisible(False)  # shown when a check found something
+        # every problem in full: a label that wraps and grows (a list box cut them off)
+        self.fit_problems = QLabel()
+        self.fit_problems.setObjectName("deploy_fit_problems")
+        self.fit_problems.setWordWrap(True)
+        self.fit_problems.setTextFormat(Qt.TextFormat.PlainText)
+        self.fit_problems.setTextInteractionFlags(Qt.TextInteractionFlag.TextSelectableByMouse)
+        self.fit_problems.setVisible(False)  # shown when a check found something
+        self._fit_rows: list[str] = []
         self.progress = QProgressBar()
         self.progress.setFormat("%p%")
+        self.eta_label = QLabel()  # the running step's elapsed time and estimate
+        self.eta_label.setWordWrap(True)
+        self._step_started = 0.0
+        self._step_seconds: dict[str, float] = {}  # a step's last duration: the next estimate
+        self._step_fraction: float | None = None
+        self._progress_step = (0, 1)
 
         # -- steps, report, log --------------------------------------------------------------
         self.steps = QListWidget()
-        self.report_table = QTableWidget(0, 2)
-        self.report_table.setHorizontalHeaderLabels(["Report", "Value"])
-        self.report_table.verticalHeader().setVisible(False)
-        self.report_table.setEditTriggers(QAbstractItemView.EditTrigger.NoEditTriggers)
-        self.report_table.horizontalHeader().setSectionResizeMode(
-            QHeaderView.ResizeMode.Stretch)
+        self.summary_card = SummaryCard()  # the headline figures, then the grouped report
+        self.report_tree = ReportTree()
         self.log_view = QPlainTextEdit(readOnly=True)
         self.log_view.setMaximumBlockCount(2000)
         self.log_view.setPlaceholderText("Log lines of the deployment")
@@ -187,6 +207,7 @@ class DeployPanel(RunOwner, QWidget, ExportMixin):
             readout.addWidget(label, row, 1)
         readout.setColumnStretch(1, 1)
         self.plot_widget = pg.PlotWidget()
+        self.plot_widget.setMinimumHeight(180)  # room for the vertical axis label
         plot = self.plot_widget.getPlotItem()
         plot.setLabel("left", "energy per sample", units="J")
         plot.setLabel("bottom", "test sample")
@@ -215,8 +236,9 @@ class DeployPanel(RunOwner, QWidget, ExportMixin):
         settings_layout.addLayout(buttons)
         settings_layout.addWidget(self.reason_label)
         settings_layout.addWidget(self.fit_label)
-        settings_layout.addWidget(self.fit_list)
+        settings_layout.addWidget(self.fit_problems)
         settings_layout.addWidget(self.progress)
+        settings_layout.addWidget(self.eta_label)
         settings_layout.addWidget(self.status_label)
         settings_layout.addWidget(QLabel("Steps"))
         self.steps.setMinimumHeight(120)
@@ -224,17 +246,22 @@ class DeployPanel(RunOwner, QWidget, ExportMixin):
         # a short dock must not squash the parameter form: the column scrolls instead
         settings_scroll = QScrollArea()
         settings_scroll.setWidgetResizable(True)
+        # long texts wrap to the column's width instead of scrolling sideways
+        settings_scroll.setHorizontalScrollBarPolicy(Qt.ScrollBarPolicy.ScrollBarAlwaysOff)
         settings_scroll.setFrameShape(QFrame.Shape.NoFrame)
         settings_scroll.setWidget(settings)
         # the report and the log share the lower half as tabs, so each gets its full height
         self.details = QTabWidget()
-        self.details.addTab(self.report_table, "Report")
+        self.details.addTab(self.report_tree, "Report")
         self.details.addTab(self.log_view, "Log")
         results = QSplitter(Qt.Orientation.Vertical)
+        results.addWidget(self.summary_card)
         results.addWidget(live)
         results.addWidget(self.details)
-        results.setStretchFactor(0, 1)
+        results.setStretchFactor(0, 0)
         results.setStretchFactor(1, 1)
+        results.setStretchFactor(2, 1)
+        results.setCollapsible(0, False)
         body = QSplitter(Qt.Orientation.Horizontal)
         body.addWidget(settings_scroll)
         body.addWidget(results)
@@ -246,10 +273,14 @@ class DeployPanel(RunOwner, QWidget, ExportMixin):
 
         self._redraw_timer = QTimer(self, interval=REDRAW_MS)
         self._redraw_timer.timeout.connect(self._redraw)
+        # the running step's clock ticks every second, whatever the backend's heartbeat
+        self._clock = QTimer(self, interval=1000)
+        self._clock.timeout.connect(self._show_eta)
         controller.run_event.connect(self._on_run_event)
         controller.run_finished.connect(self._on_run_finished)
         controller.state_changed.connect(lambda _state: self.refresh())
-        self._fill_backends()
+        # listing a backend's targets imports its module (torch): after the window's first paint
+        startup.after_first_paint(self._fill_backends)
         self.refresh()
 
     # -- backend, target, parameters -------------------------------------------------------------
@@ -353,6 +384,8 @@ class DeployPanel(RunOwner, QWidget, ExportMixin):
         targets: dict[str, str] = {}
         problem = ""
         if spec is not None:
+            from workbench.core.runs.deploy import backend_targets  # torch: after first paint
+
             try:
                 targets = backend_targets(spec, spec.check_params(self.params(), where=spec.id))
             except WorkbenchError as exc:
@@ -387,8 +420,7 @@ class DeployPanel(RunOwner, QWidget, ExportMixin):
             parts.append(f"<span style='color:#c0392b'>{self._target_problem}</span>")
         self.description.setText("<br>".join(parts))
         self.fit_label.setText("Fit not checked yet")
-        self.fit_list.clear()
-        self.fit_list.setVisible(False)
+        self._set_fit_rows([])
         self.refresh()
 
     # -- state -----------------------------------------------------------------------------------
@@ -436,8 +468,7 @@ class DeployPanel(RunOwner, QWidget, ExportMixin):
         session, target, params = self._context().session, self.current_target(), self.params()
         limit = self.samples_spin.value()
         self.fit_label.setText(f"Checking whether the network fits {target}…")
-        self.fit_list.clear()
-        self.fit_list.setVisible(False)
+        self._set_fit_rows([])
         return self._begin("check", lambda: catalog.check_fit(
             session, backend=spec.id, target=target, params=params, limit=limit))
 
@@ -471,13 +502,17 @@ class DeployPanel(RunOwner, QWidget, ExportMixin):
         self.samples_label.setText("—")
         self.status_label.setText("Ready")
         self.fit_label.setText("Fit not checked yet")
-        self.fit_list.clear()
-        self.fit_list.setVisible(False)
+        self._set_fit_rows([])
+        self._step_seconds.clear()  # "it took … last time" was another project's network
+        self.progress.setRange(0, 1)
+        self.progress.setValue(0)
         self.refresh()
 
     def _clear_results(self) -> None:
         self.steps.clear()
-        self.report_table.setRowCount(0)
+        self.summary_card.clear()
+        self.report_tree.clear()
+        self._end_step_clock()
         self.log_view.clear()
         self._energies = []
         self._live = {}
@@ -497,8 +532,11 @@ class DeployPanel(RunOwner, QWidget, ExportMixin):
         if isinstance(event, StepStarted):
             self._step(event.step)
         elif isinstance(event, Progress):
-            self.progress.setRange(0, max(event.total, 1))
-            self.progress.setValue(event.done)
+            self._progress_step = (event.done, max(event.total, 1))
+            counter = _COUNTER.search(event.message or "")
+            if counter and int(counter[2]) > 0:
+                self._step_fraction = min(int(counter[1]) / int(counter[2]), 1.0)
+            self._draw_progress()
             if event.message:
                 self._step_detail(event.message)
         elif isinstance(event, Log):
@@ -514,11 +552,76 @@ class DeployPanel(RunOwner, QWidget, ExportMixin):
                 self._on_deploy_finished(event)
 
     def _step(self, message: str, status: str = "running") -> None:
+        self._end_step_clock(finished=True)
         self._mark_last("done")
         item = QListWidgetItem(f"{_STEP_MARKS[status]} {message}")
         item.setData(_SPEC_ROLE, (message, status))
         self.steps.addItem(item)
         self.status_label.setText(message)
+        if status == "running":
+            self._step_started = _now()
+            self._clock.start()
+            self._show_eta()
+
+    # -- progress within a step, and its estimate -----------------------------------------------
+    def _running_step(self) -> str:
+        if not self.steps.count():
+            return ""
+        name, status = self.steps.item(self.steps.count() - 1).data(_SPEC_ROLE)
+        return name if status == "running" else ""
+
+    def _duration_key(self, step: str) -> str:
+        spec = self.current_spec()
+        return f"{spec.id if spec else ''}|{self.current_target()}|{step}"
+
+    def _end_step_clock(self, finished: bool = False) -> None:
+        """Stop timing the running step; a step that ``finished`` keeps its duration as the
+        estimate for the same step of the next deployment to this target."""
+        step = self._running_step()
+        if finished and step and self._step_started:
+            self._step_seconds[self._duration_key(step)] = \
+                _now() - self._step_started
+        self._step_started = 0.0
+        self._step_fraction = None
+        self._clock.stop()
+        self.eta_label.setText("")
+
+    def _estimated_fraction(self) -> float | None:
+        """How far the running step is: its counter, else its time against its last duration."""
+        if self._step_fraction is not None:
+            return self._step_fraction
+        last = self._step_seconds.get(self._duration_key(self._running_step()))
+        if last and self._step_started:
+            return min((_now() - self._step_started) / last, _ESTIMATE_CAP)
+        return None
+
+    def _draw_progress(self) -> None:
+        done, total = self._progress_step
+        fraction = self._estimated_fraction() if done < total else 0.0
+        self.progress.setRange(0, total * _STEP_UNITS)
+        self.progress.setValue(min(round((done + (fraction or 0.0)) * _STEP_UNITS),
+                                   total * _STEP_UNITS))
+
+    def _show_eta(self) -> None:
+        """The running step's elapsed time and what is left: from its counter's pace, else
+        from its last duration, else only the elapsed time (said so)."""
+        step = self._running_step()
+        if not step or not self._step_started:
+            self.eta_label.setText("")
+            return
+        elapsed = _now() - self._step_started
+        last = self._step_seconds.get(self._duration_key(step))
+        text = f"{step}: {format_eta(elapsed)} elapsed"
+        if self._step_fraction:
+            left = elapsed / self._step_fraction * (1 - self._step_fraction)
+            text += f", about {format_eta(left)} left ({100 * self._step_fraction:.0f} %)"
+        elif last:
+            text += (f", about {format_eta(max(last - elapsed, 0))} left (it took "
+                     f"{format_eta(last)} last time)")
+        else:
+            text += " (no estimate: the first time this step runs here)"
+        self.eta_label.setText(text)
+        self._draw_progress()
 
     def _step_detail(self, message: str) -> None:
         """Show a running step's counter or timer next to it (one row per step)."""
@@ -578,8 +681,6 @@ class DeployPanel(RunOwner, QWidget, ExportMixin):
         self.status_label.setText("Fit checked")
 
     def _show_fit(self, issues: list[dict[str, Any]]) -> None:
-        self.fit_list.clear()
-        self.fit_list.setVisible(bool(issues))
         target = self.current_target()
         errors = [i for i in issues if i.get("severity", "error") == "error"]
         if not issues:
@@ -589,11 +690,19 @@ class DeployPanel(RunOwner, QWidget, ExportMixin):
         else:
             self.fit_label.setText(f"✗ The network does not fit {target}: {len(errors)} "
                                    f"problem(s)")
+        rows = []
         for issue in issues:
             node = f"node {issue['node']!r}: " if issue.get("node") else ""
-            self.fit_list.addItem(f"{issue.get('severity', 'error')}: {node}{issue['message']}")
+            rows.append(f"{issue.get('severity', 'error')}: {node}{issue['message']}")
+        self._set_fit_rows(rows)
+
+    def _set_fit_rows(self, rows: list[str]) -> None:
+        self._fit_rows = list(rows)
+        self.fit_problems.setText("\n".join(f"• {row}" for row in rows))
+        self.fit_problems.setVisible(bool(rows))
 
     def _on_deploy_finished(self, event: RunFinished) -> None:
+        self._end_step_clock(finished=event.status == "ok")
         self.progress.setRange(0, 1)
         summary = event.summary or {}
         self._summary = summary
@@ -607,7 +716,7 @@ class DeployPanel(RunOwner, QWidget, ExportMixin):
         self._redraw()
         self._redraw_timer.stop()
         # the report after a success, the log (with the tool's last lines) after a failure
-        self.details.setCurrentWidget(self.report_table if event.status == "ok"
+        self.details.setCurrentWidget(self.report_tree if event.status == "ok"
                                       else self.log_view)
         if event.status == "ok":
             self._mark_last("done")
@@ -628,13 +737,8 @@ class DeployPanel(RunOwner, QWidget, ExportMixin):
             self.log_view.appendPlainText(f"[error] {one_line(event.error)}")
 
     def _show_report(self, summary: dict[str, Any]) -> None:
-        rows = flatten_report(summary.get("report") or {})
-        if summary.get("live"):
-            rows += flatten_report(summary["live"], "live")
-        self.report_table.setRowCount(len(rows))
-        for r, (key, text) in enumerate(rows):
-            self.report_table.setItem(r, 0, QTableWidgetItem(key))
-            self.report_table.setItem(r, 1, QTableWidgetItem(text))
+        self.summary_card.show_summary(summary)
+        self.report_tree.show_summary(summary)
 
     def _on_run_finished(self, run_id: str, _status: str) -> None:
         if run_id != self._run_id:
@@ -673,11 +777,15 @@ class DeployPanel(RunOwner, QWidget, ExportMixin):
         return [tuple(self.steps.item(i).data(_SPEC_ROLE)) for i in range(self.steps.count())]
 
     def report_rows(self) -> dict[str, str]:
-        return {self.report_table.item(r, 0).text(): self.report_table.item(r, 1).text()
-                for r in range(self.report_table.rowCount())}
+        """Every value of the report (grouped on screen) by its dotted key."""
+        return self.report_tree.rows()
+
+    def summary_rows(self) -> dict[str, str]:
+        """The summary card's figures by name (empty before a deployment)."""
+        return self.summary_card.rows()
 
     def fit_rows(self) -> list[str]:
-        return [self.fit_list.item(i).text() for i in range(self.fit_list.count())]
+        return list(self._fit_rows)
 
     # -- export ----------------------------------------------------------------------------------
     def _export_target(self) -> Any:

@@ -27,9 +27,11 @@ class _SpecTree(QTreeWidget):
 
 
 class PalettePanel(QWidget):
-    """``spec_activated(spec_id, kind)`` on double-click or Enter."""
+    """``spec_activated(spec_id, kind)`` on double-click or Enter; ``spec_selected(spec_id,
+    kind)`` when the current item becomes a contribution (the neuron explorer follows it)."""
 
     spec_activated = Signal(str, str)
+    spec_selected = Signal(str, str)
 
     def __init__(self, registry: ContributionRegistry, parent: QWidget | None = None) -> None:
         super().__init__(parent)
@@ -42,6 +44,7 @@ class PalettePanel(QWidget):
         self.tree.setDragEnabled(True)
         self.tree.setRootIsDecorated(True)
         self.tree.itemActivated.connect(self._on_activated)
+        self.tree.currentItemChanged.connect(self._on_current_changed)
         layout = QVBoxLayout(self)
         layout.setContentsMargins(4, 4, 4, 4)
         layout.addWidget(self.search)
@@ -103,6 +106,11 @@ class PalettePanel(QWidget):
                 if group.child(c).data(0, _SPEC_ROLE) == spec_id:
                     return group.child(c)
         return None
+
+    def _on_current_changed(self, item: QTreeWidgetItem | None, _previous: object) -> None:
+        spec_id = item.data(0, _SPEC_ROLE) if item is not None else None
+        if spec_id:
+            self.spec_selected.emit(spec_id, item.data(0, Qt.ItemDataRole.UserRole + 1))
 
     def _on_activated(self, item: QTreeWidgetItem, column: int) -> None:
         spec_id = item.data(0, _SPEC_ROLE)

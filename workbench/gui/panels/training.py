@@ -1,9 +1,11 @@
 """The training panel: start / pause / stop, epochs and learning rate, progress with ETA, and
-live loss and accuracy curves."""
+live loss and accuracy curves; an opened project shows its last training run's curves, read
+from its run records."""
 
 from __future__ import annotations
 
 import time
+from pathlib import Path
 
 from PySide6.QtCore import Signal
 from PySide6.QtWidgets import (
@@ -20,12 +22,31 @@ from PySide6.QtWidgets import (
 )
 
 from workbench.core.runs.events import MetricSample, Progress, RunEvent, RunFinished, RunStarted
+from workbench.core.runs.records import TrainingHistory, last_training
 from workbench.gui.document import ProjectDocument
 from workbench.gui.views.metrics import MetricsView
 
+#: how a recorded run that did not end "ok" is marked
+_ENDINGS = {"cancelled": " (stopped)", "failed": " (failed)", "": " (interrupted)"}
+
+
+def history_note(history: TrainingHistory) -> str:
+    """``"From the last run, 2026-12-02 14:43"`` heading the restored curves."""
+    return (f"From the last run, {history.started:%Y-%m-%d %H:%M}"
+            f"{_ENDINGS.get(history.status, '')}")
+
+
+def history_text(history: TrainingHistory) -> str:
+    """``"last run: 2 epoch(s), test accuracy 57.2%"`` from a run's record."""
+    ends = [sample.values for sample in history.samples if sample.epoch_end]
+    text = f"last run: {history.epochs} epoch(s)"
+    if ends and "test_accuracy" in ends[-1]:
+        text += f", test accuracy {100 * ends[-1]['test_accuracy']:.1f}%"
+    return text
+
 
 def format_eta(seconds: float) -> str:
-    seconds = max(0, int(round(seconds)))
+    seconds = max(0, round(seconds))
     minutes, secs = divmod(seconds, 60)
     hours, minutes = divmod(minutes, 60)
     return f"{hours}:{minutes:02d}:{secs:02d}" if hours else f"{minutes}:{secs:02d}"
@@ -103,6 +124,7 @@ class TrainingPanel(QWidget):
         self._kind = ""
         doc.changed.connect(self.refresh)
         self.refresh()
+        self.restore_curves()
         self.set_state("idle")
 
     def set_document(self, doc: ProjectDocument) -> None:
@@ -114,6 +136,18 @@ class TrainingPanel(QWidget):
         self.progress.reset()  # empty, as at start (not a "0%" that suggests a run)
         self.eta.setText("")
         self.refresh()
+        self.restore_curves()
+
+    def restore_curves(self) -> None:
+        """Show the curves of the open project's last training run, read from its run records
+        (none for a project never trained here): curves and status belong to this project only."""
+        folder = self.doc.project.folder
+        history = last_training(Path(folder)) if folder is not None else None
+        if history is None:
+            self.metrics.clear()
+            return
+        self.metrics.show_history(history.samples, history_note(history))
+        self.status.setText(f"Ready — {history_text(history)}")
 
     def refresh(self) -> None:
         training = self.doc.project.training

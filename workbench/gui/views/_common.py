@@ -7,6 +7,7 @@ from collections.abc import Callable
 from typing import Any
 
 import numpy as np
+import pyqtgraph as pg
 from PySide6.QtCore import QObject, Qt, QTimer
 from PySide6.QtGui import QPalette
 from PySide6.QtWidgets import (
@@ -16,6 +17,9 @@ from PySide6.QtWidgets import (
     QLayout,
     QSizePolicy,
     QStackedWidget,
+    QStyle,
+    QStyleOptionComboBox,
+    QStylePainter,
     QVBoxLayout,
     QWidget,
 )
@@ -24,6 +28,74 @@ from workbench.core.runs.buffers import LatestBuffer
 
 #: the entry of a layer combo that shows every layer at once
 ALL_LAYERS = "All layers"
+#: characters a layer chooser shows: "block1.attention.proj.neuron" whole; longer names are
+#: elided in the middle (their ends tell layers apart) and shown whole in the list and tooltip
+LAYER_CHOOSER_CHARS = 28
+
+
+class StepAxis(pg.AxisItem):
+    """An axis of time steps (or batches): ticks only at whole numbers.
+
+    pyqtgraph's default spacing puts ticks at 0.5 on a short axis (T = 4), a time step that
+    does not exist; finer levels are dropped here and the labels are written as integers.
+    """
+
+    def tickSpacing(self, minVal: float, maxVal: float, size: float) -> list[tuple[float, float]]:
+        levels = super().tickSpacing(minVal, maxVal, size)
+        whole = [(spacing, offset) for spacing, offset in levels if spacing >= 1]
+        return whole or [(1.0, 0.0)]
+
+    def tickStrings(self, values: list[float], scale: float, spacing: float) -> list[str]:
+        return [str(round(float(value) * scale)) for value in values]
+
+
+def step_axis() -> dict[str, pg.AxisItem]:
+    """``axisItems`` for a plot whose x axis counts time steps: ``PlotWidget(axisItems=...)``."""
+    return {"bottom": StepAxis(orientation="bottom")}
+
+
+class LayerComboBox(QComboBox):
+    """A layer chooser of fixed width that shows a long name elided in the middle.
+
+    A fixed width keeps a project switch from moving the docks; the middle of a layer name is
+    the least telling part (``bestformer.blocks.0.attention.q.neuron``), so it gives way.
+    """
+
+    def __init__(self, tip: str = "", parent: QWidget | None = None) -> None:
+        super().__init__(parent)
+        self._tip = tip
+        self.setSizeAdjustPolicy(QComboBox.SizeAdjustPolicy.AdjustToMinimumContentsLengthWithIcon)
+        self.setMinimumContentsLength(LAYER_CHOOSER_CHARS)
+        self.currentTextChanged.connect(self._on_current_text_changed)
+        self._on_current_text_changed("")
+
+    def shown_text(self) -> str:
+        """The text as drawn in the closed box (elided when it does not fit)."""
+        option = QStyleOptionComboBox()
+        self.initStyleOption(option)
+        field = self.style().subControlRect(QStyle.ComplexControl.CC_ComboBox, option,
+                                            QStyle.SubControl.SC_ComboBoxEditField, self)
+        return self.fontMetrics().elidedText(self.currentText(), Qt.TextElideMode.ElideMiddle,
+                                             max(field.width(), 0))
+
+    def paintEvent(self, _event: Any) -> None:
+        painter = QStylePainter(self)
+        option = QStyleOptionComboBox()
+        self.initStyleOption(option)
+        option.currentText = self.shown_text()
+        painter.drawComplexControl(QStyle.ComplexControl.CC_ComboBox, option)
+        painter.drawControl(QStyle.ControlElement.CE_ComboBoxLabel, option)
+
+    def fit_list_to_items(self) -> None:
+        """The drop-down list as wide as its longest name (it may be wider than the box)."""
+        metrics = self.view().fontMetrics()
+        widest = max((metrics.horizontalAdvance(self.itemText(i)) for i in range(self.count())),
+                     default=0)
+        self.view().setMinimumWidth(widest + 4 * metrics.averageCharWidth())
+
+    def _on_current_text_changed(self, text: str) -> None:
+        # the whole name, since the box may show it elided
+        self.setToolTip("\n".join(part for part in (text, self._tip) if part))
 
 
 def to_numpy(values: Any) -> np.ndarray:
@@ -174,6 +246,9 @@ def fill_layer_combo(combo: Any, layers: list[str], *, with_all: bool) -> bool:
             combo.setCurrentIndex(wanted.index(chosen))
     finally:
         combo.blockSignals(blocked)
+    if isinstance(combo, LayerComboBox):
+        combo.fit_list_to_items()
+        combo._on_current_text_changed(combo.currentText())  # signals were blocked
     return True
 
 
@@ -208,14 +283,9 @@ def layer_header(view: Any, *extra: QWidget, tip: str = "") -> QHBoxLayout:
     ``view._on_layer_combo_changed``)."""
     view.title_label = QLabel()
     # Neither the title nor a long layer name may widen the dock (a project switch would move
-    # every dock): the title gives way, the chooser shows 16 characters and its list the rest.
+    # every dock): the title gives way, the chooser has a fixed width (LayerComboBox).
     view.title_label.setSizePolicy(QSizePolicy.Policy.Ignored, QSizePolicy.Policy.Preferred)
-    view.layer_combo = QComboBox()
-    view.layer_combo.setSizeAdjustPolicy(
-        QComboBox.SizeAdjustPolicy.AdjustToMinimumContentsLengthWithIcon)
-    view.layer_combo.setMinimumContentsLength(16)
-    if tip:
-        view.layer_combo.setToolTip(tip)
+    view.layer_combo = LayerComboBox(tip)
     view.layer_combo.currentIndexChanged.connect(view._on_layer_combo_changed)
     header = QHBoxLayout()
     header.addWidget(view.title_label, 1)

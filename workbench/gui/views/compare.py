@@ -38,6 +38,8 @@ from PySide6.QtWidgets import (
 )
 
 from workbench.core.model.project import PROJECT_FILE, Project
+from workbench.core.model.quantity import format_energy_pj
+from workbench.core.runs.reports import precision_text
 from workbench.gui.views._common import HintStack, PlotViewMixin
 from workbench.gui.views.export import ExportMixin
 
@@ -47,9 +49,11 @@ VARIANTS_DIR = "variants"
 EMPTY_HINT = ("No variants yet: compress the project (Network ▸ Compress…) to compare "
               "accuracy, size and energy here")
 COLUMNS = ["Name", "Method", "Parameters", "Accuracy (%)", "Size (bytes)", "Size (MB)",
-           "Params", "Energy (pJ/sample)", "Energy source"]
+           "Params", "Energy per sample", "Energy source", "Quantised layers"]
 _CURRENT_BRUSH = (255, 127, 14)
 _VARIANT_BRUSH = (70, 150, 255)
+#: the plots' floor: below ~200 px their titles, axis labels and point names crowd out the data
+MIN_PLOTS_HEIGHT = 220
 
 
 @dataclass
@@ -66,6 +70,8 @@ class VariantRow:
     energy_pj: float | None = None
     energy_table: str = ""
     current: bool = False
+    #: which layers the compression quantised and which stayed at full precision
+    precision: str = ""
 
     def cells(self) -> list[str]:
         """The table's texts ("—" for a figure nobody measured)."""
@@ -76,8 +82,10 @@ class VariantRow:
                 self.params, fmt(None if self.accuracy is None else 100 * self.accuracy, ".2f"),
                 fmt(self.size_bytes, ",.0f"),
                 fmt(None if self.size_bytes is None else self.size_bytes / 1e6, ".4f"),
-                fmt(self.n_params, ","), fmt(self.energy_pj, ",.1f"),
-                f"estimate — {self.energy_table}" if self.energy_table else ""]
+                fmt(self.n_params, ","),
+                "—" if self.energy_pj is None else format_energy_pj(self.energy_pj),
+                f"estimate — {self.energy_table}" if self.energy_table else "",
+                self.precision]
 
 
 def _params_text(params: dict[str, Any]) -> str:
@@ -110,9 +118,16 @@ def read_variant(folder: Path) -> tuple[VariantRow, dict[str, Any]]:
     energy = data.get("energy") if isinstance(data.get("energy"), dict) else {}
     row = VariantRow(str(data.get("name", folder.name)), str(folder),
                      str(record.get("method", "")), _params_text(record.get("params") or {}),
-                     energy_table=str(energy.get("table", "")) if record else "")
+                     energy_table=str(energy.get("table", "")) if record else "",
+                     precision=_precision(record))
     _figures(row, record.get("after") or {})
     return row, record
+
+
+def _precision(record: dict[str, Any]) -> str:
+    """The record's "quantised 1 of 3 layers to 4 bits: …" line ("" for older records)."""
+    split = record.get("precision")
+    return precision_text(split) if isinstance(split, dict) else ""
 
 
 def collect_variants(project: Project | None, extra: Iterable[str | Path] = ()
@@ -159,6 +174,7 @@ def collect_variants(project: Project | None, extra: Iterable[str | Path] = ()
         record = project.compression[-1]
         current.method = str(record.get("method", ""))
         current.params = _params_text(record.get("params") or {})
+        current.precision = _precision(record)
         _figures(current, record.get("after") or {})
     elif parent_figures:
         _figures(current, parent_figures)
@@ -247,6 +263,7 @@ class VariantsView(QWidget, PlotViewMixin, ExportMixin):
         self._add_export_to_plot_menu(self.plot_widget)
 
         self._stack = HintStack(self.plot_widget)
+        self._stack.setMinimumHeight(MIN_PLOTS_HEIGHT)  # the splitter shrinks the table first
         splitter = QSplitter(Qt.Orientation.Vertical)
         splitter.addWidget(self.table)
         splitter.addWidget(self._stack)
@@ -296,7 +313,8 @@ class VariantsView(QWidget, PlotViewMixin, ExportMixin):
                     font = item.font()
                     font.setBold(True)
                     item.setFont(font)
-                item.setToolTip(text if c == 2 else row.folder)
+                # parameters and quantised layers make long lines: their text as tooltip
+                item.setToolTip(text if c in (2, len(COLUMNS) - 1) else row.folder)
                 self.table.setItem(r, c, item)
 
     def _draw(self) -> None:
@@ -318,9 +336,11 @@ class VariantsView(QWidget, PlotViewMixin, ExportMixin):
                       "brush": pg.mkBrush(*(_CURRENT_BRUSH if row.current else _VARIANT_BRUSH))}
                      for x, y, row in points]
             self._scatters[key].setData(spots)
+            right = max((x for x, _y, _row in points), default=0.0) / 2
             for x, y, row in points:
-                # the theme's foreground: TextItem's default grey vanishes on a light plot
-                label = pg.TextItem(row.name, anchor=(0, 1),
+                # the theme's foreground: TextItem's default grey vanishes on a light plot;
+                # names of points in the right half run leftwards, so none is cut at the edge
+                label = pg.TextItem(row.name, anchor=(1, 1) if x > right else (0, 1),
                                     color=pg.mkColor(pg.getConfigOption("foreground")))
                 label.setPos(x, y)
                 plot.addItem(label)
@@ -362,9 +382,11 @@ class VariantsView(QWidget, PlotViewMixin, ExportMixin):
 
     def _csv_table(self) -> tuple[list[str], Iterable[Sequence[Any]]]:
         header = ["name", "folder", "method", "params", "accuracy", "model_size_bytes",
-                  "model_size_mb", "params_count", "pj_per_sample", "energy_source", "open"]
+                  "model_size_mb", "params_count", "pj_per_sample", "energy_source", "open",
+                  "quantised_layers"]
         rows = ([r.name, r.folder, r.method, r.params, r.accuracy, r.size_bytes,
                  None if r.size_bytes is None else r.size_bytes / 1e6, r.n_params, r.energy_pj,
-                 f"estimate: {r.energy_table}" if r.energy_table else "", r.current]
+                 f"estimate: {r.energy_table}" if r.energy_table else "", r.current,
+                 r.precision]
                 for r in self._rows)
         return header, rows

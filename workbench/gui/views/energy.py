@@ -1,8 +1,9 @@
-"""The energy ledger: picojoules per sample per layer, with where the figures come from.
+"""The energy ledger: energy per sample per layer, with where the figures come from.
 
 Every figure says whether it is an **estimate** (and from which cost table) or a
 **measurement** (and from which backend). The provenance line is therefore always on screen,
-above the bars, and the view has no state in which figures show without it.
+above the bars, and the view has no state in which figures show without it. The label under the
+bar of a quantised layer names the width it was priced at ("INT4"): such a layer costs less.
 """
 
 from __future__ import annotations
@@ -15,6 +16,7 @@ import pyqtgraph as pg
 from PySide6.QtCore import Signal
 from PySide6.QtWidgets import QComboBox, QHBoxLayout, QLabel, QWidget
 
+from workbench.core.model.quantity import format_energy_pj
 from workbench.core.runs.reports import format_energy
 from workbench.gui.views._common import PlotViewMixin, assemble_view, si_number
 from workbench.gui.views.export import ExportMixin
@@ -27,7 +29,7 @@ __all__ = ["EMPTY_HINT", "EnergyView"]
 
 
 class EnergyView(QWidget, PlotViewMixin, ExportMixin):
-    """Bar chart of pJ per sample per layer, totals, cost table chooser and provenance."""
+    """Bar chart of energy per sample per layer, totals, cost table chooser and provenance."""
 
     #: the id of the cost table the user picked
     table_changed = Signal(str)
@@ -56,7 +58,8 @@ class EnergyView(QWidget, PlotViewMixin, ExportMixin):
 
         self.plot_widget = pg.PlotWidget()
         plot = self.plot_widget.getPlotItem()
-        plot.setLabel("left", "energy per sample", units="pJ")
+        # base units: pyqtgraph picks the prefix (nJ, µJ), never "kpJ"
+        plot.setLabel("left", "energy per sample", units="J")
         # the colours say how a layer is priced; without this line they would be decoration
         plot.setLabel("bottom", "layer  (blue: spike input, priced as ACs · "
                                 "orange: real-valued input, priced as MACs)")
@@ -92,16 +95,16 @@ class EnergyView(QWidget, PlotViewMixin, ExportMixin):
             plot.getAxis("bottom").setTicks(None)
             self._stack.show_hint(EMPTY_HINT)
         else:
-            heights = [float(layer.get("pj", 0.0)) for layer in layers]
+            heights = [float(layer.get("pj", 0.0)) * 1e-12 for layer in layers]  # pJ -> J
             brushes = [pg.mkBrush(*(_REAL_INPUT_COLOUR if layer.get("input") == "real"
                                     else _BAR_COLOUR), 220) for layer in layers]
             self._bars.setOpts(x=np.arange(len(layers)), height=heights, width=0.6,
                                brushes=brushes)
-            plot.getAxis("bottom").setTicks(
-                [[(i, str(layer.get("name", i))) for i, layer in enumerate(layers)], []])
+            plot.getAxis("bottom").setTicks([[(i, _tick(layer)) for i, layer in enumerate(layers)],
+                                              []])
             if layers:
                 plot.setXRange(-0.5, len(layers) - 0.5, padding=0.02)
-                plot.setYRange(0, max(max(heights), 1e-12), padding=0.05)
+                plot.setYRange(0, max(max(heights), 1e-24), padding=0.05)
                 self._stack.show_plot()
             else:
                 self._stack.show_hint("The report counts no layers (nothing to price)")
@@ -109,8 +112,13 @@ class EnergyView(QWidget, PlotViewMixin, ExportMixin):
 
     # -- what the user sees --------------------------------------------------------------------
     def bar_values(self) -> list[float]:
-        """Heights of the bars: pJ per sample of each layer, in the report's order."""
-        return [float(h) for h in (self._bars.opts.get("height") or [])]
+        """Heights of the bars in pJ per sample (drawn in J), in the report's order."""
+        return [float(h) * 1e12 for h in (self._bars.opts.get("height") or [])]
+
+    def tick_labels(self) -> list[str]:
+        """The layer labels under the bars (a quantised layer's with its priced width)."""
+        layers = self._report.get("layers", []) if self._report else []
+        return [_tick(layer) for layer in layers]
 
     def provenance_text(self) -> str:
         """The provenance line ("Estimate — <table>", "Measurement — <backend>")."""
@@ -151,9 +159,12 @@ class EnergyView(QWidget, PlotViewMixin, ExportMixin):
         source = str(report.get("source", ""))
         details = [f"Source: {source}"] if source else []
         if report.get("kind") != "measurement":
-            details.append(f"E_MAC {report.get('e_mac_pj', float('nan')):g} pJ, "
-                           f"E_AC {report.get('e_ac_pj', float('nan')):g} pJ; "
-                           f"SOP counting: {report.get('sop_counting', '?')}"
+            precision = report.get("precision", "full precision")
+            details.append(f"{precision}: E_MAC "
+                           f"{format_energy_pj(report.get('e_mac_pj', float('nan')))}, "
+                           f"E_AC {format_energy_pj(report.get('e_ac_pj', float('nan')))}"
+                           + (f"; {report['pricing']}" if report.get("pricing") else "")
+                           + f"; SOP counting: {report.get('sop_counting', '?')}"
                            + ("; encoder layers counted once" if report.get("encode_once")
                               else ""))
             table_id = report.get("table")
@@ -177,9 +188,19 @@ class EnergyView(QWidget, PlotViewMixin, ExportMixin):
         return self.plot_widget
 
     def _csv_table(self) -> tuple[list[str], Iterable[Sequence[Any]]]:
-        header = ["layer", "input", "macs", "sops", "pj", "firing_rate"]
+        header = ["layer", "input", "macs", "sops", "pj", "firing_rate", "priced_at"]
         layers = self._report.get("layers", []) if self._report else []
         rows = ([layer.get("name", ""), layer.get("input", ""), layer.get("macs", 0.0),
-                 layer.get("sops", 0.0), layer.get("pj", 0.0), layer.get("firing_rate", 0.0)]
+                 layer.get("sops", 0.0), layer.get("pj", 0.0), layer.get("firing_rate", 0.0),
+                 layer.get("priced_at", "")]
                 for layer in layers)
         return header, rows
+
+
+def _tick(layer: dict[str, Any]) -> str:
+    """``conv2.conv · INT4`` for a quantised layer (the width it was priced at); a
+    full-precision layer is named alone (its prices are the table's, in the source line)."""
+    name = str(layer.get("name", ""))
+    if layer.get("weight_bits") is None or not layer.get("priced_at"):
+        return name
+    return f"{name} · {layer['priced_at']}"

@@ -18,12 +18,16 @@ from workbench.gui.views._common import (
     fill_layer_combo,
     layer_header,
     sample_matrix,
+    step_axis,
 )
 from workbench.gui.views.export import ExportMixin
 
 #: more curves than this are unreadable and slow; the rest of a long range is not drawn
 MAX_CURVES = 32
 DEFAULT_NEURONS = "0-4"
+#: spike markers: a triangle up on the curve where the neuron fired (down for a ternary −1)
+SPIKE_SYMBOLS = {1: "t1", -1: "t"}
+SPIKE_SIZE = 9
 
 
 def parse_indices(text: str) -> list[int]:
@@ -60,7 +64,8 @@ def format_indices(indices: Iterable[int]) -> str:
 
 
 class MembraneView(QWidget, ProbeViewMixin, ExportMixin):
-    """Membrane potential over time steps, one coloured curve per chosen neuron."""
+    """Membrane potential over time steps, one coloured curve per chosen neuron, the layer's
+    threshold as a dashed line and a marker on each curve where its neuron spiked."""
 
     def __init__(self, parent: QWidget | None = None) -> None:
         super().__init__(parent)
@@ -69,6 +74,9 @@ class MembraneView(QWidget, ProbeViewMixin, ExportMixin):
         self._neurons = parse_indices(DEFAULT_NEURONS)
         # (neuron, values) of each drawn curve, for the CSV export
         self._drawn: list[tuple[int, np.ndarray]] = []
+        # (neuron, spike per step) of each drawn curve: 0, +1 or −1
+        self._drawn_spikes: list[np.ndarray] = []
+        self._marks: list[tuple[int, int, int]] = []  # (neuron, t, sign) of each spike marker
         self._curves: list[pg.PlotDataItem] = []
         self._text_error = ""
         self._poller = BufferPoller(self.set_probe, self.clear, self)
@@ -83,7 +91,7 @@ class MembraneView(QWidget, ProbeViewMixin, ExportMixin):
         self.neuron_hint.setVisible(False)
         header = layer_header(self, QLabel("Neurons:"), self.neuron_edit)
 
-        self.plot_widget = pg.PlotWidget()
+        self.plot_widget = pg.PlotWidget(axisItems=step_axis())
         plot = self.plot_widget.getPlotItem()
         plot.setLabel("bottom", "time step")
         plot.setLabel("left", "membrane potential")
@@ -94,8 +102,14 @@ class MembraneView(QWidget, ProbeViewMixin, ExportMixin):
             angle=0, pen=pg.mkPen((128, 128, 128), width=1, style=Qt.PenStyle.DashLine),
             label="threshold", labelOpts={"position": 0.05})
         self._threshold_line.setVisible(False)
-        self._threshold: float | None = None
-        plot.addItem(self._threshold_line, ignoreBounds=True)
+        self._threshold: float | None = None  # shown now
+        self._given_threshold: float | None = None  # set_threshold's, for records without one
+        # in the auto range: how far a silent neuron stays below its threshold is the point
+        plot.addItem(self._threshold_line)
+        self._spike_marks = pg.ScatterPlotItem(size=SPIKE_SIZE, pen=None, symbol="t1",
+                                               brush=pg.mkBrush(128, 128, 128))
+        self._spike_marks.setZValue(5)  # over the curves
+        plot.addItem(self._spike_marks)
 
         self._stack = assemble_view(self, header, self.neuron_hint)
         self._redraw()
@@ -124,7 +138,12 @@ class MembraneView(QWidget, ProbeViewMixin, ExportMixin):
         self.neuron_edit.setText(format_indices(neurons))
 
     def set_threshold(self, value: float | None) -> None:
-        """Draw a dashed line at the firing threshold ``value``; None hides it."""
+        """Draw a dashed line at the firing threshold ``value`` for layers whose record does
+        not carry their own (``ProbeRecord.threshold``); None hides it."""
+        self._given_threshold = value
+        self._show_threshold(value)
+
+    def _show_threshold(self, value: float | None) -> None:
         self._threshold = value
         if value is None:
             self._threshold_line.setVisible(False)
@@ -159,7 +178,12 @@ class MembraneView(QWidget, ProbeViewMixin, ExportMixin):
         return self.neuron_hint.text() if not self.neuron_hint.isHidden() else ""
 
     def threshold(self) -> float | None:
-        return self._threshold
+        """The threshold drawn now (None: no line)."""
+        return self._threshold if self._threshold_line.isVisible() else None
+
+    def spike_marks(self) -> list[tuple[int, int]]:
+        """``(neuron, time step)`` of every spike marker drawn, in curve order."""
+        return [(neuron, t) for neuron, t, _sign in self._marks]
 
     # -- drawing -------------------------------------------------------------------------------
     def _on_layer_combo_changed(self, _index: int) -> None:
@@ -182,7 +206,7 @@ class MembraneView(QWidget, ProbeViewMixin, ExportMixin):
         self.neuron_hint.setVisible(bool(text))
 
     def _redraw(self) -> None:
-        self._drawn = []
+        self._drawn, self._drawn_spikes = [], []
         note = ""
         layer = self.layer_combo.currentText()
         record = self._records.get(layer)
@@ -201,9 +225,17 @@ class MembraneView(QWidget, ProbeViewMixin, ExportMixin):
                 note = f"Showing the first {MAX_CURVES} of {len(wanted)} neurons"
                 wanted = wanted[:MAX_CURVES]
             self._drawn = [(n, matrix[:, n].astype(np.float64)) for n in wanted]
+            spikes = sample_matrix(record.spikes, self._sample)
+            if spikes.shape == matrix.shape:
+                self._drawn_spikes = [np.sign(spikes[:, n]).astype(np.int8) for n in wanted]
             self._stack.show_plot()
+        own = getattr(record, "threshold", None) if record is not None else None
+        drawn = record is not None and record.membrane is not None
+        self._show_threshold((own if own is not None else self._given_threshold)
+                             if drawn else None)
         self._show_neuron_hint(self._text_error or note)
         self._sync_curves()
+        self._sync_marks()
 
     def _sync_curves(self) -> None:
         # curves are reused across redraws (5-30 per second while a run probes); only a changed
@@ -228,6 +260,32 @@ class MembraneView(QWidget, ProbeViewMixin, ExportMixin):
                           pen=pg.mkPen(pg.intColor(i, hues=hues), width=1.5))
             if renamed and plot.legend is not None:
                 plot.legend.addItem(curve, name)
+
+    def _sync_marks(self) -> None:
+        """One scatter item for all spike markers, each in its curve's colour."""
+        hues = max(len(self._drawn), 9)
+        self._marks, xs, ys, brushes, symbols = [], [], [], [], []
+        for i, ((neuron, values), signs) in enumerate(zip(self._drawn, self._drawn_spikes,
+                                                          strict=False)):
+            brush = pg.mkBrush(pg.intColor(i, hues=hues))
+            for t in np.flatnonzero(signs):
+                sign = int(signs[t])
+                self._marks.append((neuron, int(t), sign))
+                xs.append(float(t))
+                ys.append(float(values[t]))
+                brushes.append(brush)
+                symbols.append(SPIKE_SYMBOLS[sign])
+        self._spike_marks.setData(x=xs, y=ys, brush=brushes, symbol=symbols)
+        self._spike_marks.setVisible(bool(xs))
+        # the markers' key, after the neurons', only while there are markers (a hidden item's
+        # key would show pyqtgraph's "hidden" icon)
+        legend = self.plot_widget.getPlotItem().legend
+        if legend is not None:
+            listed = legend.getLabel(self._spike_marks) is not None
+            if xs and not listed:
+                legend.addItem(self._spike_marks, "spike")
+            elif not xs and listed:
+                legend.removeItem(self._spike_marks)
 
     # -- export --------------------------------------------------------------------------------
     def _export_target(self) -> Any:

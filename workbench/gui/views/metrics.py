@@ -15,15 +15,17 @@ from typing import Any
 import numpy as np
 import pyqtgraph as pg
 from PySide6.QtCore import QTimer
-from PySide6.QtWidgets import QHBoxLayout, QLabel, QWidget
+from PySide6.QtWidgets import QHBoxLayout, QLabel, QSizePolicy, QWidget
 
 from workbench.core.runs.events import MetricSample
-from workbench.gui.views._common import PlotViewMixin, assemble_view
+from workbench.gui.views._common import PlotViewMixin, assemble_view, step_axis
 from workbench.gui.views.export import ExportMixin
 
 #: at most this many redraws a second however fast samples come: repainting the two plots
 #: costs CPU the training run shares on a small machine (benchmarks/gui_responsiveness.py)
 REDRAW_HZ = 2
+#: the plots' height floor: below ~180 px a curve's shape (and the axis labels) are lost
+MIN_PLOT_HEIGHT = 180
 
 
 @dataclass(frozen=True)
@@ -52,8 +54,11 @@ _EXTRA_COLOURS = ((44, 160, 44), (214, 39, 40), (148, 103, 189), (140, 86, 75), 
 
 
 class MetricsView(QWidget, PlotViewMixin, ExportMixin):
-    """Loss (top), accuracy in % (middle) and — when the learning rule reports any — its own
-    per-epoch metrics (bottom), sharing the step axis."""
+    """Loss on a log scale (left), accuracy in % (middle) and — when the learning rule reports
+    any — its own per-epoch metrics (right), side by side with linked step axes.
+
+    Side by side because the training dock is wide and short: stacked, each plot got ~80 px.
+    """
 
     def __init__(self, parent: QWidget | None = None) -> None:
         super().__init__(parent)
@@ -62,18 +67,25 @@ class MetricsView(QWidget, PlotViewMixin, ExportMixin):
         self._curves: dict[str, pg.PlotDataItem] = {}
         self._extras: dict[str, _SeriesStyle] = {}  # the rule's metrics, as they appear
         self._last_epoch: int | None = None
+        self._note = ""  # where the curves come from, when not from a run of this session
 
         self.title_label = QLabel()
+        # a long summary (or the "from the last run" note) must not widen the dock: it gives way
+        self.title_label.setSizePolicy(QSizePolicy.Policy.Ignored, QSizePolicy.Policy.Preferred)
         header = QHBoxLayout()
         header.addWidget(self.title_label, 1)
         header.addWidget(self._make_export_button())
 
         self.plot_widget = pg.GraphicsLayoutWidget()
-        self.loss_plot = self.plot_widget.addPlot(row=0, col=0)
-        self.accuracy_plot = self.plot_widget.addPlot(row=1, col=0)
+        self.plot_widget.setMinimumHeight(MIN_PLOT_HEIGHT + 20)  # + the layout's margins
+        self.loss_plot = self.plot_widget.addPlot(row=0, col=0, axisItems=step_axis())
+        self.accuracy_plot = self.plot_widget.addPlot(row=0, col=1, axisItems=step_axis())
         self.loss_plot.setLabel("left", "loss")
+        # a loss falls by orders of magnitude: on a linear axis it looks flat after epoch 2
+        self.loss_plot.setLogMode(y=True)
         self.accuracy_plot.setLabel("left", "accuracy", units="%")
-        self.accuracy_plot.setLabel("bottom", "step (batches)")
+        for plot in (self.loss_plot, self.accuracy_plot):
+            plot.setLabel("bottom", "step (batches)")
         self.accuracy_plot.setXLink(self.loss_plot)
         # The rule's own metrics (counts such as backward_events, fractions, norms) get a plot
         # of their own, added only once a rule reports one: most runs have none. (Hiding a
@@ -135,14 +147,13 @@ class MetricsView(QWidget, PlotViewMixin, ExportMixin):
     def _plot_of(self, style: _SeriesStyle) -> pg.PlotItem:
         if style.plot == "extra":
             if self.extra_plot is None:
-                self.extra_plot = self.plot_widget.addPlot(row=2, col=0)
+                self.extra_plot = self.plot_widget.addPlot(row=0, col=2, axisItems=step_axis())
                 self.extra_plot.setLabel("left", "rule metrics")
                 self.extra_plot.setLabel("bottom", "step (batches)")
                 self.extra_plot.setXLink(self.loss_plot)
                 self.extra_plot.setDownsampling(auto=True, mode="peak")
                 self.extra_plot.setClipToView(True)
                 self.extra_plot.addLegend(offset=(-10, 10))
-                self.accuracy_plot.setLabel("bottom", "")  # one step axis label, at the bottom
             return self.extra_plot
         return self.accuracy_plot if style.plot == "accuracy" else self.loss_plot
 
@@ -156,9 +167,9 @@ class MetricsView(QWidget, PlotViewMixin, ExportMixin):
         if self.extra_plot is not None:
             self.plot_widget.removeItem(self.extra_plot)
             self.extra_plot = None
-            self.accuracy_plot.setLabel("bottom", "step (batches)")
         self._data = {}
         self._last_epoch = None
+        self._note = ""
         self._extras = {}
         self._curves = {}
         self.title_label.clear()
@@ -168,6 +179,19 @@ class MetricsView(QWidget, PlotViewMixin, ExportMixin):
         """Draw pending samples now instead of on the timer."""
         self._redraw_timer.stop()
         self._redraw()
+
+    def show_history(self, samples: Iterable[MetricSample], note: str) -> None:
+        """Show a past run's curves at once (a reopened project's last training run), headed
+        by ``note`` ("from the last run, …") until the next :meth:`clear`."""
+        self.clear()
+        for sample in samples:
+            self.add_sample(sample)
+        self._note = note
+        self.flush()
+
+    def note(self) -> str:
+        """Where the curves shown come from ("" for the current session's runs)."""
+        return self._note
 
     # -- what the user sees --------------------------------------------------------------------
     def point_count(self) -> int:
@@ -194,10 +218,15 @@ class MetricsView(QWidget, PlotViewMixin, ExportMixin):
             y = np.asarray(values, dtype=np.float64)
             if style.plot == "accuracy":
                 y = y * 100.0
+            elif style.plot == "loss":
+                # the log axis has no place for a loss of 0 (or a negative one from a custom
+                # rule): such points are left out rather than drawn at -inf
+                y = np.where(y > 0, y, np.nan)
             self._curve(style).setData(np.asarray(steps, dtype=np.float64), y)
         if self._data:
             self._stack.show_plot()
-        self.title_label.setText(self._summary())
+        self.title_label.setText(" · ".join(part for part in (self._note, self._summary())
+                                            if part))
 
     def _curve(self, style: _SeriesStyle) -> pg.PlotDataItem:
         curve = self._curves.get(style.key)
