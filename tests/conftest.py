@@ -22,3 +22,32 @@ def _own_projects_folder(tmp_path, monkeypatch):
     # Opening an example copies it into the user's projects folder: in a test, a temporary one
     # (never the developer's documents folder; each test starts with no copies).
     monkeypatch.setenv("SNN_WORKBENCH_PROJECTS", str(tmp_path / "my_projects"))
+
+
+# Run in parallel (pytest-xdist, ``-n auto`` in pyproject.toml), the suite fits its 10-minute
+# budget on two cores. Three rules keep that honest and safe:
+# - one torch thread per core: two workers each running two threads on two cores would spin;
+# - the tests that run yosys/nextpnr share one worker (``--dist loadgroup``): YoWASP writes its
+#   first-use compile cache without a lock, so two first runs at once could read a half file;
+# - the longest tests are handed out first, so no worker is left with one at the end.
+_YOSYS_TESTS = ("tests/plugins/test_fpga.py", "tests/e2e/test_deploy_cli.py")
+_WORKERS = int(os.environ.get("PYTEST_XDIST_WORKER_COUNT", "1"))
+_THREADS = max(1, (os.cpu_count() or 1) // _WORKERS)
+if _WORKERS > 1:
+    os.environ.setdefault("OMP_NUM_THREADS", str(_THREADS))  # for the CLI subprocesses too
+
+
+def pytest_sessionstart(session):
+    if _WORKERS > 1:  # torch may be imported already (by the shipped fixtures): tell it too
+        import torch
+
+        torch.set_num_threads(_THREADS)
+
+
+def pytest_collection_modifyitems(config, items):
+    for item in items:
+        if item.nodeid.startswith(_YOSYS_TESTS):
+            item.add_marker(pytest.mark.xdist_group("yosys"))
+    # stable: among equals, collection order stays
+    items.sort(key=lambda item: 0 if item.nodeid.startswith(_YOSYS_TESTS)
+               or item.get_closest_marker("slow") else 1)
