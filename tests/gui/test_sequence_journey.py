@@ -48,7 +48,9 @@ def test_train_and_probe_a_sequence_project_in_the_window(make_main_window, qtbo
     assert "accuracy" in window.training.status.text()
     assert "SOPs" in window.energy.totals_text()
 
-    # probing a sample: the encoder's ternary input spikes reach the raster
+    # probing a sample: the encoder's ternary input spikes reach the raster (on its tab: a
+    # view behind another tab is not redrawn)
+    window.docks["raster"].raise_()
     window.probe_now(3)
     qtbot.waitUntil(lambda: window.raster.spike_count() > 0, timeout=10_000)
     window.raster.layer_combo.setCurrentIndex(0)  # all layers

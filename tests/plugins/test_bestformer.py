@@ -34,7 +34,7 @@ from wb_bestformer.compress import cie_loss, frozen_copy, hard_distillation
 from wb_core.neurons import lif
 
 from workbench.core.build.compile import compile_graph
-from workbench.core.build.energy import EnergyMeter, is_neuron_module
+from workbench.core.build.energy import CostTable, EnergyMeter, is_neuron_module
 from workbench.core.build.info import describe
 from workbench.core.model.graph import Graph, Node
 from workbench.core.model.specs import AttentionSpec, CompressionSpec
@@ -297,7 +297,7 @@ def test_energy_meter_finds_each_attention_core_once(plugin_host):
     model = compile_graph(bestformer_graph(), plugin_host.registry, DIGITS)
     with EnergyMeter(model) as meter, torch.no_grad():
         model(torch.rand(2, *DIGITS).expand(4, 2, *DIGITS))  # direct encoding: same each step
-    report = meter.report(plugin_host.registry.get("wb_core.fp32_45nm"))
+    report = meter.report(CostTable.from_spec(plugin_host.registry.get("wb_core.fp32_45nm")))
     attention = [layer for layer in report.layers if layer["kind"] == "attention"]
     assert [layer["name"] for layer in attention] == ["bf.blocks.0.attention",
                                                       "bf.blocks.1.attention"]

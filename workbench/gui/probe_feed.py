@@ -25,6 +25,13 @@ log = logging.getLogger(__name__)
 PROBE_POLL_MS = 100  # the views take new probes at most 10 times a second
 
 
+def on_screen(widget: QWidget) -> bool:
+    """Whether any of ``widget`` can be seen. A dock behind another dock's tab stays
+    ``isVisible()`` (Qt moves it off screen instead): redrawing the raster, membranes, rates
+    and attention maps there on every live probe made the GUI thread stall 60–100 ms."""
+    return widget.isVisible() and not widget.visibleRegion().isEmpty()
+
+
 class ProbeFeed(QObject):
     """``views()`` names the widgets with ``set_probe(item)``; ``session()`` the open one."""
 
@@ -83,7 +90,7 @@ class ProbeFeed(QObject):
         if self._item is None:
             return
         for name, view in self._views().items():
-            if self._shown.get(name) == self._seq or not view.isVisible():
+            if self._shown.get(name) == self._seq or not on_screen(view):
                 continue
             self._shown[name] = self._seq
             try:

@@ -63,7 +63,7 @@ def _preload(window: Any) -> Any:
     session = Session(window.doc.project, window.host.registry)
     try:
         session.validate()
-    except Exception as exc:  # reported again, properly, when the window validates
+    except Exception as exc:  # noqa: BLE001 - the window's own validation reports it
         log.debug("start-up preload: %s", exc)
     return session
 
@@ -82,7 +82,7 @@ class _Loader(QObject):
         window.installEventFilter(self)
         QTimer.singleShot(PAINT_FALLBACK_MS, self._start)
 
-    def eventFilter(self, watched: QObject, event: QEvent) -> bool:  # noqa: N802 - Qt's name
+    def eventFilter(self, watched: QObject, event: QEvent) -> bool:  # Qt's name
         if event.type() == QEvent.Type.Paint and not self.started:
             if self.report_times:
                 print(f"first-paint {time.time():.4f}", flush=True)
@@ -98,7 +98,7 @@ class _Loader(QObject):
         def load() -> None:
             try:
                 session = _preload(self.window)
-            except Exception as exc:  # e.g. torch missing: the queue says so on the GUI thread
+            except Exception as exc:  # noqa: BLE001 - e.g. no torch: the queue says so
                 log.error("start-up load failed: %s", exc)
                 session = None
             self.loaded.emit(session)
@@ -114,7 +114,7 @@ class _Loader(QObject):
         for work in queued:
             try:
                 work()
-            except Exception:  # one part failing must not keep the others from loading
+            except Exception:  # one part failing must not keep the rest from loading
                 log.exception("start-up step %r failed", work)
         if self.report_times:
             print(f"ready {time.time():.4f}", flush=True)

@@ -10,6 +10,8 @@ its own torch threads and device: the worker only pulls events and forwards them
 
 from __future__ import annotations
 
+import os
+import sys
 import threading
 import time
 import traceback
@@ -24,7 +26,27 @@ from workbench.core.runs.events import Progress
 #: every event the GUI thread handles is CPU taken from the run on a 2-core machine)
 PROGRESS_HZ = 4.0
 
+#: how much lower than the GUI thread a run's thread (and the torch threads it starts) runs
+RUN_NICENESS = 5
+
 _LIVE_THREADS: weakref.WeakSet[QThread] = weakref.WeakSet()
+
+
+def yield_cpu_to_gui() -> None:
+    """Lower the calling thread's priority (Linux only: there ``nice`` is per thread, and the
+    torch threads this thread starts inherit it).
+
+    Training keeps both cores of a 2-core machine busy; a repaint then waited for a core and
+    the GUI stalled 100–135 ms, twice its own CPU time (benchmarks/gui_responsiveness.py). At
+    a lower priority the run gives way when the GUI thread wakes, and has the CPU back at
+    once: the GUI is idle most of the time."""
+    if not sys.platform.startswith("linux"):
+        return  # elsewhere the priority is the whole process's
+    try:
+        tid = threading.get_native_id()
+        os.setpriority(os.PRIO_PROCESS, tid, os.getpriority(os.PRIO_PROCESS, tid) + RUN_NICENESS)
+    except OSError:  # not allowed here: the run just keeps its priority
+        pass
 
 
 def live_threads() -> list[QThread]:
@@ -69,6 +91,7 @@ class RunWorker(QObject):
 
     @Slot()
     def run(self) -> None:
+        yield_cpu_to_gui()  # before the run starts its torch threads: they inherit it
         last_progress = 0.0
         try:
             for ev in self._run:
