@@ -4,7 +4,8 @@
 
 Copies the digits_conv example to a temporary folder, trains it in the main window, evaluates
 it (the energy ledger), and saves: ``main_window.png`` (editor, training curves, ledger),
-``raster.png`` (the spike raster of a test sample), ``membrane.png``, ``energy.png``; then
+``raster.png`` (the spike raster of a test sample), ``membrane.png``, ``energy.png``,
+``neuron_explorer.png`` (conv2's neuron: step, ramp, f–I curve); then
 compresses it with 4-bit ReScaW from the Compress dialog (``compress.png``, ``variants.png``)
 and deploys it to the integer simulator from the Deploy panel (``deploy.png``).
 """
@@ -77,9 +78,15 @@ def main() -> int:
         shot("membrane.png", window.docks["membrane"])
         window.docks["energy"].raise_()
         shot("energy.png", window)
+        window.docks["neuron_explorer"].raise_()
+        window.editor.select_node("conv2")  # its neuron: step, ramp and f–I curve
+        settle(app, 60)
+        shot("neuron_explorer.png", window.docks["neuron_explorer"])
         summary = window.controller.last_finished.summary
+        from workbench.core.model.quantity import format_energy_pj
+
         print(f"test accuracy {summary['accuracy']:.4f}, "
-              f"{summary['energy']['total_pj_per_sample'] / 1e6:.4f} µJ/sample (estimate)")
+              f"{format_energy_pj(summary['energy']['total_pj_per_sample'])}/sample (estimate)")
 
         assert window.save()  # compression and deployment start from the saved weights
         dialog = window.show_compress_dialog()
