@@ -27,7 +27,8 @@ GUI_HANDLER = "workbench.cli.gui:run"
 
 def _project_arg(p: argparse.ArgumentParser) -> None:
     p.add_argument("project", nargs="?", metavar="PROJECT",
-                   help="project folder or project.json (default: the digits_conv example)")
+                   help="project folder, project.json or an example's name, opened as your copy "
+                        "(default: your copy of the digits_conv example)")
 
 
 def _json_arg(p: argparse.ArgumentParser) -> None:

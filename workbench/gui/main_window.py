@@ -40,6 +40,7 @@ from workbench.gui.dialogs.recovery_dialog import RecoveryDialog
 from workbench.gui.edit_actions import EditActions
 from workbench.gui.editor import NetworkEditor
 from workbench.gui.exchange_actions import ExchangeActions
+from workbench.gui.lazy_view import LazyView
 from workbench.gui.network_actions import NetworkActions
 from workbench.gui.panels.deploy import DeployPanel
 from workbench.gui.panels.inspector import InspectorPanel
@@ -133,6 +134,18 @@ class MainWindow(QMainWindow):
         self.projects.set_weights_dirty(dirty)
 
     @property
+    def raster(self) -> SpikeRasterView:
+        return self._lazy["raster"].widget()
+
+    @property
+    def membrane(self) -> MembraneView:
+        return self._lazy["membrane"].widget()
+
+    @property
+    def rates(self) -> FiringRateView:
+        return self._lazy["rates"].widget()
+
+    @property
     def compress_dialog(self) -> CompressDialog | None:
         return self.network.compress_dialog
 
@@ -195,8 +208,10 @@ class MainWindow(QMainWindow):
         self.palette = PalettePanel(self.host.registry)
         self.inspector = InspectorPanel(self.doc)
         self.training = TrainingPanel(self.doc)
-        self.raster, self.membrane = SpikeRasterView(), MembraneView()
-        self.rates, self.energy = FiringRateView(), EnergyView()
+        # Behind the Training tab: built when first shown or asked for (see lazy_view.py)
+        self._lazy = {"raster": LazyView(SpikeRasterView), "membrane": LazyView(MembraneView),
+                      "rates": LazyView(FiringRateView)}
+        self.energy = EnergyView()
         self.log_panel = LogPanel()
         self.neuron_explorer = NeuronExplorerView(self.doc)
         self.palette.spec_selected.connect(self.neuron_explorer.show_spec)
@@ -222,15 +237,15 @@ class MainWindow(QMainWindow):
         col = QVBoxLayout(raster_box)
         col.setContentsMargins(0, 0, 0, 0)
         col.addWidget(self.probes.bar)
-        col.addWidget(self.raster, 1)
+        col.addWidget(self._lazy["raster"], 1)
         docks: dict[str, QDockWidget] = {}
         # One tab group only: with PySide6 6.11 a second tabified group leaves a stray copy of
         # its tab bar visible at its first position (seen offscreen).
         docks["training"] = self._dock("Training", "training_dock", self.training, bottom)
         for name, title, widget in (("energy", "Energy ledger", self.energy),
                                     ("raster", "Spike raster", raster_box),
-                                    ("membrane", "Membrane traces", self.membrane),
-                                    ("rates", "Firing rates", self.rates),
+                                    ("membrane", "Membrane traces", self._lazy["membrane"]),
+                                    ("rates", "Firing rates", self._lazy["rates"]),
                                     ("log", "Log", self.log_panel),
                                     ("neuron_explorer", "Neuron explorer", self.neuron_explorer),
                                     ("variants", "Variants", self.variants),
@@ -244,6 +259,10 @@ class MainWindow(QMainWindow):
             docks[spec.id] = self._dock(spec.display_name, f"{spec.id}_dock", widget, bottom,
                                         docks["training"])
         self.docks = docks
+        for name, lazy in self._lazy.items():
+            lazy.build_when_shown(docks[name])
+        docks["neuron_explorer"].visibilityChanged.connect(
+            lambda shown: shown and self.neuron_explorer.catch_up())
         self.docks["training"].raise_()
         # Side panels ~260 and ~380 px wide; the bottom panels get room for their plots.
         self.resizeDocks([self.docks["palette"], self.docks["inspector"]], [260, 380],
@@ -425,7 +444,8 @@ class MainWindow(QMainWindow):
         return prompts.ask_replace_folder(self, folder, holds_project)
 
     def _probe_views(self) -> dict[str, QWidget]:
-        return {"raster": self.raster, "membrane": self.membrane, "rates": self.rates,
+        built = {name: lazy.built for name, lazy in self._lazy.items() if lazy.built}
+        return {**built,
                 **self.plugin_views}
 
     # -- misc ----------------------------------------------------------------------------------
@@ -446,7 +466,8 @@ class MainWindow(QMainWindow):
 
     def set_theme(self, name: str) -> None:
         self.settings.theme = name
-        apply_theme(name, [self.raster, self.membrane, self.rates, self.energy,
+        built = [lazy.built for lazy in self._lazy.values() if lazy.built]  # the rest: at build
+        apply_theme(name, [*built, self.energy,
                            self.training.metrics, self.variants, self.deploy_panel,
                            self.neuron_explorer])
         self.variants.refresh()  # its point labels take the theme's text colour when drawn

@@ -172,6 +172,7 @@ class MetricsView(QWidget, PlotViewMixin, ExportMixin):
         self._note = ""
         self._extras = {}
         self._curves = {}
+        self._drawn: dict[str, int] = {}  # key -> the points its curve holds
         self.title_label.clear()
         self._stack.show_hint("No metrics yet — train the network to see loss and accuracy")
 
@@ -215,6 +216,9 @@ class MetricsView(QWidget, PlotViewMixin, ExportMixin):
             if style.key not in self._data:
                 continue
             steps, _epochs, values = self._data[style.key]
+            if self._drawn.get(style.key) == len(values):
+                continue  # unchanged: re-setting a curve's data re-renders it for nothing
+            self._drawn[style.key] = len(values)
             y = np.asarray(values, dtype=np.float64)
             if style.plot == "accuracy":
                 y = y * 100.0

@@ -28,6 +28,7 @@ from PySide6.QtWidgets import QHBoxLayout, QLabel, QSizePolicy, QWidget
 from workbench.core.build.neuron_response import NeuronResponse, Trace, neuron_response
 from workbench.core.model.errors import WorkbenchError
 from workbench.core.model.specs import NeuronSpec
+from workbench.gui.probe_feed import on_screen
 from workbench.gui.views._common import PlotViewMixin, assemble_view, step_axis
 from workbench.gui.views.export import ExportMixin
 
@@ -188,15 +189,20 @@ class NeuronExplorerView(QWidget, PlotViewMixin, ExportMixin):
         self._schedule()
 
     def _schedule(self) -> None:
-        if self.isVisible():
+        # isVisible() stays true behind another dock's tab: redraw only what can be seen
+        if on_screen(self):
             self._timer.start()
         else:
             self._stale = True
 
-    def showEvent(self, event: QShowEvent) -> None:  # Qt override
-        super().showEvent(event)
+    def catch_up(self) -> None:
+        """Draw what changed while hidden (the window calls this when the tab is shown)."""
         if self._stale:
             self._timer.start()
+
+    def showEvent(self, event: QShowEvent) -> None:  # Qt override
+        super().showEvent(event)
+        self.catch_up()
 
     def _on_doc_changed(self) -> None:
         if not self._target or self._target[0] != "node":
