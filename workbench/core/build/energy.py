@@ -32,6 +32,7 @@ import torch
 import torch.nn.functional as F
 
 from workbench.core.model.quantity import format_energy_pj
+from workbench.core.model.specs import WidthPricing
 
 SOP_COUNTING = ("exact", "rate")
 
@@ -61,33 +62,21 @@ def accumulator_bits(weight_bits: int, fan_in: int) -> int:
 
 
 @dataclass(frozen=True)
-class CostTable:
+class CostTable(WidthPricing):
+    """The prices the ledger uses: an :class:`EnergyModelSpec`'s, or a project's custom ones
+    (which have no per-width costs: quantised layers are then priced as the rest)."""
+
     id: str
     name: str
     e_mac_pj: float
     e_ac_pj: float
     source: str
-    #: what ``e_mac_pj`` and ``e_ac_pj`` price: full-precision layers are priced as this
-    precision: str = "FP32"
-    #: integer add and multiply energy (pJ) at two widths, e.g. ``((8, 0.03), (32, 0.1))``;
-    #: empty: the table has no per-width costs and quantised layers are priced as the rest
-    int_add_pj: tuple[tuple[int, float], ...] = ()
-    int_mult_pj: tuple[tuple[int, float], ...] = ()
-    #: other widths: energy grows with ``width ** exponent`` (see :func:`per_width`)
-    add_exponent: float = 1.0
-    mult_exponent: float = 2.0
-    #: the width an AC on a b-bit weight is priced at, one of :data:`AC_WIDTHS`
-    ac_width: str = "weight"
 
     @classmethod
     def from_spec(cls, spec: Any) -> CostTable:
+        pricing = spec.width_pricing() if isinstance(spec, WidthPricing) else {}
         return cls(spec.id, spec.display_name, float(spec.e_mac_pj), float(spec.e_ac_pj),
-                   spec.source, precision=getattr(spec, "precision", "FP32"),
-                   int_add_pj=tuple(getattr(spec, "int_add_pj", ())),
-                   int_mult_pj=tuple(getattr(spec, "int_mult_pj", ())),
-                   add_exponent=float(getattr(spec, "add_exponent", 1.0)),
-                   mult_exponent=float(getattr(spec, "mult_exponent", 2.0)),
-                   ac_width=str(getattr(spec, "ac_width", "weight")))
+                   spec.source, **pricing)
 
     @property
     def prices_bit_widths(self) -> bool:

@@ -361,13 +361,10 @@ class BackendSpec(Spec):
 
 
 @dataclass(frozen=True, kw_only=True)
-class EnergyModelSpec(Spec):
-    """A cost table: energy per operation, and where the figures come from."""
+class WidthPricing:
+    """How a cost table prices arithmetic by width: declared on an :class:`EnergyModelSpec` and
+    carried by the ledger's cost table (one list of fields for both)."""
 
-    KIND: ClassVar[str] = "energy_model"
-    e_mac_pj: float = 4.6
-    e_ac_pj: float = 0.9
-    source: str = ""
     #: the arithmetic ``e_mac_pj``/``e_ac_pj`` price ("FP32", "INT8"): full-precision layers
     precision: str = "FP32"
     #: integer add and multiply energy (pJ) at two widths, ``((8, 0.03), (32, 0.1))``: a
@@ -380,6 +377,20 @@ class EnergyModelSpec(Spec):
     #: the width an accumulate on a b-bit weight is priced at: "weight" (b bits) or
     #: "accumulator" (b + ceil(log2 fan-in) bits, at most 32)
     ac_width: str = "weight"
+
+    def width_pricing(self) -> dict[str, Any]:
+        """These fields by name, as a :class:`WidthPricing` of another kind takes them."""
+        return {name: getattr(self, name) for name in WidthPricing.__dataclass_fields__}
+
+
+@dataclass(frozen=True, kw_only=True)
+class EnergyModelSpec(WidthPricing, Spec):
+    """A cost table: energy per operation, and where the figures come from."""
+
+    KIND: ClassVar[str] = "energy_model"
+    e_mac_pj: float = 4.6
+    e_ac_pj: float = 0.9
+    source: str = ""
 
     def needs_factory(self) -> bool:
         return False
