@@ -3,6 +3,8 @@ hands to the membrane plot."""
 
 from __future__ import annotations
 
+import os
+
 import torch
 
 from workbench.core.build.probes import fixed_threshold
@@ -31,6 +33,12 @@ def test_the_newest_training_record_with_metrics_is_the_last_run(tmp_path):
     assert history.started.isoformat() == "2025-01-02T08:00:00"
     assert [s.values["test_accuracy"] for s in history.samples] == \
         [0.1, 0.2, 0.1 * 3, 0.1 * 4]
+
+
+def test_a_fifo_named_like_a_newer_record_is_passed_over_not_read(tmp_path):
+    _record(tmp_path, "train-20250101-080000-aaaaaa", epochs=2)
+    os.mkfifo(tmp_path / "runs" / "train-20250105-080000-ffffff.jsonl")  # reading it would hang
+    assert last_training(tmp_path).run_id == "train-20250101-080000-aaaaaa"
 
 
 def test_a_damaged_record_keeps_its_readable_lines(tmp_path):

@@ -186,7 +186,8 @@ def last_training(project_folder: Path) -> TrainingHistory | None:
     metric, looked for in its ``runs/`` and in the fallback folder of a read-only project."""
     folder = Path(project_folder)
     found = [path for where in (folder / RUNS_DIR, fallback_runs_dir(folder))
-             if where.is_dir() for path in where.glob("train-*.jsonl")]
+             if where.is_dir() for path in where.glob("train-*.jsonl")
+             if path.is_file()]  # a FIFO or a folder of that name would hang or fail the read
     for path in sorted(found, key=_started, reverse=True):
         history = read_training(path)
         if history is not None:
