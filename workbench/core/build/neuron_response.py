@@ -97,11 +97,11 @@ class NeuronResponse:
 
 def threshold_of(module: Any, spec: NeuronSpec, params: Mapping[str, Any]) -> tuple[float, str]:
     """The firing threshold and, when guessed, a note saying how."""
-    value = getattr(module, "threshold", None)
-    if hasattr(value, "numel") and value.numel() == 1:  # a learnt threshold: a 1-element tensor
-        value = float(value.detach().reshape(-1)[0])
-    if isinstance(value, (int, float)) and not isinstance(value, bool) and value > 0:
-        return float(value), ""
+    from workbench.core.build.probes import fixed_threshold  # torch: only when computing
+
+    value = fixed_threshold(module)
+    if value is not None and value > 0:
+        return value, ""
     for name in _THRESHOLD_PARAMS:
         value = params.get(name)
         if isinstance(value, (int, float)) and not isinstance(value, bool) and value > 0:

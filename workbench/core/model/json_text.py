@@ -41,6 +41,14 @@ def parse_json(text: str | bytes, *, where: str,
         raise error(f"not plain JSON: {exc}", where=where) from None
 
 
+def finite_number(value: Any) -> float | None:
+    """``value`` as a float when it is a finite number (not a bool); None for anything else,
+    so a NaN or a string in a report never reaches a figure on screen."""
+    if isinstance(value, bool) or not isinstance(value, (int, float)):
+        return None
+    return float(value) if math.isfinite(value) else None
+
+
 def finite(value: Any) -> Any:
     """``value`` with every NaN or infinite float replaced by None (JSON's null)."""
     if isinstance(value, float):

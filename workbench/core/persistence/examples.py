@@ -59,11 +59,6 @@ def list_examples() -> list[Path]:
     return sorted(p for p in folder.iterdir() if (p / PROJECT_FILE).is_file())
 
 
-def default_project() -> Path:
-    """The shipped default example (open :func:`project_to_open` of it, never this folder)."""
-    return examples_dir() / DEFAULT_EXAMPLE
-
-
 def user_projects_dir() -> Path:
     """Where the user's projects go, copies of the examples included:
     ``$SNN_WORKBENCH_PROJECTS``, else "SNN Workbench" in the user's documents folder."""

@@ -13,6 +13,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any
 
+from workbench.core.model.json_text import finite_number
 from workbench.core.model.quantity import format_energy_pj, format_si
 from workbench.core.runs.reports import flatten_report
 
@@ -86,11 +87,6 @@ class Headline:
         return rows
 
 
-def _number(value: Any) -> float | None:
-    return float(value) if isinstance(value, (int, float)) and not isinstance(value, bool) \
-        else None
-
-
 def _resources(report: dict[str, Any]) -> list[Resource]:
     found = report.get("resources") or {}
     if not isinstance(found, dict):
@@ -100,14 +96,14 @@ def _resources(report: dict[str, Any]) -> list[Resource]:
     out = []
     for key in keys:
         item = found[key]
-        if isinstance(item, dict) and _number(item.get("used")) is not None:
+        if isinstance(item, dict) and finite_number(item.get("used")) is not None:
             out.append(Resource(_RESOURCE_NAMES.get(key, key), int(item["used"]),
                                 int(item.get("available") or 0)))
     return out
 
 
 def _fmax(report: dict[str, Any]) -> str:
-    fmax, clock = _number(report.get("fmax_mhz")), _number(report.get("clock_mhz"))
+    fmax, clock = finite_number(report.get("fmax_mhz")), finite_number(report.get("clock_mhz"))
     if fmax:
         text = f"{format_si(fmax * 1e6, 'Hz')}"
         if clock:
@@ -120,11 +116,11 @@ def _fmax(report: dict[str, Any]) -> str:
 
 def _latency(report: dict[str, Any]) -> str:
     cycles = report.get("cycles_per_inference")
-    seconds = _number(report.get("latency_us"))
+    seconds = finite_number(report.get("latency_us"))
     parts = []
-    if isinstance(cycles, dict) and _number(cycles.get("mean")) is not None:
+    if isinstance(cycles, dict) and finite_number(cycles.get("mean")) is not None:
         text = f"{group_numbers(round(cycles['mean']))} cycles"
-        if _number(cycles.get("min")) is not None and _number(cycles.get("max")) is not None:
+        if finite_number(cycles.get("min")) is not None and finite_number(cycles.get("max")) is not None:
             text += (f" (mean; {group_numbers(int(cycles['min']))}–"
                      f"{group_numbers(int(cycles['max']))})")
         parts.append(text)
@@ -134,14 +130,14 @@ def _latency(report: dict[str, Any]) -> str:
 
 
 def _throughput(report: dict[str, Any]) -> str:
-    rate = _number(report.get("inferences_per_s")) or _number(report.get("samples_per_s"))
+    rate = finite_number(report.get("inferences_per_s")) or finite_number(report.get("samples_per_s"))
     return f"{group_numbers(round(rate))} samples/s" if rate else ""
 
 
 def _energy(report: dict[str, Any]) -> tuple[str, str]:
     energy = report.get("energy") if isinstance(report.get("energy"), dict) else {}
-    pj = (_number(report.get("energy_pj_per_inference")) or _number(energy.get("pj_per_sample"))
-          or _number(energy.get("pj_per_inference")))
+    pj = (finite_number(report.get("energy_pj_per_inference")) or finite_number(energy.get("pj_per_sample"))
+          or finite_number(energy.get("pj_per_inference")))
     if pj is None:
         return "", ""
     kind = str(energy.get("kind") or "estimate")
@@ -159,7 +155,7 @@ def headline(summary: dict[str, Any]) -> Headline:
     energy, source = _energy(report)
     live = summary.get("live") or {}
     accuracy = ""
-    if _number(live.get("accuracy")) is not None:
+    if finite_number(live.get("accuracy")) is not None:
         accuracy = (f"{100 * live['accuracy']:.1f} % on {live.get('samples', '?')} test "
                     "samples")
     golden = report.get("golden") if isinstance(report.get("golden"), dict) else {}

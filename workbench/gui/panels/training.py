@@ -23,6 +23,7 @@ from PySide6.QtWidgets import (
 
 from workbench.core.runs.events import MetricSample, Progress, RunEvent, RunFinished, RunStarted
 from workbench.core.runs.records import TrainingHistory, last_training
+from workbench.gui import startup
 from workbench.gui.document import ProjectDocument
 from workbench.gui.views.metrics import MetricsView
 
@@ -124,7 +125,8 @@ class TrainingPanel(QWidget):
         self._kind = ""
         doc.changed.connect(self.refresh)
         self.refresh()
-        self.restore_curves()
+        # reads the run records from disk: after the first paint, not before it
+        startup.after_first_paint(self.restore_curves)
         self.set_state("idle")
 
     def set_document(self, doc: ProjectDocument) -> None:

@@ -14,7 +14,6 @@ from __future__ import annotations
 
 import json
 import logging
-import math
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -37,6 +36,7 @@ from PySide6.QtWidgets import (
     QWidget,
 )
 
+from workbench.core.model.json_text import finite_number
 from workbench.core.model.project import PROJECT_FILE, Project
 from workbench.core.model.quantity import format_energy_pj
 from workbench.core.runs.reports import precision_text
@@ -93,17 +93,11 @@ def _params_text(params: dict[str, Any]) -> str:
 
 
 def _figures(row: VariantRow, figures: dict[str, Any]) -> None:
-    row.accuracy = _number(figures.get("accuracy"))
-    row.size_bytes = _number(figures.get("model_size_bytes"))
+    row.accuracy = finite_number(figures.get("accuracy"))
+    row.size_bytes = finite_number(figures.get("model_size_bytes"))
     n_params = figures.get("params")
     row.n_params = int(n_params) if isinstance(n_params, (int, float)) else None
-    row.energy_pj = _number(figures.get("total_pj_per_sample"))
-
-
-def _number(value: Any) -> float | None:
-    if isinstance(value, bool) or not isinstance(value, (int, float)):
-        return None
-    return float(value) if math.isfinite(value) else None
+    row.energy_pj = finite_number(figures.get("total_pj_per_sample"))
 
 
 def read_variant(folder: Path) -> tuple[VariantRow, dict[str, Any]]:
