@@ -38,3 +38,16 @@ def test_the_explorer_behind_a_tab_draws_only_when_its_tab_is_shown(make_main_wi
     assert explorer.response is None
     window.docks["neuron_explorer"].raise_()
     qtbot.waitUntil(lambda: explorer.response is not None, timeout=3000)
+
+
+def test_the_explorer_is_built_when_its_tab_opens_and_shows_the_pick_made_before(
+        make_main_window, qtbot):
+    window = make_main_window()
+    assert window._explorer.built is None  # not built with the window (first paint)
+    window.palette.spec_selected.emit("wb_core.lif", "neuron")  # picked while behind its tab
+    assert window._explorer.built is None
+    window.docks["neuron_explorer"].raise_()
+    qtbot.waitUntil(lambda: window._explorer.built is not None, timeout=2000)
+    explorer = window.neuron_explorer
+    qtbot.waitUntil(lambda: explorer.response is not None, timeout=3000)
+    assert explorer.onset_current is not None and explorer.onset_current > 0

@@ -146,6 +146,10 @@ class MainWindow(QMainWindow):
         return self._lazy["rates"].widget()
 
     @property
+    def neuron_explorer(self) -> NeuronExplorerView:
+        return self._explorer.widget()
+
+    @property
     def compress_dialog(self) -> CompressDialog | None:
         return self.network.compress_dialog
 
@@ -213,8 +217,25 @@ class MainWindow(QMainWindow):
                       "rates": LazyView(FiringRateView)}
         self.energy = EnergyView()
         self.log_panel = LogPanel()
-        self.neuron_explorer = NeuronExplorerView(self.doc)
-        self.palette.spec_selected.connect(self.neuron_explorer.show_spec)
+        # Built when its tab is first shown, like the views above (~0.1 s); a pick made before
+        # then is kept and shown by the view once built.
+        self._explorer = LazyView(self._make_neuron_explorer)
+        self._explorer_pick: tuple[str, tuple[str, ...]] | None = None
+        self.palette.spec_selected.connect(lambda *pick: self._pick_neuron("show_spec", *pick))
+
+    def _make_neuron_explorer(self) -> NeuronExplorerView:
+        view = NeuronExplorerView(self.doc)  # new plots take the theme's colours
+        if self._explorer_pick is not None:
+            method, args = self._explorer_pick
+            getattr(view, method)(*args)
+        return view
+
+    def _pick_neuron(self, method: str, *args: str) -> None:
+        """A palette or editor pick for the neuron explorer (``show_spec``/``show_node``)."""
+        if self._explorer.built is None:
+            self._explorer_pick = (method, args)
+        else:
+            getattr(self._explorer.built, method)(*args)
 
     def _dock(self, title: str, name: str, widget: QWidget, area: Qt.DockWidgetArea,
               tab_with: QDockWidget | None = None) -> QDockWidget:
@@ -247,7 +268,7 @@ class MainWindow(QMainWindow):
                                     ("membrane", "Membrane traces", self._lazy["membrane"]),
                                     ("rates", "Firing rates", self._lazy["rates"]),
                                     ("log", "Log", self.log_panel),
-                                    ("neuron_explorer", "Neuron explorer", self.neuron_explorer),
+                                    ("neuron_explorer", "Neuron explorer", self._explorer),
                                     ("variants", "Variants", self.variants),
                                     ("deploy", "Deploy", self.deploy_panel)):
             docks[name] = self._dock(title, f"{name}_dock", widget, bottom, docks["training"])
@@ -261,8 +282,10 @@ class MainWindow(QMainWindow):
         self.docks = docks
         for name, lazy in self._lazy.items():
             lazy.build_when_shown(docks[name])
+        self._explorer.build_when_shown(docks["neuron_explorer"])
+        # a view built earlier (from code) draws what it missed behind the tab
         docks["neuron_explorer"].visibilityChanged.connect(
-            lambda shown: shown and self.neuron_explorer.catch_up())
+            lambda shown: shown and self._explorer.built and self._explorer.built.catch_up())
         self.docks["training"].raise_()
         # Side panels ~260 and ~380 px wide; the bottom panels get room for their plots.
         self.resizeDocks([self.docks["palette"], self.docks["inspector"]], [260, 380],
@@ -353,7 +376,7 @@ class MainWindow(QMainWindow):
         self.edits.watch(self.doc)
         self.doc.graph_edited.connect(self.projects.forget_model)
         self.editor.node_selected.connect(self.inspector.show_node)
-        self.editor.node_selected.connect(self.neuron_explorer.show_node)
+        self.editor.node_selected.connect(lambda node: self._pick_neuron("show_node", node))
 
     def _fill_recent(self) -> None:
         self.recent_menu.clear()
@@ -372,7 +395,10 @@ class MainWindow(QMainWindow):
         self._place_editor(NetworkEditor(self.doc))
         self.inspector.set_document(self.doc)
         self.training.set_document(self.doc)
-        self.neuron_explorer.set_document(self.doc)
+        if self._explorer.built is not None:
+            self._explorer.built.set_document(self.doc)
+        elif self._explorer_pick and self._explorer_pick[0] == "show_node":
+            self._explorer_pick = None  # a node of the old project
         self._connect_document()
         self.runs.reset_energy()  # the training panel restored its curves in set_document
         self.network.project_replaced()
@@ -466,10 +492,10 @@ class MainWindow(QMainWindow):
 
     def set_theme(self, name: str) -> None:
         self.settings.theme = name
-        built = [lazy.built for lazy in self._lazy.values() if lazy.built]  # the rest: at build
+        lazy = [*self._lazy.values(), self._explorer]
+        built = [view.built for view in lazy if view.built]  # the rest: at build
         apply_theme(name, [*built, self.energy,
-                           self.training.metrics, self.variants, self.deploy_panel,
-                           self.neuron_explorer])
+                           self.training.metrics, self.variants, self.deploy_panel])
         self.variants.refresh()  # its point labels take the theme's text colour when drawn
         self.settings.save()
 

@@ -97,7 +97,9 @@ class RunWorker(QObject):
             for ev in self._run:
                 if isinstance(ev, Progress) and ev.done < ev.total:
                     now = time.perf_counter()
-                    if now - last_progress < 1.0 / PROGRESS_HZ:
+                    # a pause is honoured at the next batch, not the next forwarded one: the
+                    # bar then shows where the run really stopped
+                    if now - last_progress < 1.0 / PROGRESS_HZ and not self.paused:
                         continue
                     last_progress = now
                 self.event.emit(ev)

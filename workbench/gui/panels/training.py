@@ -183,7 +183,7 @@ class TrainingPanel(QWidget):
             self.progress.setValue(0)
             self.eta.setText("")
             if event.kind == "train":
-                self.metrics.clear()
+                self.metrics.expect_steps(event.total)
             self.status.setText("Training…" if event.kind == "train" else "Evaluating…")
         elif isinstance(event, Progress):
             self.progress.setValue(event.done)

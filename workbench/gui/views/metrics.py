@@ -125,7 +125,7 @@ class MetricsView(QWidget, PlotViewMixin, ExportMixin):
         if sample.epoch_end:
             self._last_epoch = sample.epoch
         if not self._redraw_timer.isActive():
-            self._redraw_timer.start()
+            self._redraw_timer.start(1000 // REDRAW_HZ)
 
     def _styles(self) -> list[_SeriesStyle]:
         return [*SERIES, *self._extras.values()]
@@ -160,26 +160,40 @@ class MetricsView(QWidget, PlotViewMixin, ExportMixin):
     def clear(self) -> None:
         """Forget every series (call when a new run starts)."""
         self._redraw_timer.stop()
-        styles = {style.key: style for style in self._styles()}
-        for key, curve in self._curves.items():
-            if styles[key].plot != "extra":
-                self._plot_of(styles[key]).removeItem(curve)
+        # The standard curves stay (emptied) with their legend entries: they are the same for
+        # every run, and making them again cost the GUI thread tens of ms mid-run.
+        for key in list(self._curves):
+            if key in self._extras:
+                del self._curves[key]
+            else:
+                self._curves[key].setData([], [])
         if self.extra_plot is not None:
             self.plot_widget.removeItem(self.extra_plot)
             self.extra_plot = None
+        self.loss_plot.enableAutoRange(axis="x", enable=True)  # a past run: fit its steps
         self._data = {}
         self._last_epoch = None
         self._note = ""
         self._extras = {}
-        self._curves = {}
         self._drawn: dict[str, int] = {}  # key -> the points its curve holds
         self.title_label.clear()
         self._stack.show_hint("No metrics yet — train the network to see loss and accuracy")
 
+    def expect_steps(self, total: int) -> None:
+        """Start a run of ``total`` steps: the step axes span the whole run from the start, so
+        the curves grow towards the right edge as training goes on.
+
+        A fixed span is also cheaper: with the step axes following each new point, every
+        redraw regenerated all four axes' ticks, ~half of a 20-40 ms repaint."""
+        self.clear()
+        if total > 0:
+            self.loss_plot.setXRange(0, total, padding=0.02)  # the other plots are linked
+            self._stack.show_plot()
+
     def flush(self) -> None:
         """Draw pending samples now instead of on the timer."""
         self._redraw_timer.stop()
-        self._redraw()
+        self._redraw(all_at_once=True)
 
     def show_history(self, samples: Iterable[MetricSample], note: str) -> None:
         """Show a past run's curves at once (a reopened project's last training run), headed
@@ -211,13 +225,21 @@ class MetricsView(QWidget, PlotViewMixin, ExportMixin):
     def _on_redraw_timer_timeout(self) -> None:
         self._redraw()
 
-    def _redraw(self) -> None:
+    def _redraw(self, *, all_at_once: bool = False) -> None:
+        made = False
         for style in self._styles():
             if style.key not in self._data:
                 continue
             steps, _epochs, values = self._data[style.key]
             if self._drawn.get(style.key) == len(values):
                 continue  # unchanged: re-setting a curve's data re-renders it for nothing
+            if made and not all_at_once and style.key not in self._curves:
+                # A curve and its legend entry cost ~10-20 ms to make; the epoch series all
+                # appear at the end of epoch 1, and made together (then painted) they froze
+                # the GUI ~70 ms. One new curve per turn of the event loop; the rest next turn.
+                self._redraw_timer.start(0)
+                break
+            made = made or style.key not in self._curves
             self._drawn[style.key] = len(values)
             y = np.asarray(values, dtype=np.float64)
             if style.plot == "accuracy":
@@ -233,14 +255,19 @@ class MetricsView(QWidget, PlotViewMixin, ExportMixin):
                                             if part))
 
     def _curve(self, style: _SeriesStyle) -> pg.PlotDataItem:
+        """The series' curve, made (with its legend entry) the first time it has data."""
         curve = self._curves.get(style.key)
         if curve is None:
             plot = self._plot_of(style)
             pen = pg.mkPen(style.colour, width=1 if style.symbol is None else 2)
             curve = plot.plot(pen=pen, name=style.label, symbol=style.symbol, symbolSize=6,
                               symbolBrush=pg.mkBrush(style.colour), symbolPen=None)
-            curve.setDownsampling(auto=True, method="peak")
-            curve.setClipToView(True)
+            # Clipping and downsampling re-run setData on every change of the view range,
+            # i.e. on every paint while the axes follow a run: worth it for the batch loss
+            # (thousands of points in a long run), a cost for a few epoch markers.
+            many = style.symbol is None
+            curve.setDownsampling(auto=many, method="peak")
+            curve.setClipToView(many)
             self._curves[style.key] = curve
         return curve
 

@@ -201,6 +201,8 @@ class NeuronExplorerView(QWidget, PlotViewMixin, ExportMixin):
             self._timer.start()
 
     def showEvent(self, event: QShowEvent) -> None:  # Qt override
+        # shown on its own (floated, a test); a tab brought to the front of a dock group gets
+        # no show event, so the window calls catch_up on the dock's visibilityChanged too
         super().showEvent(event)
         self.catch_up()
 
