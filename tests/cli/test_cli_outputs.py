@@ -98,3 +98,17 @@ def test_import_nir_refuses_an_occupied_folder_unless_forced(trained, occupied, 
                                               *(str(p.relative_to(occupied)) for p in
                                                 (occupied / "runs").glob("import-*"))])
     assert old_weights not in files(occupied)
+
+
+def test_import_nir_refuses_a_folder_inside_a_project(trained, tmp_path, capsys):
+    nir = trained / "exported.nir"  # a NIR file saved into its own project
+    code, _, _, err = run(["export-nir", str(trained), str(nir)], capsys)
+    assert code == 0, err
+    before = files(trained)
+    nested = trained / "exported"
+    code, _, _, err = run(["import-nir", str(nir), str(nested)], capsys)
+    assert_input_error(code, err, str(nested), "inside the project folder", "outside it")
+    assert files(trained) == before and not nested.exists()
+    code, _, _, err = run(["import-nir", str(nir), str(tmp_path / "beside")], capsys)
+    assert code == 0, err
+    assert load_project(tmp_path / "beside").weights_path.exists()

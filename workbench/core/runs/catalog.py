@@ -258,6 +258,11 @@ def import_file(lookup: Any, *, path: str | Path, out: str | Path, fmt: str = "n
     backend = exchange_backend(lookup, fmt)
     source, folder = Path(path), Path(out)
     regular_file(source, WorkbenchError, what=f"{fmt.upper()} file")  # missing, a FIFO...
+    holder = next((p for p in folder.absolute().parents if (p / PROJECT_FILE).is_file()), None)
+    if holder is not None:  # e.g. a NIR file exported into its project, imported beside it
+        raise WorkbenchError(f"is inside the project folder {holder}: the new project would be "
+                             "saved, copied and deleted as part of that one; choose a folder "
+                             "outside it", where=str(folder))
     check_target(folder, overwrite=overwrite)
 
     def body(token: CancelToken, run_id: str) -> Iterator[RunEvent]:
