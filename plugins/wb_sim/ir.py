@@ -13,6 +13,18 @@ A ternary neuron (``IntNeuron.ternary``) also fires -1 when ``H[c] <= -threshold
 next layer then adds or subtracts the weight (one accumulate either way, docs/wb_core.md), and
 a reset applies on either polarity (hard: V = 0; soft: V = H - threshold * S).
 
+A neuron with a quantised membrane (``IntNeuron.membrane_bits``, as QT-SNN stores it) keeps,
+after the reset, only a ``b``-bit code of its potential on a grid of ``2**membrane_shift``::
+
+    V[c]    = clip(round_half_even(V[c] / 2**k), -(2**(b-1) - 1), 2**(b-1) - 1) * 2**k
+
+(``k = membrane_shift``; see :func:`requantize`). The hardware stores the code, ``b`` bits.
+
+The input is either the same integer vector at every step (``input_kind = "static"``: direct
+encoding, ``x_int[B, ...]``) or a train of spikes made on the host by the project's encoder
+(``input_kind = "spikes"``: ``x[B, T, ...]`` in {-1, 0, +1}, e.g. a TAE-encoded signal), which
+layer 0 accumulates event by event like any spike.
+
 ``>>`` is an arithmetic shift (floor division by a power of two), identical in numpy, torch and
 Amaranth. A layer with ``pool > 0`` max-pools its spikes (a logical OR over ``pool × pool``
 windows, stride ``pool``) before the next layer; a linear layer after a conv layer sees the
@@ -37,6 +49,22 @@ class IntNeuron:
     leak_shift: int | None = 1  # None: no leak (IF)
     reset: str = "hard"  # "hard" or "soft"
     ternary: bool = False  # spikes in {-1, 0, +1} instead of {0, 1}
+    membrane_bits: int | None = None  # a stored b-bit membrane code (None: full width)
+    membrane_shift: int = 0  # the code's grid: 2**membrane_shift units of V
+
+
+def requantize(v: np.ndarray, bits: int, shift: int) -> np.ndarray:
+    """``clip(round_half_even(v / 2**shift), ±(2**(bits-1) - 1)) * 2**shift`` on int64,
+    exactly (the rounding of numpy's ``rint`` and torch's ``round``, done on integers)."""
+    v = np.asarray(v, dtype=np.int64)
+    top = (1 << (bits - 1)) - 1
+    if shift == 0:
+        return np.clip(v, -top, top)
+    q = v >> shift  # floor
+    rest = v - (q << shift)
+    half = 1 << (shift - 1)
+    q = q + ((rest > half) | ((rest == half) & ((q & 1) == 1)))
+    return np.clip(q, -top, top) << shift
 
 
 @dataclass
@@ -70,6 +98,7 @@ class IntegerNetwork:
     input_bits: int = 8
     name: str = ""
     notes: list[str] = field(default_factory=list)  # what the conversion approximated
+    input_kind: str = "static"  # "static" (x_int[B, ...]) or "spikes" (x[B, T, ...] in {-1,0,1})
 
     @property
     def input_shape(self) -> tuple[int, ...]:
@@ -100,11 +129,14 @@ class IntegerNetwork:
                 arrays[f"t{i}"] = layer.neuron.threshold
                 entry["neuron"] = {"leak_shift": layer.neuron.leak_shift,
                                    "reset": layer.neuron.reset,
-                                   "ternary": layer.neuron.ternary}
+                                   "ternary": layer.neuron.ternary,
+                                   "membrane_bits": layer.neuron.membrane_bits,
+                                   "membrane_shift": layer.neuron.membrane_shift}
             layers.append(entry)
         header = {"format": "wb_sim-integer-network", "version": 1, "name": self.name,
                   "time_steps": self.time_steps, "input_scale": self.input_scale,
-                  "input_bits": self.input_bits, "notes": self.notes, "layers": layers}
+                  "input_bits": self.input_bits, "notes": self.notes,
+                  "input_kind": self.input_kind, "layers": layers}
         arrays["header"] = np.frombuffer(json.dumps(header).encode(), dtype=np.uint8)
         path = Path(path)
         with open(path, "wb") as handle:
@@ -119,13 +151,15 @@ class IntegerNetwork:
             for i, e in enumerate(header["layers"]):
                 neuron = None
                 if e["neuron"] is not None:
-                    neuron = IntNeuron(data[f"t{i}"].astype(np.int64), e["neuron"]["leak_shift"],
-                                       e["neuron"]["reset"],
-                                       bool(e["neuron"].get("ternary", False)))
+                    n = e["neuron"]
+                    neuron = IntNeuron(data[f"t{i}"].astype(np.int64), n["leak_shift"],
+                                       n["reset"], bool(n.get("ternary", False)),
+                                       n.get("membrane_bits"), int(n.get("membrane_shift", 0)))
                 layers.append(IntLayer(
                     e["name"], e["kind"], data[f"w{i}"].astype(np.int64), int(e["weight_bits"]),
                     data[f"b{i}"].astype(np.int64), int(e["shift"]), tuple(e["in_shape"]),
                     tuple(e["out_shape"]), neuron, int(e["stride"]), int(e["padding"]),
                     int(e["pool"])))
         return cls(layers, int(header["time_steps"]), float(header["input_scale"]),
-                   int(header["input_bits"]), header.get("name", ""), list(header["notes"]))
+                   int(header["input_bits"]), header.get("name", ""), list(header["notes"]),
+                   header.get("input_kind", "static"))

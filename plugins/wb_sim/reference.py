@@ -56,6 +56,14 @@ def _fan_out(layer: IntLayer) -> torch.Tensor:
     return (taps[0, 0] * c_out).expand(c_in, h, w)
 
 
+def _requantize(v: torch.Tensor, bits: int, shift: int) -> torch.Tensor:
+    """The stored membrane code of ``ir.requantize``, by another route: torch's ``round``
+    (half to even) on exact float64 quotients (|v| < 2**53, checked by the accumulator bound)."""
+    top = (1 << (bits - 1)) - 1
+    code = torch.round(v.to(torch.float64) / float(1 << shift)).clamp(-top, top)
+    return code.to(torch.int64) * (1 << shift)
+
+
 def _check_exact(layer: IntLayer, peak_input: int) -> None:
     worst = np.abs(layer.weight.reshape(layer.weight.shape[0], -1)).sum(axis=1).max(initial=0)
     if float(worst) * max(peak_input, 1) >= _EXACT:
@@ -80,9 +88,13 @@ def torch_integer_forward(net: IntegerNetwork, x_int: Any) -> SimResult:
                           torch.from_numpy(layer.neuron.threshold).to(torch.int64)
                           .reshape((-1,) + extra))
     first = net.layers[0]
-    first_acc = _dense(first, x.to(torch.float64), weights[0])
-    fan_in_first = _fan_out(first).reshape(-1)
-    dense_macs = ((x.reshape(batch, -1) != 0).to(torch.float64) * fan_in_first).sum(1)
+    spiking_input = net.input_kind == "spikes"
+    if spiking_input:  # spikes made on the host: layer 0 accumulates them like any spike
+        dense_macs = torch.zeros(batch, dtype=torch.float64)
+    else:
+        first_acc = _dense(first, x.to(torch.float64), weights[0])
+        fan_in_first = _fan_out(first).reshape(-1)
+        dense_macs = ((x.reshape(batch, -1) != 0).to(torch.float64) * fan_in_first).sum(1)
     fan_outs = [_fan_out(layer).reshape(-1) for layer in net.layers]
     states = [torch.zeros((batch,) + tuple(layer.out_shape), dtype=torch.int64)
               if layer.neuron is not None else None for layer in net.layers]
@@ -90,10 +102,10 @@ def torch_integer_forward(net: IntegerNetwork, x_int: Any) -> SimResult:
               for layer in net.layers if layer.neuron is not None}
     logits = torch.zeros(batch, net.n_classes, dtype=torch.int64)
     events = torch.zeros(batch, dtype=torch.float64)
-    for _ in range(net.time_steps):
-        spikes_in: torch.Tensor | None = None
+    for t in range(net.time_steps):
+        spikes_in = x[:, t].to(torch.float64) if spiking_input else None
         for index, layer in enumerate(net.layers):
-            if index == 0:
+            if index == 0 and not spiking_input:
                 acc = first_acc
             else:
                 acc = _dense(layer, spikes_in, weights[index])
@@ -113,6 +125,9 @@ def torch_integer_forward(net: IntegerNetwork, x_int: Any) -> SimResult:
                 states[index] = torch.where(fired, torch.zeros_like(h), h)
             else:
                 states[index] = h - thresholds[index] * spikes
+            if layer.neuron.membrane_bits is not None:
+                states[index] = _requantize(states[index], layer.neuron.membrane_bits,
+                                            layer.neuron.membrane_shift)
             counts[layer.name] += fired.reshape(batch, -1).sum(1)
             spikes_in = spikes.to(torch.float64)
             if layer.pool:

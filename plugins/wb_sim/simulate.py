@@ -25,7 +25,7 @@ from typing import Any
 
 import numpy as np
 
-from wb_sim.ir import IntegerNetwork, IntLayer, IntNeuron
+from wb_sim.ir import IntegerNetwork, IntLayer, IntNeuron, requantize
 from workbench.pluginhost import DeployError
 
 #: Horowitz, ISSCC 2014, 45 nm: the ``wb_core.int8_45nm`` figures, used when no registry is at hand.
@@ -205,6 +205,8 @@ def neuron_step(neuron: IntNeuron, threshold: np.ndarray, v: np.ndarray, current
         h[fired] = 0
     else:
         h -= threshold * spikes
+    if neuron.membrane_bits is not None:
+        h = requantize(h, neuron.membrane_bits, neuron.membrane_shift)
     return spikes, h
 
 
@@ -217,25 +219,40 @@ def or_pool(spikes: np.ndarray, pool: int) -> np.ndarray:
 
 
 def as_int_input(net: IntegerNetwork, x_int: Any) -> np.ndarray:
-    """``x_int`` as int64 ``[B, *net.input_shape]``; raises :class:`DeployError` otherwise."""
+    """``x_int`` as int64 ``[B, *net.input_shape]`` (``[B, T, *net.input_shape]`` of spikes
+    in {-1, 0, 1} for an ``input_kind = "spikes"`` network); raises :class:`DeployError`
+    otherwise."""
     x = np.asarray(x_int)
     if x.dtype.kind not in "iub":
         if x.dtype.kind != "f" or not np.all(x == np.round(x)):
             raise DeployError("the simulator takes integer inputs; quantise them first with "
                               "IntegerNetwork.quantize_input", where="input")
     size = int(np.prod(net.input_shape))
-    if x.ndim == 0 or (x.shape[0] and x[0].size != size):
-        raise DeployError(f"each input must hold {size} values ({list(net.input_shape)}), got "
+    lead = (net.time_steps,) if net.input_kind == "spikes" else ()
+    per_sample = int(np.prod(lead)) * size
+    if x.ndim == 0 or (x.shape[0] and x[0].size != per_sample):
+        shape = [*lead, *net.input_shape]
+        raise DeployError(f"each input must hold {per_sample} values ({shape}), got "
                           f"{list(x.shape[1:])}", where="input")
-    return x.astype(np.int64).reshape((x.shape[0],) + tuple(net.input_shape))
+    if lead and x.size and int(np.abs(x).max()) > 1:
+        raise DeployError("this network takes spikes (-1, 0 or 1 per input and step) made by "
+                          "the project's encoder, got larger values", where="input")
+    return x.astype(np.int64).reshape((x.shape[0],) + lead + tuple(net.input_shape))
 
 
 def check_network(net: IntegerNetwork) -> None:
     """What the arithmetic of ``ir.py`` does not define; raises :class:`DeployError`."""
+    if net.input_kind not in ("static", "spikes"):
+        raise DeployError(f"unknown input kind {net.input_kind!r}; expected 'static' or "
+                          "'spikes'", where="input_kind")
     for layer in net.layers:
         if layer.neuron is not None and layer.neuron.ternary and layer.pool:
             raise DeployError("max pooling is an OR of binary spikes; it is not defined for "
                               "ternary spikes", where=f"node {layer.name!r}")
+        bits = layer.neuron.membrane_bits if layer.neuron is not None else None
+        if bits is not None and not 2 <= bits <= 32:
+            raise DeployError(f"a membrane code of {bits} bits; 2 to 32 are defined",
+                              where=f"node {layer.name!r}")
 
 
 def simulate(net: IntegerNetwork, x_int: Any) -> SimResult:
@@ -250,14 +267,19 @@ def simulate(net: IntegerNetwork, x_int: Any) -> SimResult:
                     for p in prepared if p.layer.neuron is not None}
     logits = np.zeros((batch, net.n_classes), dtype=np.int64)
     events = np.zeros(batch, dtype=np.int64)
-    # The input is the same at every step (direct encoding): its multiply-accumulates are done
-    # once and the accumulator reused, as the energy ledger's encode-once convention counts it.
-    first_acc, dense_macs = prepared[0].accumulate(x != 0, x)
+    spiking_input = net.input_kind == "spikes"
+    if spiking_input:  # encoded on the host: each input spike is one accumulate, like any spike
+        dense_macs = np.zeros(batch, dtype=np.int64)
+    else:
+        # The input is the same at every step (direct encoding): its multiply-accumulates are
+        # done once and the accumulator reused, as the energy ledger's encode-once convention
+        # counts it.
+        first_acc, dense_macs = prepared[0].accumulate(x != 0, x)
     neurons = sum(int(np.prod(p.layer.out_shape)) for p in prepared if p.layer.neuron is not None)
-    for _ in range(net.time_steps):
-        active: np.ndarray | None = None
+    for t in range(net.time_steps):
+        active: np.ndarray | None = x[:, t] if spiking_input else None
         for index, p in enumerate(prepared):
-            if index == 0:
+            if index == 0 and not spiking_input:
                 acc = first_acc
             elif active.dtype == np.bool_:
                 acc, done = p.accumulate(active)
