@@ -16,7 +16,7 @@ from typing import Any
 import numpy as np
 import torch
 
-from wb_sim.convert import check, input_scale_for, stored_inputs, to_integer
+from wb_sim.convert import check, encoded_spikes, input_scale_for, stored_inputs, to_integer
 from wb_sim.ir import IntegerNetwork
 from wb_sim.reference import torch_integer_forward
 from wb_sim.simulate import energy_pj, int8_table, iter_simulate, simulate
@@ -42,10 +42,14 @@ class SimBackend:
 
     def check(self, ctx: DeployContext) -> list[FitIssue]:
         issues = check(ctx.model)
+        if _spike_input(ctx):
+            return issues  # the encoder's spikes are the input: no range to clip
         encoder = ctx.project.encoder.id
         if encoder != "wb_core.direct":
-            issues.append(FitIssue("", f"the encoder is {encoder}; the integer network takes a "
-                                       "static input repeated at every step (wb_core.direct)"))
+            issues.append(FitIssue("", f"the encoder is {encoder}, which makes neither spikes "
+                                       "nor a static input; the integer network takes the "
+                                       "encoder's spikes (-1, 0, 1) or a static input repeated "
+                                       "at every step (wb_core.direct)"))
         train = ctx.data.train
         if len(train) and float(np.min(stored_inputs(train))) * train.scale + train.offset < 0:
             issues.append(FitIssue("", "some inputs are negative; the integer input is unsigned "
@@ -56,10 +60,12 @@ class SimBackend:
     def deploy(self, ctx: DeployContext) -> Generator[RunEvent, None, dict[str, Any]]:
         total = len(_STEPS)
         yield ctx.progress(0, total, _STEPS[0])
-        input_scale = input_scale_for(ctx.data.train, self.input_bits)
+        spiking = _spike_input(ctx)
+        input_scale = 1.0 if spiking else input_scale_for(ctx.data.train, self.input_bits)
         net = to_integer(ctx.model, time_steps=ctx.time_steps, input_scale=input_scale,
                          input_bits=self.input_bits, weight_bits=self.weight_bits,
-                         frac_bits=self.frac_bits, name=ctx.project.name)
+                         frac_bits=self.frac_bits, name=ctx.project.name,
+                         input_kind="spikes" if spiking else "static")
         quantized = sorted(quantized_modules(ctx.model))
         for note in net.notes:
             yield ctx.log(note)
@@ -68,7 +74,7 @@ class SimBackend:
         path = net.save(ctx.out_dir / NETWORK_FILE)
         yield ctx.progress(2, total, _STEPS[2])
         x, y = ctx.test_arrays()
-        x_int = net.quantize_input(x)
+        x_int = network_input(net, ctx, x)
         started = time.perf_counter()
         sim = simulate(net, x_int)
         sim_seconds = time.perf_counter() - started
@@ -93,6 +99,7 @@ class SimBackend:
             "time_steps": net.time_steps,
             "input_scale": net.input_scale,
             "input_bits": net.input_bits,
+            "input_kind": net.input_kind,
             "frac_bits": self.frac_bits,
             "weight_bits": {layer.name: layer.weight_bits for layer in net.layers},
             "quantized_layers": quantized,
@@ -131,7 +138,7 @@ class SimBackend:
         table = int8_table(ctx.session.lookup)
         source = f"wb_sim event counts × INT8 45 nm ({table.source})"
         x, y = ctx.test_arrays()
-        x_int = net.quantize_input(x)
+        x_int = network_input(net, ctx, x)
         correct = 0
         seconds = 0.0
         energies: list[float] = []
@@ -154,6 +161,29 @@ class SimBackend:
                 "mean_pj": float(np.mean(energies)) if energies else 0.0,
                 "samples_per_s": done / seconds if seconds > 0 else None,
                 "kind": "estimate", "source": source}
+
+
+def _spike_input(ctx: DeployContext) -> bool:
+    """Whether the project's encoder makes spikes (then the integer network takes them)."""
+    if ctx.project.encoder.id == "wb_core.direct":
+        return False
+    train = ctx.data.train
+    if not len(train):
+        return False
+    x, _ = next(iter(train.batches(1, limit=1)))
+    return encoded_spikes(ctx.encode, x.numpy()) is not None
+
+
+def network_input(net: IntegerNetwork, ctx: DeployContext, x: np.ndarray) -> np.ndarray:
+    """What ``net`` takes for the real-valued samples ``x``: the encoder's spikes
+    ``[B, T, ...]`` (made here, on the host) or the quantised static input."""
+    if net.input_kind != "spikes":
+        return net.quantize_input(x)
+    spikes = encoded_spikes(ctx.encode, x)
+    if spikes is None:
+        raise ctx.fail("the network takes the encoder's spikes, but the encoder now makes "
+                       "other values; deploy again")
+    return spikes
 
 
 def _agreement(sim, ref) -> dict[str, Any]:

@@ -249,6 +249,18 @@ def stored_inputs(split: Any) -> np.ndarray:
     return np.asarray(x) if x is not None else split.stored(limit=STREAM_SCAN)
 
 
+def encoded_spikes(encode: Any, x: np.ndarray) -> np.ndarray | None:
+    """The encoder's output for ``x[B, ...]`` as int64 ``[B, T, ...]`` when it is spikes
+    (every value -1, 0 or 1: made on the host, fed to the integer network step by step),
+    None when it is not (direct encoding repeats real values: the network takes them once)."""
+    with torch.no_grad():
+        out = encode(torch.from_numpy(np.ascontiguousarray(x)))
+    values = out.detach().cpu().numpy()
+    if values.size == 0 or not np.isin(values, (-1.0, 0.0, 1.0)).all():
+        return None
+    return np.moveaxis(values, 0, 1).astype(np.int64)
+
+
 def input_scale_for(split: Any, input_bits: int = 8) -> float:
     """The real value of one input step: ``x = input_scale * x_int``.
 
@@ -274,12 +286,14 @@ def input_scale_for(split: Any, input_bits: int = 8) -> float:
 
 def to_integer(model: CompiledNetwork, *, time_steps: int, input_scale: float,
                input_bits: int = 8, weight_bits: int = 8, frac_bits: int = 8,
-               name: str = "") -> IntegerNetwork:
+               name: str = "", input_kind: str = "static") -> IntegerNetwork:
     """Convert a trained chain of spiking layers and a linear read-out to integers.
 
     Weights that carry a ``weight_quant`` record (from a compression) are used as they are;
-    the others are quantised per output channel, symmetric, to ``weight_bits``. Raises
-    :class:`DeployError` naming the node for anything :func:`check` reports."""
+    the others are quantised per output channel, symmetric, to ``weight_bits``. With
+    ``input_kind="spikes"`` the network takes the encoder's spikes (made on the host) instead
+    of a static integer input, and ``input_scale`` is 1. Raises :class:`DeployError` naming
+    the node for anything :func:`check` reports."""
     if time_steps < 1:
         raise DeployError(f"time_steps must be at least 1, got {time_steps}", where="time_steps")
     if not 2 <= weight_bits <= 32:
@@ -287,6 +301,9 @@ def to_integer(model: CompiledNetwork, *, time_steps: int, input_scale: float,
                           where="weight_bits")
     if not 0 <= frac_bits <= 30:
         raise DeployError(f"frac_bits must be in 0..30, got {frac_bits}", where="frac_bits")
+    if input_kind not in ("static", "spikes"):
+        raise DeployError(f"unknown input kind {input_kind!r}; expected 'static' or 'spikes'",
+                          where="input_kind")
     if not input_scale > 0 or not math.isfinite(input_scale):
         raise DeployError(f"input_scale must be a positive number, got {input_scale}",
                           where="input_scale")
@@ -299,8 +316,9 @@ def to_integer(model: CompiledNetwork, *, time_steps: int, input_scale: float,
     notes: list[str] = []
     layers = []
     with torch.no_grad():
+        spikes_in = input_kind == "spikes"
         for index, step in enumerate(plan.steps):
-            in_scale = input_scale if index == 0 else 1.0
+            in_scale = input_scale if index == 0 and not spikes_in else 1.0
             if step.neuron is None:
                 layers.append(_readout(step, in_scale, weight_bits, frac_bits, notes))
             else:
@@ -310,6 +328,9 @@ def to_integer(model: CompiledNetwork, *, time_steps: int, input_scale: float,
         notes.append(f"the leak V - (V >> k) floors the part it removes: the potential keeps up "
                      f"to one unit (2^-{frac_bits} of a channel's input step) per step more than "
                      "the float a * V")
+    if input_kind == "spikes":
+        notes.append("the input is the encoder's spike train, made on the host at each step")
+        return IntegerNetwork(layers, int(time_steps), 1.0, 2, name, notes, "spikes")
     return IntegerNetwork(layers, int(time_steps), float(input_scale), int(input_bits), name,
                           notes)
 
@@ -351,10 +372,37 @@ def _signed_bits(q: np.ndarray) -> int:
     return bits
 
 
+def _membrane_code(d: Any, unit: np.ndarray, frac_bits: int, node: str,
+                   notes: list[str]) -> tuple[int | None, int]:
+    """``(bits, shift)`` of a neuron that stores its potential as a code of
+    ``d.membrane_bits`` bits on a grid of ``d.membrane_scale`` (QT-SNN), ``(None, 0)`` for a
+    full-precision membrane. The grid in integer units is ``membrane_scale / unit * 2**f``; the
+    integer network needs a power of two there (``requantize`` shifts), exact when the scales
+    are powers of two of each other, else the nearest one (said in the notes)."""
+    bits = getattr(d, "membrane_bits", None)
+    if bits is None:
+        return None, 0
+    grid = float(d.membrane_scale) * 2.0 ** frac_bits / unit
+    exponent = np.log2(grid)
+    shift = int(np.rint(np.median(exponent)))
+    if not np.allclose(exponent, shift, atol=1e-9):
+        notes.append(f"{node}: the membrane grid is {np.median(grid):.4g} integer units, not a "
+                     f"power of two; stored on a grid of 2^{shift} (the integer network stays "
+                     "exact in itself; train with power-of-two scales for exact agreement with "
+                     "the float model)")
+    if shift < 0:
+        notes.append(f"{node}: the membrane grid is finer than one integer unit; stored on a "
+                     "grid of 1 unit (raise frac_bits)")
+        shift = 0
+    return int(bits), shift
+
+
 def _spiking(step: _Step, in_scale: float, weight_bits: int, frac_bits: int,
              notes: list[str]) -> IntLayer:
-    q, s = _int_weight(step.synapse, weight_bits, step.node, notes, per_tensor=False)
     d = step.neuron.dynamics
+    coded = getattr(d, "membrane_bits", None) is not None
+    # a membrane code needs one grid for the whole layer: one weight scale for every channel
+    q, s = _int_weight(step.synapse, weight_bits, step.node, notes, per_tensor=coded)
     channels = q.shape[0]
     bias = (step.synapse.bias.detach().double().numpy() if step.synapse.bias is not None
             else np.zeros(channels))
@@ -400,6 +448,7 @@ def _spiking(step: _Step, in_scale: float, weight_bits: int, frac_bits: int,
         notes.append(f"{step.node}: soft reset subtracts theta + 1 units (one unit of "
                      f"2^-{frac_bits} more than the float neuron)")
     leak = _leak_shift(float(d.a))
+    membrane_bits, membrane_shift = _membrane_code(d, unit, frac_bits, step.node, notes)
     kind = "linear" if isinstance(step.synapse, nn.Linear) else "conv"
     stride = padding = 1
     if kind == "conv":
@@ -408,7 +457,8 @@ def _spiking(step: _Step, in_scale: float, weight_bits: int, frac_bits: int,
         padding = 0
     return IntLayer(step.node, kind, q, _signed_bits(q), bias_int, int(frac_bits),
                     tuple(int(v) for v in step.in_shape), tuple(int(v) for v in step.out_shape),
-                    IntNeuron(threshold, leak, reset),
+                    IntNeuron(threshold, leak, reset, bool(getattr(d, "ternary", False)),
+                              membrane_bits, membrane_shift),
                     stride, padding, int(step.pool))
 
 

@@ -496,13 +496,20 @@ def test_backend_deploys_checks_golden_and_streams_live_energy(plugin_host, trai
     assert live[-1].report["total_pj"] == pytest.approx(float(expected.sum()))
 
 
-def test_backend_refuses_a_rate_encoded_project(plugin_host, trained_digits_mlp, tmp_path):
+def test_a_rate_encoded_project_runs_on_the_spikes_made_on_the_host(plugin_host,
+                                                                     trained_digits_mlp,
+                                                                     tmp_path):
+    """An encoder that makes spikes (here Bernoulli rate coding) feeds them to the integer
+    network step by step: layer 0 accumulates input spikes, no multiply is done."""
     folder = tmp_path / "mlp"
     shutil.copytree(trained_digits_mlp, folder)
     session = Session(load_project(folder), plugin_host.registry)
     session.project.encoder = Component("wb_core.rate")
     spec = plugin_host.registry.get("wb_sim.simulator")
     last = catalog.deploy(session, backend=spec.id, out=tmp_path / "out", limit=10).result()
-    assert last.status == "failed" and last.error_kind == "input"
-    assert "wb_core.direct" in last.error
-    assert not (tmp_path / "out" / "network.npz").exists()
+    assert last.status == "ok", last.error
+    report = last.summary["report"]
+    assert report["input_kind"] == "spikes" and report["golden"]["bit_exact"]
+    assert report["ops_per_sample"]["dense_macs"] == 0
+    assert report["ops_per_sample"]["synaptic_events"] > 0
+    assert IntegerNetwork.load(tmp_path / "out" / "network.npz").input_kind == "spikes"
