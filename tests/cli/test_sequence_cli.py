@@ -63,3 +63,17 @@ def test_without_the_plugin_the_project_names_what_is_missing(tmp_path, capsys):
     err = capsys.readouterr().err
     assert code == 2
     assert "toy_plugins." in err and "Traceback" not in err
+
+
+def test_info_gives_the_steps_the_encoder_sets_from_the_data(tmp_path, capsys):
+    from workbench.core.persistence.project_files import save_project
+
+    folder = shutil.copytree(toy_project_dir(), tmp_path / "toy_sequences")
+    project = load_project(folder)
+    project.time_steps = 4  # the project's own T is not what the runs use
+    save_project(project)
+    code, lines = run(["info", str(folder), *PLUGIN, "--json"])
+    assert code == 0 and lines[-1]["time_steps"] == 24  # T = L of the padded sequences
+    out = io.StringIO()
+    assert main(["info", str(folder), *PLUGIN], out=out) == 0
+    assert "T = 24 (set by the encoder)" in out.getvalue()

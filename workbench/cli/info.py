@@ -35,7 +35,8 @@ def run(args: argparse.Namespace, out: TextIO) -> int:
         "input_shape": list(input_shape),
         "classes": classes,
         "encoder": project.encoder.id,
-        "time_steps": project.time_steps,
+        # T as the runs use it: an encoder such as TAE sets it from the data (T = L)
+        "time_steps": session.encoding().time_steps(tuple(input_shape)),
         "has_weights": bool(project.weights_path and project.weights_path.exists()),
         **describe(model),
     }
@@ -44,7 +45,9 @@ def run(args: argparse.Namespace, out: TextIO) -> int:
         return 0
     print(f"{project.name}: {project.description}".rstrip(": "), file=out)
     print(f"dataset {summary['dataset']} {summary['input_shape']} -> {summary['classes']} classes; "
-          f"encoder {summary['encoder']}, T = {summary['time_steps']}", file=out)
+          f"encoder {summary['encoder']}, T = {summary['time_steps']}"
+          f"{'' if summary['time_steps'] == project.time_steps else ' (set by the encoder)'}",
+          file=out)
     print(f"{'layer':<14}{'spec':<26}{'output':<16}{'params':>9}{'bits':>7}", file=out)
     for layer in summary["layers"]:
         bits = ",".join(str(b) for b in layer["bits"]) or "-"
