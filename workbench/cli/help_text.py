@@ -25,7 +25,8 @@ EXAMPLES = {
     "info": ["snn-workbench info my_project         # layers, sizes, and whether it is trained",
              "snn-workbench info my_project --json"],
     "inspect": ["snn-workbench inspect my_project --sample 3",
-                "snn-workbench inspect my_project --layer NAME --out spikes.npz"],
+                "snn-workbench inspect my_project --layer NAME --out spikes.npz",
+                "snn-workbench inspect my_signals --signal --sample 3 --csv signal.csv"],
     "compress": [("snn-workbench compress my_project --method wb_qp_snn.rescaw --param bits=4 "
                   "--out my_project-4bit"),
                  ("snn-workbench compress my_project --method wb_qp_snn.svs_prune "

@@ -116,12 +116,22 @@ def build_parser() -> argparse.ArgumentParser:
     p = command("inspect", "inspect",
                 "spikes and membranes of every neuron layer for one test sample",
                 "Prints each layer's spike count and firing rate, and the predicted class; "
-                "--out writes the full spike and membrane tensors.")
+                "--out writes the full spike and membrane tensors. With --signal (sequence "
+                "datasets), compares the signal encoders on the sample instead: spikes, spikes "
+                "per channel per 1000 samples, reconstruction MSE and SNR of each.")
     _project_arg(p)
     _json_arg(p)
     p.add_argument("--sample", type=int, default=0, help="index of the test sample")
     p.add_argument("--layer", action="append", help="only this neuron layer (repeatable)")
     p.add_argument("--out", type=Path, help="write spikes and membranes to this .npz file")
+    p.add_argument("--signal", action="store_true",
+                   help="compare the signal encoders on the sample (no network is run)")
+    p.add_argument("--encoders", metavar="ID,ID",
+                   help="with --signal: these encoder ids (default: the project's encoder, "
+                        "then every installed signal encoder)")
+    p.add_argument("--csv", type=Path, metavar="FILE",
+                   help="with --signal: write step, channel, encoder, raw, spike, "
+                        "reconstruction and threshold to this CSV file")
     _compute_args(p)
 
     p = command("compress", "compress", "compress a trained project into a new, smaller project",

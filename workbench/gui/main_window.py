@@ -54,7 +54,13 @@ from workbench.gui.run_actions import RunActions
 from workbench.gui.run_controller import RunController
 from workbench.gui.settings import AppSettings
 from workbench.gui.theme import apply_theme, icon
-from workbench.gui.views import EnergyView, FiringRateView, MembraneView, SpikeRasterView
+from workbench.gui.views import (
+    EnergyView,
+    FiringRateView,
+    MembraneView,
+    SignalView,
+    SpikeRasterView,
+)
 from workbench.gui.views.compare import VariantsView
 from workbench.gui.views.neuron_explorer import NeuronExplorerView
 from workbench.gui.wheel_guard import install_wheel_guard
@@ -146,6 +152,10 @@ class MainWindow(QMainWindow):
         return self._lazy["rates"].widget()
 
     @property
+    def signal(self) -> SignalView:
+        return self._lazy["signal"].widget()
+
+    @property
     def neuron_explorer(self) -> NeuronExplorerView:
         return self._explorer.widget()
 
@@ -214,7 +224,8 @@ class MainWindow(QMainWindow):
         self.training = TrainingPanel(self.doc)
         # Behind the Training tab: built when first shown or asked for (see lazy_view.py)
         self._lazy = {"raster": LazyView(SpikeRasterView), "membrane": LazyView(MembraneView),
-                      "rates": LazyView(FiringRateView)}
+                      "rates": LazyView(FiringRateView),
+                      "signal": LazyView(lambda: SignalView(lambda: self.session))}
         self.energy = EnergyView()
         self.log_panel = LogPanel()
         # Built when its tab is first shown, like the views above (~0.1 s); a pick made before
@@ -267,6 +278,7 @@ class MainWindow(QMainWindow):
                                     ("raster", "Spike raster", raster_box),
                                     ("membrane", "Membrane traces", self._lazy["membrane"]),
                                     ("rates", "Firing rates", self._lazy["rates"]),
+                                    ("signal", "Signal", self._lazy["signal"]),
                                     ("log", "Log", self.log_panel),
                                     ("neuron_explorer", "Neuron explorer", self._explorer),
                                     ("variants", "Variants", self.variants),

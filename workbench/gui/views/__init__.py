@@ -1,5 +1,5 @@
-"""Plot views of the workbench: spike raster, membrane traces, firing rates, training metrics
-and the energy ledger.
+"""Plot views of the workbench: spike raster, membrane traces, firing rates, the signal as the
+encoders see it, training metrics and the energy ledger.
 
 Views are GUI-thread widgets fed through small APIs (``set_records``, ``add_sample``,
 ``set_report``); live probe data is polled from a
@@ -15,6 +15,7 @@ from workbench.gui.views.membrane import MembraneView
 from workbench.gui.views.metrics import MetricsView
 from workbench.gui.views.raster import SpikeRasterView
 from workbench.gui.views.rates import FiringRateView
+from workbench.gui.views.signal import SignalView
 from workbench.gui.views.theme import apply_plot_theme
 
 __all__ = [
@@ -23,6 +24,7 @@ __all__ = [
     "FiringRateView",
     "MembraneView",
     "MetricsView",
+    "SignalView",
     "SpikeRasterView",
     "apply_plot_theme",
     "export_plot",
