@@ -26,7 +26,8 @@ def wb_backends() -> list[BackendSpec]:
             kind="hardware",
             known_targets=("ice40-up5k", "ecp5-25k"),
             doc="Generates an event-driven spiking core in Amaranth HDL from the integer "
-                "network (linear and conv layers, max pooling), checks it in simulation "
+                "network (linear and conv layers, max pooling; ternary spikes, b-bit membrane "
+                "codes and spike-train inputs on linear layers), checks it in simulation "
                 "against wb_sim bit for bit, synthesises it with YoWASP yosys and nextpnr, "
                 "and reports resources, Fmax, cycles, latency and an energy estimate (a named "
                 "power model).",

@@ -53,23 +53,29 @@ class FpgaBackend:
         """The integer network of ``ctx.model`` (converted once per model)."""
         key = id(ctx.model)
         if key not in self._nets:
+            from wb_sim.backend import takes_encoder_spikes
             from wb_sim.convert import input_scale_for, to_integer
 
-            scale = input_scale_for(ctx.data.train, self.input_bits)
+            spikes = takes_encoder_spikes(ctx)  # a TAE-encoded signal, for example
+            scale = 1.0 if spikes else input_scale_for(ctx.data.train, self.input_bits)
             self._nets[key] = to_integer(
                 ctx.model, time_steps=ctx.time_steps, input_scale=scale,
                 input_bits=self.input_bits, weight_bits=self.weight_bits,
-                name=ctx.project.name)
+                name=ctx.project.name, input_kind="spikes" if spikes else "static")
         return self._nets[key]
 
     def check(self, ctx: DeployContext) -> list[FitIssue]:
         from wb_sim.convert import check as convert_check
 
+        from wb_sim.backend import takes_encoder_spikes
+
         issues = list(convert_check(ctx.model))
         encoder = ctx.project.encoder.id
-        if encoder != "wb_core.direct":
-            issues.append(FitIssue("", f"the encoder is {encoder}; the core takes one static "
-                                       "integer input for all time steps (wb_core.direct)"))
+        if encoder != "wb_core.direct" and not takes_encoder_spikes(ctx):
+            issues.append(FitIssue("", f"the encoder is {encoder}, which makes neither spikes "
+                                       "nor a static input; the core takes the encoder's spikes "
+                                       "(-1, 0, 1) step by step or one static integer input for "
+                                       "all time steps (wb_core.direct)"))
         if any(i.severity == "error" for i in issues):
             return issues
         return issues + fit(self.network(ctx), ctx.target, self.parallelism).issues
@@ -94,6 +100,8 @@ class FpgaBackend:
         store = "SPRAM (loaded at run time)" if plan.weight_store == "ram" else "block RAM"
         yield ctx.log(f"core: P = {plan.parallelism} lanes, weights in {store}, widths "
                       f"{_widths(plan)}")
+        if fitted.membranes:
+            yield ctx.log(fitted.membrane_summary())
         yield ctx.progress(2, total, _STEPS[2])
         golden = yield from self._golden(ctx, net, plan, total)
         cycles = golden.pop("_cycles")
@@ -101,6 +109,7 @@ class FpgaBackend:
             "target": target.name, "target_description": target.description,
             "parallelism": plan.parallelism, "weight_store": plan.weight_store,
             "network": str(net_path), "time_steps": net.time_steps,
+            "input_kind": net.input_kind, "membranes": fitted.membranes,
             "layers": [_layer(lp) for lp in plan.layers], "widths": _widths(plan),
             "memories": fitted.memory,
             "estimate": {"bram_blocks": fitted.bram_used, "spram_blocks": fitted.spram_used,
@@ -108,7 +117,7 @@ class FpgaBackend:
             "golden": golden,
             "cycles_per_inference": {
                 "mean": float(cycles.mean()), "min": int(cycles.min()),
-                "max": int(cycles.max()), "samples": int(len(cycles)),
+                "max": int(cycles.max()), "samples": len(cycles),
                 "source": "cycle model (wb_fpga.cycles), equal to the Amaranth simulation on "
                           "the golden samples"},
             "notes": list(net.notes),
@@ -181,7 +190,7 @@ class FpgaBackend:
         if not xs:
             raise DeployError("the test split is empty: nothing to check the core on",
                               where="dataset")
-        x_int = net.quantize_input(np.concatenate(xs))
+        x_int = _network_input(net, ctx, np.concatenate(xs))
         labels = np.concatenate(ys)
         n = len(x_int)
         started = time.perf_counter()
@@ -242,7 +251,7 @@ class FpgaBackend:
         source = (f"{target.power.name}: {target.power.source}; x cycles from the cycle model "
                   f"at {f_mhz:g} MHz")
         x, y = ctx.test_arrays()
-        x_int = net.quantize_input(x)
+        x_int = _network_input(net, ctx, x)
         done = correct = 0
         energies: list[float] = []
         cycles_all: list[int] = []
@@ -264,6 +273,17 @@ class FpgaBackend:
 
 
 # -- helpers --------------------------------------------------------------------------------------
+def _network_input(net: IntegerNetwork, ctx: DeployContext, x: np.ndarray) -> np.ndarray:
+    """What the core takes for the real-valued samples ``x``: the quantised static input, or
+    for an ``input_kind = "spikes"`` network the encoder's spikes ``[B, T, ...]``, made on the
+    host as wb_sim makes them."""
+    if net.input_kind != "spikes":
+        return net.quantize_input(x)
+    from wb_sim.backend import network_input
+
+    return network_input(net, ctx, x)
+
+
 def _compare(hw, sim, ref) -> None:
     """Raise :class:`DeployError` naming the first disagreement between the three runs."""
     for name, other in (("wb_sim", sim), ("the torch integer reference", ref)):

@@ -1,8 +1,9 @@
 """Event trace and the analytic cycle model of the spiking core.
 
 :func:`trace` runs the integer network (the arithmetic of ``wb_sim/ir.py``, with dense numpy
-ops, sharing no code with ``wb_sim``) and keeps what the core's timing depends on: the input
-events of each layer at each time step, and for conv layers where they are. :func:`cycles_for`
+ops, sharing no code with ``wb_sim``: ternary spikes, membrane codes and spike-train inputs
+included) and keeps what the core's timing depends on: the input events of each layer at each
+time step, and for conv layers where they are. :func:`cycles_for`
 turns them into the core's cycle count per sample; the Amaranth simulation counts the same
 cycles, and ``tests/plugins/test_fpga.py`` checks they agree.
 
@@ -53,10 +54,20 @@ def _or_pool(spikes: np.ndarray, pool: int) -> np.ndarray:
     return spikes[:, :, : ho * pool, : wo * pool].reshape(b, c, ho, pool, wo, pool).any((3, 5))
 
 
+def _membrane_code_grid(v: np.ndarray, bits: int, shift: int) -> np.ndarray:
+    """The stored membrane: ``clip(rint(v / 2**shift), ±(2**(bits-1) - 1)) * 2**shift``.
+    ``np.rint`` rounds half to even; ``v / 2**shift`` is exact in float64 below 2**53."""
+    top = (1 << (bits - 1)) - 1
+    return np.clip(np.rint(v / float(1 << shift)), -top, top).astype(np.int64) << shift
+
+
 def trace(net: IntegerNetwork, x_int: np.ndarray) -> Trace:
-    """Run the network on ``x_int[B, ...]`` and record the events of every layer and step."""
+    """Run the network on ``x_int[B, ...]`` (a spike-train network: ``x[B, T, ...]``) and
+    record the events of every layer and step."""
     B, T = len(x_int), int(net.time_steps)
-    x = np.asarray(x_int, dtype=np.int64).reshape((B,) + tuple(net.input_shape))
+    spike_input = net.input_kind == "spikes"
+    steps = (T,) if spike_input else ()
+    x = np.asarray(x_int, dtype=np.int64).reshape((B,) + steps + tuple(net.input_shape))
     states = [np.zeros((B,) + tuple(layer.out_shape), dtype=np.int64) for layer in net.layers]
     logits = np.zeros((B, net.n_classes), dtype=np.int64)
     events = [np.zeros((B, T), dtype=np.int64) for _ in net.layers]
@@ -69,14 +80,15 @@ def trace(net: IntegerNetwork, x_int: np.ndarray) -> Trace:
             return _conv(signal.reshape((B,) + tuple(layer.in_shape)), layer)
         return signal.reshape(B, -1) @ np.asarray(layer.weight, dtype=np.int64).T
 
-    first = accumulate(net.layers[0], x)  # the input never changes
+    # a static input never changes: layer 0's sums are the same at every step
+    first = None if spike_input else accumulate(net.layers[0], x)
     for t in range(T):
-        signal = x
+        signal = x[:, t] if spike_input else x
         for li, layer in enumerate(net.layers):
             active = signal.reshape((B,) + tuple(layer.in_shape)) != 0
             inputs[li].append(active)
             events[li][:, t] = active.reshape(B, -1).sum(axis=1)
-            acc = first if li == 0 else accumulate(layer, signal)
+            acc = first if li == 0 and first is not None else accumulate(layer, signal)
             extra = (1,) * (acc.ndim - 2)
             current = (acc << int(layer.shift)) + np.asarray(layer.bias, dtype=np.int64
                                                              ).reshape((-1,) + extra)
@@ -88,15 +100,20 @@ def trace(net: IntegerNetwork, x_int: np.ndarray) -> Trace:
             h = v + current if neuron.leak_shift is None else v - (v >> neuron.leak_shift) \
                 + current
             thr = np.asarray(neuron.threshold, dtype=np.int64).reshape((-1,) + extra)
-            spikes = h >= thr
+            spikes = (h >= thr).astype(np.int64)
+            if neuron.ternary:
+                spikes[h <= -thr] = -1  # thresholds >= 1: never both
             if neuron.reset == "soft":
-                states[li] = h - thr * spikes
+                v = h - thr * spikes
             else:
-                states[li] = np.where(spikes, 0, h)
-            counts[layer.name] += spikes.reshape(B, -1).sum(axis=1)
+                v = np.where(spikes != 0, 0, h)
+            if neuron.membrane_bits is not None:
+                v = _membrane_code_grid(v, int(neuron.membrane_bits), int(neuron.membrane_shift))
+            states[li] = v
+            counts[layer.name] += (spikes != 0).reshape(B, -1).sum(axis=1)
             if layer.pool:
-                spikes = _or_pool(spikes, int(layer.pool))
-            signal = spikes.astype(np.int64)
+                spikes = _or_pool(spikes != 0, int(layer.pool)).astype(np.int64)
+            signal = spikes
     return Trace(logits, np.argmax(logits, axis=1), counts, events, inputs)
 
 

@@ -4,12 +4,14 @@ Memories are counted in the target's blocks (the cheapest depth x width configur
 memory, as yosys maps them). On the iCE40 UP5K the weight store moves to SPRAM when it does not
 fit the block RAM (SPRAM has no initial contents: the host loads the weights over the load port
 after configuration). Which layer does not fit: the layers are added in order and the first one
-that takes a memory past the target's blocks is named, with the overflow.
+that takes a memory past the target's blocks is named, with the overflow. The result also says
+what the membranes cost in bits (``FitResult.membranes``): a layer with a membrane code stores
+``neurons x b`` bits, against what the same membranes would need at full width.
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 from wb_sim.ir import IntegerNetwork
 
@@ -31,6 +33,24 @@ class FitResult:
     spram_used: int = 0
     use_dsp: bool = False
     lut_estimate: int = 0
+    # linear neuron layer -> {"neurons", "stored_bits", "bits", "code_bits", "code_shift",
+    # "full_width_bits"} (CorePlan.membrane_costs)
+    membranes: dict = field(default_factory=dict)
+
+    def membrane_summary(self) -> str:
+        """One line on what the membrane memories cost, e.g. ``membranes: l0 64 x 4 bit
+        (4-bit codes; 6 bit at full width), ... = 512 bit``."""
+        if not self.membranes:
+            return ""
+        parts, total = [], 0
+        for name, m in self.membranes.items():
+            total += m["bits"]
+            part = f"{name} {m['neurons']} x {m['stored_bits']} bit"
+            if m["code_bits"] is not None:
+                part += (f" ({m['code_bits']}-bit codes; {m['full_width_bits']} bit at full "
+                         "width)")
+            parts.append(part)
+        return f"membranes: {', '.join(parts)} = {total} bit"
 
     @property
     def ok(self) -> bool:
@@ -72,6 +92,7 @@ def fit(net: IntegerNetwork, target: str | Target, parallelism: int) -> FitResul
     elif result.bram_used > tgt.bram_blocks:
         issues += _overflow_issues(rom, tgt)
     plan = result.plan
+    result.membranes = plan.membrane_costs()
     result.use_dsp = plan.parallelism <= tgt.dsps and tgt.family == "ecp5"
     result.lut_estimate = estimate_luts(plan)
     if result.lut_estimate > tgt.luts:
@@ -166,9 +187,12 @@ def _layer_words(plan: CorePlan, lp) -> str:
                 f"{lp.weight_words} words of {P} lanes, and {g.c_out} x {g.h_out} x {g.w_out} "
                 f"membranes ({lp.potential_width} bit needed, stored as {lp.membrane_words} "
                 f"words of {P} lanes x {plan.widths.conv} bit)")
+    membranes = ""
+    if lp.has_neuron:
+        what = "membrane codes" if lp.membrane_bits is not None else "membranes"
+        membranes = f", and {lp.c_out} {what} of {lp.potential_width} bit"
     return (f"{lp.c_out} x {lp.c_in} weights of {wb} bit, stored as {lp.weight_words} words "
-            f"of {P} lanes" + (f", and {lp.c_out} membranes of {lp.potential_width} bit"
-                               if lp.has_neuron else ""))
+            f"of {P} lanes" + membranes)
 
 
 #: an estimate this far over the device is an error (the calibration points are within 5 %)
@@ -208,11 +232,20 @@ def estimate_luts(plan: CorePlan, part: str = "all") -> int:
     w = plan.widths
     # Calibrated on the 4-bit digits MLP on the UP5K (P = 4, 8, 16: 1445, 1917, 2913 logic
     # cells): about 120 per lane and 950 for the rest.
-    # Only a linear first layer multiplies in the linear lanes.
-    mult = w.weight * (w.input + 1) if plan.layers[0].kind == "linear" else 0
-    lane = 2 * w.acc + 2 * mult + 2 * w.weight
+    # Only a static linear first layer multiplies in the linear lanes; without it, signed
+    # events (ternary spikes, a spike-train input) flip the weight before the adder.
+    multiply = plan.layers[0].kind == "linear" and not plan.spike_input
+    mult = w.weight * (w.input + 1) if multiply else 0
+    flip = w.weight if not multiply and (plan.spike_input or plan.signed_events) else 0
+    lane = 2 * w.acc + 2 * mult + 2 * w.weight + flip
     neuron = 8 * max(w.current, w.pre_reset, w.potential)
     total = plan.parallelism * lane + neuron + 750
+    if plan.spike_input:
+        # The step-end table is T registers (read without a clock), one logic cell per bit.
+        # Checked on JapaneseVowels-sized QT-SNNs on the UP5K (12-64-64-9, T = 29): uniform
+        # thresholds at P = 8, 16 placed 1450, 1601 logic cells (this gives 1355, 1611);
+        # per-neuron thresholds at P = 16 (the synthesis test) placed 1725.
+        total += plan.time_steps * max(1, plan.input_depth.bit_length())
     if part == "conv":
         total = 0
     convs = plan.conv_layers

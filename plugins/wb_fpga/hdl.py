@@ -6,13 +6,14 @@ One shared engine runs the layers one after the other, time step by time step::
                                    [spike events]──┤     2 halves: read l % 2, write (l+1) % 2
                                                    v
       ACC:  event k ──> weight word (wbase + idx) ──> P lanes: acc[p] += W[p] * x
-                          [weight store: P lanes]         (x = input value, or 1 for a spike)
+                          [weight store: P lanes]         (x = input value, or ±1 for a spike)
                                                    │ HANDOFF: acc -> shadow (P registers)
                                                    v
       NEURON UNIT (serial, one neuron per cycle, overlaps the next group's ACC):
-          I = (acc << shift) + bias[c]            [bias] [threshold] [membrane_l V]
-          H = V - (V >> leak) + I ;  S = H >= thr ;  V = reset(H, S)  -> [membrane_l]
-          S: append c to the next layer's [spike events], count it
+          I = (acc << shift) + bias[c]            [bias] [threshold] [membrane_l]
+          H = V - (V >> leak) + I ;  S = +1 if H >= thr, -1 if H <= -thr (ternary), else 0
+          V = reset(H, S), then its b-bit code (a QT-SNN layer)   -> [membrane_l]
+          S != 0: append (c, sign) to the next layer's [spike events], count it
           read-out layer: logit[c] += I           [logits]  -> host out_addr/out_data
           layer 0 at t = 0: keep acc in [input cache]; at t > 0 the pass reads the cache
       CONV LAYERS: their own engine (:mod:`wb_fpga.hdl_conv`): scatter each event's kernel taps
@@ -23,12 +24,34 @@ Only active inputs are processed (non-zero input values in layer 0, spikes after
 accumulation of a group takes one cycle per event. The arithmetic is exactly ``wb_sim/ir.py``'s;
 widths come from the plan's bounds, so nothing overflows.
 
+Signal networks (QT-SNN, linear layers only):
+
+- **Ternary spikes.** A ternary layer's event carries a sign bit next to the index; the lanes
+  add ``W``, or ``~W`` plus the sign bit (``= -W``), so a spike of -1 is still one
+  accumulate. A static first layer's lanes multiply anyway: there the sign is the value -1.
+  Either polarity resets and counts once (``|S|``).
+- **Membrane codes.** A layer with ``membrane_bits = b`` stores ``V >> membrane_shift``, the
+  b-bit code of ``wb_sim.ir.requantize``: the floor shift, the remainder against half a step
+  (a tie goes to the even code), the clip to ``±(2**(b-1) - 1)``. Each reset candidate is
+  rounded next to the threshold compare, which then only picks one; the read shifts the code
+  back (wiring, no logic).
+- **Spike-train input.** The host loads all ``T`` steps before ``start``; layer 0 at step
+  ``t`` walks that step's events (no input cache, no multiplier).
+
 Host protocol (``sync`` domain): pulse ``in_clear``; for each non-zero input assert ``in_we``
 with ``in_idx``/``in_val`` for one cycle (zeros are ignored; ``in_idx`` is
 ``CorePlan.host_index`` of the flat input index: bit fields x, y, c for a conv first layer);
 pulse ``start``; wait for ``done``; read ``cycles`` and ``spike_counts``; drive ``out_addr`` and
 read ``out_data`` one cycle later. With ``weight_store="ram"`` (SPRAM) the weights are written
 once over ``wl_en``/``wl_addr``/``wl_data`` before the first ``start``.
+
+A spike-train input (``input_kind = "spikes"``) adds one strobe, ``in_step``: after
+``in_clear``, for each step ``t = 0 .. T-1`` in order, write that step's spikes with ``in_we``
+(``in_val`` is 2 bits, two's complement: 1 for +1, 3 for -1; each index at most once per step),
+then pulse ``in_step`` (also for a step without spikes: exactly ``T`` pulses). The core keeps
+where each step's events end in a table of ``T`` registers; layer 0 at step ``t`` reads the
+events from the end of step ``t - 1`` to the end of step ``t``. The input event memory holds
+``T x C_in`` events of (index, sign).
 """
 
 from __future__ import annotations
@@ -55,6 +78,8 @@ class SpikingCore(Elaboratable):
         self.in_we = Signal()
         self.in_idx = Signal(w.in_index)
         self.in_val = Signal(w.input)
+        if plan.spike_input:  # the end of one step's input events
+            self.in_step = Signal()
         self.out_addr = Signal(range(max(ls[-1].c_out, 2)))
         self.out_data = Signal(signed(w.logit))
         self.cycles = Signal(w.cycles)
@@ -69,6 +94,8 @@ class SpikingCore(Elaboratable):
         """Top-level ports for Verilog export."""
         ports = [self.start, self.busy, self.done, self.in_clear, self.in_we, self.in_idx,
                  self.in_val, self.out_addr, self.out_data, self.cycles, *self.spike_counts]
+        if self.plan.spike_input:
+            ports.append(self.in_step)
         if self.plan.weight_store == "ram":
             ports += [self.wl_en, self.wl_addr, self.wl_data]
         return ports
@@ -114,7 +141,7 @@ class SpikingCore(Elaboratable):
                     m.next = "LAYER_START"
             with m.State("LAYER_START"):
                 m.d.comb += s.layer_start.eq(1)
-                n_next = Mux(s.layer == 0, s.n_in, s.ev_cnt)
+                n_next = Mux(s.layer == 0, s.n_first, s.ev_cnt)
                 m.d.sync += [s.n.eq(n_next), s.g.eq(0),
                              s.wbase.eq(s.cur_base), s.k.eq(0)]
                 if cv.present:
@@ -137,24 +164,22 @@ class SpikingCore(Elaboratable):
                 m.d.sync += s.k.eq(s.k + 1)
                 with m.If(s.k == s.n + (ACC_FLUSH - 1)):
                     m.next = "HANDOFF"
-            with m.State("HANDOFF"):
-                with m.If(s.dcnt == 0):
-                    last = s.g == s.cur_glast
-                    m.d.comb += [s.handoff.eq(1), s.load.eq(1),
-                                 s.load_count.eq(Mux(last, s.cur_plast, P))]
-                    m.d.sync += [s.g.eq(s.g + 1), s.wbase.eq(s.wbase + s.cur_cin), s.k.eq(0)]
-                    with m.If(last):
-                        m.next = "WAIT_DRAIN"
-                    with m.Else():
-                        m.next = "ACC"
+            with m.State("HANDOFF"), m.If(s.dcnt == 0):
+                last = s.g == s.cur_glast
+                m.d.comb += [s.handoff.eq(1), s.load.eq(1),
+                             s.load_count.eq(Mux(last, s.cur_plast, P))]
+                m.d.sync += [s.g.eq(s.g + 1), s.wbase.eq(s.wbase + s.cur_cin), s.k.eq(0)]
+                with m.If(last):
+                    m.next = "WAIT_DRAIN"
+                with m.Else():
+                    m.next = "ACC"
             if plan.cache_input:
                 with m.State("CACHED"):
                     m.d.comb += [s.load.eq(1), s.load_cached.eq(1),
                                  s.load_count.eq(ls[0].c_out)]
                     m.next = "WAIT_DRAIN"
-            with m.State("WAIT_DRAIN"):
-                with m.If((s.dcnt == 0) & ~s.nv & ~s.nv2):
-                    next_layer()
+            with m.State("WAIT_DRAIN"), m.If((s.dcnt == 0) & ~s.nv & ~s.nv2):
+                next_layer()
             if cv.present:
                 with m.State("C_SCATTER"):
                     m.d.comb += cv.scatter.eq(1)
@@ -181,15 +206,40 @@ class SpikingCore(Elaboratable):
         return m
 
     def _host(self, s: _Shared) -> Module:
-        """Input events written by the host while idle (zeros are not events)."""
+        """Input events written by the host while idle (zeros are not events). A spike-train
+        input also keeps, per step, where that step's events end (``in_step``), and hands
+        layer 0 the events of the running step."""
         m = Module()
+        plan = self.plan
         in_wr = s.mem["in_wr"]
+        write = Signal()
+        m.d.comb += write.eq(s.idle & self.in_we & (self.in_val != 0))
+        # a spike keeps only its sign: the top bit of the two's complement -1 / +1
+        value = self.in_val[-1] if plan.spike_input else self.in_val
         with m.If(s.idle & self.in_clear):
             m.d.sync += s.n_in.eq(0)
-        with m.Elif(s.idle & self.in_we & (self.in_val != 0)):
-            m.d.comb += [in_wr.addr.eq(s.n_in), in_wr.data.eq(Cat(self.in_idx, self.in_val)),
+        with m.Elif(write):
+            m.d.comb += [in_wr.addr.eq(s.n_in), in_wr.data.eq(Cat(self.in_idx, value)),
                          in_wr.en.eq(1)]
             m.d.sync += s.n_in.eq(s.n_in + 1)
+        if not plan.spike_input:
+            m.d.comb += s.n_first.eq(s.n_in)
+            return m
+        ends_wr, ends_rd = s.mem["ends_wr"], s.mem["ends_rd"]
+        steps = Signal(range(plan.time_steps + 1))
+        with m.If(s.idle & self.in_clear):
+            m.d.sync += steps.eq(0)
+        with m.Elif(s.idle & self.in_step & (steps < plan.time_steps)):
+            m.d.comb += [ends_wr.addr.eq(steps), ends_wr.data.eq(s.n_in + write),
+                         ends_wr.en.eq(1)]
+            m.d.sync += steps.eq(steps + 1)
+        # Steps run in order, so step t's events start where step t - 1's ended.
+        end_before = Signal.like(s.in_base)
+        m.d.comb += [ends_rd.addr.eq(s.t), s.n_first.eq(ends_rd.data - end_before)]
+        with m.If(s.go):
+            m.d.sync += end_before.eq(0)
+        with m.Elif(s.layer_start & (s.layer == 0)):
+            m.d.sync += [s.in_base.eq(end_before), end_before.eq(ends_rd.data)]
         return m
 
 
@@ -219,7 +269,9 @@ class _Shared:
         self.load_cached = Signal()  # ... from the input cache
         self.load_count = Signal(range(max(P, ls[0].c_out) + 1))
         # host
-        self.n_in = Signal(range(ls[0].c_in + 1))
+        self.n_in = Signal(range(plan.input_depth + 1))
+        self.n_first = Signal.like(self.n)  # layer 0's events in this step
+        self.in_base = Signal(range(plan.input_depth + 1))  # where they start (spike input)
         # accumulation
         # The P lanes packed into one word each: one signal per register bank instead of P
         # keeps the simulator's per-signal bookkeeping small (synthesis sees the same adders).
@@ -260,11 +312,19 @@ def _memories(m: Module, plan: CorePlan) -> dict:
     ports["w_rd"] = wmem.read_port()
     if plan.weight_store == "ram":
         ports["w_wr"] = wmem.write_port()
-    inmem = Memory(shape=unsigned(w.in_index + w.input), depth=max(ls[0].c_in, 1), init=[])
+    inmem = Memory(shape=unsigned(plan.input_word), depth=plan.input_depth, init=[])
     m.submodules.input_events = inmem
     ports["in_rd"], ports["in_wr"] = inmem.read_port(), inmem.write_port()
+    if plan.spike_input:
+        # Where each step's events end in [input events]: T small words, read without a
+        # clock at the step's layer-0 start (registers, not block RAM).
+        ends = Memory(shape=unsigned(max(1, plan.input_depth.bit_length())),
+                      depth=plan.time_steps, init=[])
+        m.submodules.input_step_ends = ends
+        ports["ends_rd"] = ends.read_port(domain="comb")
+        ports["ends_wr"] = ends.write_port()
     if len(ls) > 1:
-        evmem = Memory(shape=unsigned(w.ev_index), depth=2 * plan.event_depth, init=[])
+        evmem = Memory(shape=unsigned(plan.event_word), depth=2 * plan.event_depth, init=[])
         m.submodules.spike_events = evmem
         ports["ev_rd"], ports["ev_wr"] = evmem.read_port(), evmem.write_port()
     conv_memories(m, plan, ports)
@@ -312,7 +372,8 @@ def _constants(s: _Shared) -> Module:
 
 def _accumulate(s: _Shared, core: SpikingCore) -> Module:
     """Issue -> event read -> weight read -> P lanes ``acc[p] += W[p] * x``; the hand-off to
-    the shadow registers, which the neuron unit shifts out one lane per cycle."""
+    the shadow registers, which the neuron unit shifts out one lane per cycle. An event with
+    a sign (a spike of -1) subtracts the weight instead: still one accumulate."""
     plan = s.plan
     w = plan.widths
     P = plan.parallelism
@@ -321,22 +382,29 @@ def _accumulate(s: _Shared, core: SpikingCore) -> Module:
     in_rd, w_rd, ev_rd = mem["in_rd"], mem["w_rd"], mem.get("ev_rd")
     v1, v2 = Signal(), Signal()
     x2 = Signal(signed(w.input + 1))
+    neg2 = Signal()
     first = s.layer == 0
     # While a conv layer runs, its scatter reads the events (and the weights) instead.
     cv = s.cv
     k = Mux(s.cur_conv, cv.ev_addr, s.k) if cv.present else s.k
-    m.d.comb += in_rd.addr.eq(k)
+    # a spike-train input: layer 0 reads the running step's events, from in_base on
+    m.d.comb += in_rd.addr.eq(k + s.in_base if plan.spike_input else k)
     ev_bits = (plan.event_depth - 1).bit_length()
     if ev_rd is not None:
         m.d.comb += ev_rd.addr.eq(Cat(k[:ev_bits], s.layer[0]))
     m.d.sync += v1.eq(s.issue)
     idx = Signal(max(w.in_index, w.ev_index))
-    val = Signal(w.input)
+    val = Signal(signed(w.input + 1))
+    neg = Signal()  # the event is a spike of -1
     in_idx, in_val = in_rd.data[: w.in_index], in_rd.data[w.in_index:]
+    in_neg = in_rd.data[w.in_index] if plan.spike_input else Const(0, 1)
     if ev_rd is not None:
-        m.d.comb += [idx.eq(Mux(first, in_idx, ev_rd.data)), val.eq(Mux(first, in_val, 1))]
+        ev_idx = ev_rd.data[: w.ev_index]
+        ev_neg = ev_rd.data[w.ev_index] if plan.signed_events else Const(0, 1)
+        m.d.comb += [idx.eq(Mux(first, in_idx, ev_idx)), neg.eq(Mux(first, in_neg, ev_neg)),
+                     val.eq(Mux(first, in_val, Mux(ev_neg, -1, 1)))]
     else:
-        m.d.comb += [idx.eq(in_idx), val.eq(in_val)]
+        m.d.comb += [idx.eq(in_idx), neg.eq(in_neg), val.eq(in_val)]
     lin_addr = Mux(s.cur_conv, cv.waddr, s.wbase + idx) if cv.present else s.wbase + idx
     if plan.weight_store == "ram":
         # One address for reads and writes, so synthesis can map the store to single-port
@@ -350,15 +418,24 @@ def _accumulate(s: _Shared, core: SpikingCore) -> Module:
                      w_rd.en.eq(~core.wl_en)]
     else:
         m.d.comb += w_rd.addr.eq(lin_addr)
-    m.d.sync += [v2.eq(v1), x2.eq(val)]
+    m.d.sync += [v2.eq(v1), x2.eq(val), neg2.eq(neg)]
     aw, wb = w.acc, w.weight
-    # Only a linear first layer sees multi-bit input values: otherwise the lanes just add.
-    multiply = plan.layers[0].kind == "linear"
+    # Only a static linear first layer sees multi-bit input values (the lanes multiply, and a
+    # signed spike is a value of -1); otherwise the lanes add, or subtract for a signed event.
+    multiply = plan.layers[0].kind == "linear" and not plan.spike_input
+    subtract = not multiply and (plan.spike_input or plan.signed_events)
     lanes = []
     for p in range(P):
         weight = w_rd.data[p * wb:(p + 1) * wb].as_signed()
-        term = weight * x2 if multiply else weight
-        lanes.append((s.acc[p * aw:(p + 1) * aw].as_signed() + term)[:aw])
+        acc = s.acc[p * aw:(p + 1) * aw].as_signed()
+        if multiply:
+            total = acc + weight * x2
+        elif subtract:  # acc - W = acc + ~W + 1: the weight's bits flipped, the sign added
+            flipped = (weight.as_unsigned() ^ neg2.replicate(wb)).as_signed()
+            total = acc + flipped + neg2
+        else:
+            total = acc + weight
+        lanes.append(total[:aw])
     with m.If(s.handoff):
         m.d.sync += [s.shadow.eq(s.acc), s.acc.eq(0)]
     with m.Else():
@@ -428,14 +505,18 @@ def _neuron_unit(s: _Shared, core: SpikingCore) -> Module:
     # -- stage 2: H, the spike, the new V (or the logit) for neuron nc2 -----------------------
     h = Signal(signed(w.pre_reset))
     thr = Signal(signed(w.threshold))
-    v_new = Signal(signed(w.potential))
-    spike = Signal()
+    hidden = [lp for lp in lin if lp.has_neuron]
+    # what the membrane memories store: V, or a layer's b-bit code V >> membrane_shift
+    v_store = Signal(signed(max([lp.potential_width for lp in hidden], default=2)))
+    fire_pos = Signal()  # H >= thr: a spike of +1
+    fire_neg = Signal()  # a ternary layer's H <= -thr: a spike of -1
+    fired = fire_pos | fire_neg
     with m.Switch(s.layer):
-        for lp in lin:
-            if not lp.has_neuron:
-                continue
+        for lp in hidden:
             with m.Case(lp.index):
-                v_old = Mux(s.t == 0, 0, mem[f"v_rd{lp.index}"].data)
+                stored = mem[f"v_rd{lp.index}"].data
+                coded = lp.membrane_bits is not None
+                v_old = Mux(s.t == 0, 0, stored << lp.membrane_shift if coded else stored)
                 if lp.leak_shift is None:
                     m.d.comb += h.eq(v_old + current2)
                 else:
@@ -444,27 +525,41 @@ def _neuron_unit(s: _Shared, core: SpikingCore) -> Module:
                     m.d.comb += thr.eq(lp.uniform_threshold)
                 else:
                     m.d.comb += thr.eq(t_rd.data)
-                m.d.comb += spike.eq(h >= thr)
+                m.d.comb += fire_pos.eq(h >= thr)
+                if lp.ternary:
+                    m.d.comb += fire_neg.eq(h <= -thr)
+
+                def store(v, lp=lp):
+                    """What the memory keeps of the new V: itself, or its code."""
+                    if lp.membrane_bits is None:
+                        return v
+                    return _membrane_code(v, lp.membrane_bits, lp.membrane_shift)
+
+                # Each candidate is requantised next to the compare, not after it: the
+                # spike only picks one, which keeps the rounding off the critical path.
                 if lp.reset == "soft":
-                    m.d.comb += v_new.eq(Mux(spike, h - thr, h))
+                    m.d.comb += v_store.eq(Mux(fire_pos, store(h - thr),
+                                               Mux(fire_neg, store(h + thr), store(h))))
                 else:
-                    m.d.comb += v_new.eq(Mux(spike, 0, h))
+                    m.d.comb += v_store.eq(Mux(fired, 0, store(h)))
     neuron_layers = [lp for lp in ls if lp.has_neuron]
     counters = dict(zip((lp.index for lp in neuron_layers), core.spike_counts))
     ev_bits = (plan.event_depth - 1).bit_length()
     # Addresses and data are driven whatever the enables say: only the write enables wait for
     # the late spike decision, which keeps the compare off the address paths.
-    for lp in neuron_layers:
-        if lp.kind == "conv":
-            continue
+    for lp in hidden:
         v_wr = mem[f"v_wr{lp.index}"]
-        m.d.comb += [v_wr.addr.eq(nc2), v_wr.data.eq(v_new),
+        m.d.comb += [v_wr.addr.eq(nc2), v_wr.data.eq(v_store),
                      v_wr.en.eq(s.nv2 & (s.layer == lp.index))]
     # The conv engine's events and spike counts come in here: one driver per signal.
     cv = s.cv
-    emit = (s.nv2 & spike) | cv.emit if cv.present else s.nv2 & spike
+    emit = (s.nv2 & fired) | cv.emit if cv.present else s.nv2 & fired
     if ev_wr is not None:
-        data = Mux(s.cur_conv, cv.emit_data, nc2) if cv.present else nc2
+        # a linear layer's event: the neuron's index, and its sign when a ternary layer emits
+        index = Signal(w.ev_index)
+        m.d.comb += index.eq(nc2)
+        own = Cat(index, fire_neg) if plan.signed_events else index
+        data = Mux(s.cur_conv, cv.emit_data, own) if cv.present else own
         m.d.comb += [ev_wr.addr.eq(Cat(s.ev_cnt[:ev_bits], ~s.layer[0])), ev_wr.data.eq(data),
                      ev_wr.en.eq(emit)]
     m.d.comb += [l_wr.addr.eq(nc2), l_wr.data.eq(Mux(s.t == 0, 0, l_rd.data) + current2),
@@ -476,12 +571,27 @@ def _neuron_unit(s: _Shared, core: SpikingCore) -> Module:
             with m.Case(lp.index):
                 if lp.kind == "conv":
                     m.d.sync += counters[lp.index].eq(counters[lp.index] + cv.spike_inc)
-                else:
-                    with m.If(s.nv2 & spike):
+                else:  # a spike of either sign counts once (|S|)
+                    with m.If(s.nv2 & fired):
                         m.d.sync += counters[lp.index].eq(counters[lp.index] + 1)
     with m.If(s.go):  # after the increments: the later assignment wins
         m.d.sync += [c.eq(0) for c in core.spike_counts]
     return m
+
+
+def _membrane_code(v, bits: int, shift: int):
+    """``wb_sim.ir.requantize(v, bits, shift) >> shift`` in logic: the floor shift, the
+    remainder against half a step (a tie goes to the even code), then the clip to
+    ``±(2**(bits-1) - 1)``."""
+    top = (1 << (bits - 1)) - 1
+    q = v
+    if shift:
+        if len(v) <= shift:  # sign-extend, so bit ``shift`` (the floor's parity) exists
+            v = Cat(v, v[-1].replicate(shift + 1 - len(v))).as_signed()
+        rest = v[:shift]
+        half = 1 << (shift - 1)
+        q = (v >> shift) + ((rest > half) | ((rest == half) & v[shift]))
+    return Mux(q > top, top, Mux(q < -top, -top, q))
 
 
 class SerialTop(Elaboratable):
@@ -510,6 +620,8 @@ class SerialTop(Elaboratable):
     def inputs(self) -> list[Signal]:
         core = self.core
         found = [core.start, core.in_clear, core.in_we, core.in_idx, core.in_val, core.out_addr]
+        if core.plan.spike_input:
+            found.append(core.in_step)
         if core.plan.weight_store == "ram":
             found += [core.wl_en, core.wl_addr, core.wl_data]
         return found
@@ -532,6 +644,8 @@ class SerialTop(Elaboratable):
         with m.If(self.shift):
             m.d.sync += cmd.eq(Cat(cmd[1:], self.sdi))
         strobes = {id(core.start), id(core.in_clear), id(core.in_we)}
+        if core.plan.spike_input:
+            strobes.add(id(core.in_step))
         if core.plan.weight_store == "ram":
             strobes.add(id(core.wl_en))
         offset = 0

@@ -3,7 +3,13 @@
 Pure numpy: the fit check and the cycle model use it without importing Amaranth. The widths
 come from bounds on the network's own integers (interval arithmetic over the ``T`` time steps),
 so no register or memory word can overflow for any input the core accepts (``0 .. 2**input_bits
-- 1`` per input, each input index written at most once per sample).
+- 1`` per input, each input index written at most once per sample; for a spike-train input
+``-1 .. 1`` per input and step, each index at most once per step).
+
+Signal networks (QT-SNN) run on the linear engine: a ternary layer's spikes carry their sign
+(the next layer adds or subtracts the weight), a layer with a membrane code stores only the
+``b``-bit code ``V >> membrane_shift`` (its memory is ``b`` bits wide or less, from the bounds),
+and a spike-train input is loaded per step by the host.
 
 Linear layers run on the accumulate-then-fire engine (P accumulator registers, a serial neuron
 unit); conv layers on the scatter-and-sweep engine (:mod:`wb_fpga.conv`): events add their
@@ -73,13 +79,21 @@ class LayerPlan:
     # C, H, W flatten index); None for the last layer
     next_kind: str | None = None
     mbase: int = 0  # conv: first word of this layer in the conv membrane memory
+    ternary: bool = False  # fires -1 at H <= -threshold too; its events carry the sign
+    membrane_bits: int | None = None  # stores the b-bit code V >> membrane_shift
+    membrane_shift: int = 0
+    signed_input: bool = False  # its input events carry a sign (add or subtract the weight)
 
     @property
     def potential_width(self) -> int:
-        """Width of this layer's membranes (a conv layer's: what it stores between events)."""
+        """Width of this layer's membrane memory (a conv layer's: what it stores between
+        events; a layer with a membrane code: the code's, ``V >> membrane_shift``)."""
         if self.kind == "conv":
             return signed_width(*self.bounds.stored)
-        return signed_width(*self.bounds.potential)
+        lo, hi = self.bounds.potential
+        if self.membrane_bits is not None:
+            return signed_width(lo >> self.membrane_shift, hi >> self.membrane_shift)
+        return signed_width(lo, hi)
 
     @property
     def weight_words(self) -> int:
@@ -148,10 +162,32 @@ class CorePlan:
     cache_input: bool  # layer 0's accumulators are kept from t = 0 (linear layer 0 only)
     event_depth: int  # spike-event buffer half (a power of two >= the most events of a layer)
     weight_store: str  # "rom": initialised block RAM; "ram": loaded over the load port (SPRAM)
+    signed_events: bool = False  # spike-event words carry a sign bit (a ternary layer emits)
 
     @property
     def time_steps(self) -> int:
         return self.net.time_steps
+
+    @property
+    def spike_input(self) -> bool:
+        """The input is a spike train loaded step by step (``input_kind == "spikes"``)."""
+        return self.net.input_kind == "spikes"
+
+    @property
+    def input_depth(self) -> int:
+        """Input events one sample can hold: every input once, or once per step (spikes)."""
+        c_in = max(self.layers[0].c_in, 1)
+        return c_in * self.time_steps if self.spike_input else c_in
+
+    @property
+    def input_word(self) -> int:
+        """Width of an input event: the index and the value, or the index and a sign bit."""
+        return self.widths.in_index + (1 if self.spike_input else self.widths.input)
+
+    @property
+    def event_word(self) -> int:
+        """Width of a spike event: the index, and the sign when a ternary layer emits."""
+        return self.widths.ev_index + int(self.signed_events)
 
     @property
     def n_classes(self) -> int:
@@ -173,11 +209,11 @@ class CorePlan:
         mems = [MemoryInfo("weights", self.weight_words, self.parallelism * w.weight, "weights",
                            self.weight_store == "rom",
                            {lp.name: lp.weight_words for lp in ls}),
-                MemoryInfo("input_events", max(ls[0].c_in, 1), w.in_index + w.input, "events",
-                           False, {ls[0].name: ls[0].c_in})]
+                MemoryInfo("input_events", self.input_depth, self.input_word, "events",
+                           False, {ls[0].name: self.input_depth})]
         if len(ls) > 1:
-            mems.append(MemoryInfo("spike_events", 2 * self.event_depth, w.ev_index, "events",
-                                   False, {lp.name: lp.c_in for lp in ls[1:]}))
+            mems.append(MemoryInfo("spike_events", 2 * self.event_depth, self.event_word,
+                                   "events", False, {lp.name: lp.c_in for lp in ls[1:]}))
         for lp in lin:
             if lp.has_neuron:
                 mems.append(MemoryInfo(f"membrane{lp.index}", lp.c_out, lp.potential_width,
@@ -203,6 +239,28 @@ class CorePlan:
         mems.append(MemoryInfo("logits", ls[-1].c_out, w.logit, "logits", False,
                                {ls[-1].name: ls[-1].c_out}))
         return mems
+
+    def membrane_costs(self) -> dict[str, dict[str, int | None]]:
+        """What each linear neuron layer's membrane memory costs: ``neurons`` x
+        ``stored_bits`` = ``bits``; with a membrane code (``code_bits``, on a grid of
+        ``2**code_shift``) also ``full_width_bits``, the width the same layer's membranes
+        would need unquantised (bounded the same way), which the code saves."""
+        costs: dict[str, dict[str, int | None]] = {}
+        for lp in self.linear_layers:
+            if not lp.has_neuron:
+                continue
+            entry: dict[str, int | None] = {
+                "neurons": lp.c_out, "stored_bits": lp.potential_width,
+                "bits": lp.c_out * lp.potential_width, "code_bits": lp.membrane_bits,
+                "code_shift": lp.membrane_shift if lp.membrane_bits is not None else None,
+                "full_width_bits": None}
+            if lp.membrane_bits is not None:
+                layer = self.net.layers[lp.index]
+                full = _bounds(self.net, lp.index, layer, _input_range(self.net, lp.index),
+                               codes=False)
+                entry["full_width_bits"] = signed_width(*full.potential)
+            costs[lp.name] = entry
+        return costs
 
     def weight_init(self) -> list[int]:
         """The weight store's words. Linear: lane ``p`` of word ``wbase + g * c_in + i`` holds
@@ -253,34 +311,60 @@ class CorePlan:
 def unsupported(net: IntegerNetwork) -> list[tuple[str, str]]:
     """``(layer name, why)`` for every layer the core cannot implement."""
     found = []
-    last = len(net.layers) - 1
+    kind = getattr(net, "input_kind", "static")
+    if kind not in ("static", "spikes") and net.layers:
+        found.append((net.layers[0].name, (f"unknown input kind {kind!r}: the core takes a "
+                                           "static integer input or a spike train ('spikes')")))
     for i, layer in enumerate(net.layers):
-        if layer.kind not in ("linear", "conv"):
-            found.append((layer.name, f"a {layer.kind} layer: the FPGA core implements linear "
-                                      "and conv layers"))
-        elif (layer.neuron is None) != (i == last):
-            found.append((layer.name, "only the last layer may be (and must be) a read-out "
-                                      "without a neuron"))
-        elif layer.kind == "conv" and i == last:
-            found.append((layer.name, "the read-out must be a linear layer (flatten, then "
-                                      "wb_core.linear); a conv read-out is not supported"))
-        elif layer.kind == "conv" and i and net.layers[i - 1].kind != "conv":
-            found.append((layer.name, "a conv layer must take the network input or a conv "
-                                      "layer's spikes"))
-        elif layer.kind == "conv" and (np.asarray(layer.weight).ndim != 4
-                                       or layer.weight.shape[2] != layer.weight.shape[3]):
-            found.append((layer.name, "a conv layer needs a square kernel [C_out, C_in, k, k]"))
-        elif layer.kind == "conv" and (layer.stride < 1 or layer.padding < 0):
-            found.append((layer.name, f"stride {layer.stride} / padding {layer.padding}: the "
-                                      "core needs stride >= 1 and padding >= 0"))
-        elif layer.pool and layer.kind != "conv":
-            found.append((layer.name, "pooling after a linear layer is not supported"))
-        elif layer.neuron is not None and layer.neuron.reset not in ("hard", "soft"):
-            found.append((layer.name, f"unknown reset {layer.neuron.reset!r}"))
-        elif layer.neuron is not None and getattr(layer.neuron, "ternary", False):
-            found.append((layer.name, "ternary spikes: the core's spike queues carry binary "
-                                      "events; run ternary networks on wb_sim"))
+        why = _why_unsupported(net, i, layer)
+        if why:
+            found.append((layer.name, why))
     return found
+
+
+def _why_unsupported(net: IntegerNetwork, i: int, layer: IntLayer) -> str | None:
+    """Why the core cannot implement layer ``i`` (the first reason), or None."""
+    last = len(net.layers) - 1
+    neuron = layer.neuron
+    ternary = neuron is not None and bool(getattr(neuron, "ternary", False))
+    bits = getattr(neuron, "membrane_bits", None) if neuron is not None else None
+    conv = layer.kind == "conv"
+    if layer.kind not in ("linear", "conv"):
+        return f"a {layer.kind} layer: the FPGA core implements linear and conv layers"
+    if (neuron is None) != (i == last):
+        return "only the last layer may be (and must be) a read-out without a neuron"
+    if conv and i == last:
+        return ("the read-out must be a linear layer (flatten, then wb_core.linear); a conv "
+                "read-out is not supported")
+    if conv and i and net.layers[i - 1].kind != "conv":
+        return "a conv layer must take the network input or a conv layer's spikes"
+    if conv and (np.asarray(layer.weight).ndim != 4
+                 or layer.weight.shape[2] != layer.weight.shape[3]):
+        return "a conv layer needs a square kernel [C_out, C_in, k, k]"
+    if conv and (layer.stride < 1 or layer.padding < 0):
+        return (f"stride {layer.stride} / padding {layer.padding}: the core needs stride >= 1 "
+                "and padding >= 0")
+    if layer.pool and not conv:
+        return "pooling after a linear layer is not supported"
+    if neuron is not None and neuron.reset not in ("hard", "soft"):
+        return f"unknown reset {neuron.reset!r}"
+    if conv and i == 0 and getattr(net, "input_kind", "static") == "spikes":
+        return ("a spike-train input needs a linear first layer: the conv engine takes one "
+                "static integer map")
+    if conv and ternary:
+        return ("ternary spikes on a conv layer: the conv engine fires binary spikes (ternary "
+                "layers must be linear)")
+    if conv and bits is not None:
+        return ("a membrane code on a conv layer: the conv membranes are stored at full width "
+                "(membrane codes need a linear layer)")
+    if ternary and int(np.min(neuron.threshold, initial=1)) < 1:
+        return ("a ternary neuron needs thresholds of at least 1 (at 0 or below it would fire "
+                "+1 and -1 at once)")
+    if bits is not None and not (2 <= int(bits) <= 32
+                                 and 0 <= int(neuron.membrane_shift) <= 32):
+        return (f"a membrane code of {bits} bits on a grid of 2^{neuron.membrane_shift}: the "
+                "core takes 2 to 32 bits and a shift of 0 to 32")
+    return None
 
 
 def plan_core(net: IntegerNetwork, parallelism: int, *, weight_store: str = "rom",
@@ -314,7 +398,8 @@ def plan_core(net: IntegerNetwork, parallelism: int, *, weight_store: str = "rom
             raise DeployError(f"{channels} output channels but {sizes[0]} biases"
                               + (f" and {sizes[1]} thresholds" if len(sizes) > 1 else ""),
                               where=f"node {layer.name!r}")
-        bounds = _bounds(net, i, layer)
+        signed_input = _signed_input(net, i)
+        bounds = _bounds(net, i, layer, _input_range(net, i))
         uniform = None
         if neuron is not None:
             thr = np.asarray(neuron.threshold, dtype=np.int64).ravel()
@@ -349,7 +434,10 @@ def plan_core(net: IntegerNetwork, parallelism: int, *, weight_store: str = "rom
                 voff if neuron is not None else -1, boff, int(layer.shift),
                 None if neuron is None else neuron.leak_shift,
                 "hard" if neuron is None else neuron.reset, neuron is not None, uniform, bounds,
-                "linear", None, next_kind)
+                "linear", None, next_kind, ternary=bool(neuron is not None and neuron.ternary),
+                membrane_bits=None if neuron is None else neuron.membrane_bits,
+                membrane_shift=0 if neuron is None else int(neuron.membrane_shift),
+                signed_input=signed_input)
             boff += c_out
             if neuron is not None:
                 voff += c_out
@@ -362,7 +450,9 @@ def plan_core(net: IntegerNetwork, parallelism: int, *, weight_store: str = "rom
     lin = [lp for lp in ls if lp.kind == "linear"]
     convs = [lp for lp in ls if lp.kind == "conv"]
     hidden = [lp for lp in lin if lp.has_neuron]
-    cache = ((T > 1) if cache_input is None else bool(cache_input)) and ls[0].kind == "linear"
+    # A spike-train input changes every step: nothing to cache.
+    cache = (((T > 1) if cache_input is None else bool(cache_input)) and ls[0].kind == "linear"
+             and net.input_kind != "spikes")
     lin_biases = [np.asarray(net.layers[lp.index].bias, dtype=np.int64).ravel() for lp in lin]
     biases = np.concatenate(lin_biases) if lin_biases else np.zeros(0, dtype=np.int64)
     has_bias = bool(np.any(biases != 0))
@@ -383,7 +473,7 @@ def plan_core(net: IntegerNetwork, parallelism: int, *, weight_store: str = "rom
             conv_width = max(conv_width, signed_width(lo, hi))
     widths = Widths(
         weight=weight_bits,
-        input=max(1, int(net.input_bits)),
+        input=2 if net.input_kind == "spikes" else max(1, int(net.input_bits)),
         acc=signed_width(*span("acc", lin)),
         current=signed_width(*span("current", lin)),
         potential=signed_width(*span("potential", hidden)) if hidden else 2,
@@ -400,8 +490,9 @@ def plan_core(net: IntegerNetwork, parallelism: int, *, weight_store: str = "rom
     if max(widths.acc, widths.current, widths.potential, widths.logit, widths.conv) > 62:
         raise DeployError("the network's integers need more than 62 bits in the core; lower "
                           "frac_bits or the weight/input bits", where="network")
+    signed_events = any(lp.ternary for lp in ls[:-1])
     plan = CorePlan(net, P, ls, widths, wbase, voff, boff, has_bias, uniform_thr, cache,
-                    event_depth, weight_store)
+                    event_depth, weight_store, signed_events)
     return replace(plan, widths=replace(widths, cycles=unsigned_width(cycle_bound(plan))))
 
 
@@ -443,17 +534,49 @@ def _signed_bits_of(weight: np.ndarray) -> int:
     return signed_width(int(w.min()), int(w.max()))
 
 
-def _bounds(net: IntegerNetwork, index: int, layer: IntLayer) -> Bounds:
+def _signed_input(net: IntegerNetwork, index: int) -> bool:
+    """Whether layer ``index``'s input events carry a sign: a spike-train input, or the
+    spikes of a ternary layer."""
+    if index == 0:
+        return net.input_kind == "spikes"
+    before = net.layers[index - 1].neuron
+    return before is not None and bool(before.ternary)
+
+
+def _input_range(net: IntegerNetwork, index: int) -> tuple[int, int]:
+    """The values one input of layer ``index`` takes: ``0 .. 2**input_bits - 1`` (a static
+    input), ``-1 .. 1`` (signed spikes) or ``0 .. 1`` (binary spikes)."""
+    if index == 0 and net.input_kind != "spikes":
+        return 0, (1 << int(net.input_bits)) - 1
+    return (-1 if _signed_input(net, index) else 0), 1
+
+
+def requantized(v: int, bits: int, shift: int) -> int:
+    """``wb_sim.ir.requantize`` of one Python integer (monotone in ``v``, so it maps the ends
+    of an interval to the ends of the requantised interval)."""
+    top = (1 << (bits - 1)) - 1
+    q, rest = v >> shift, v & ((1 << shift) - 1)
+    if shift and (rest > 1 << (shift - 1) or (rest == 1 << (shift - 1) and q & 1)):
+        q += 1
+    return max(-top, min(top, q)) << shift
+
+
+def _bounds(net: IntegerNetwork, index: int, layer: IntLayer, x_range: tuple[int, int],
+            *, codes: bool = True) -> Bounds:
     """Ranges by interval arithmetic: exact per-neuron sums of the positive and negative
-    weights times the largest input, then ``T`` steps of the neuron update on intervals. A conv
-    layer's rows are its output channels (each input position adds a tap at most once to a
-    neuron, so the channel's sums bound every neuron of it)."""
+    weights times the input's extremes (``x_range``), then ``T`` steps of the neuron update on
+    intervals (``codes=False``: as if the membranes were kept at full width). A conv layer's
+    rows are its output channels (each input position adds a tap at most once to a neuron, so
+    the channel's sums bound every neuron of it)."""
     w = np.asarray(layer.weight, dtype=np.int64)
     w = w.reshape(w.shape[0], -1)
-    xmax = (1 << int(net.input_bits)) - 1 if index == 0 else 1
+    x_lo, x_hi = (int(v) for v in x_range)
     # Row sums in int64 (weights < 2**32, fan-in < 2**24: far from overflow), then Python ints.
-    pos = np.where(w > 0, w, 0).sum(axis=1).astype(object) * xmax
-    neg = np.where(w < 0, w, 0).sum(axis=1).astype(object) * xmax
+    w_pos = np.where(w > 0, w, 0).sum(axis=1).astype(object)
+    w_neg = np.where(w < 0, w, 0).sum(axis=1).astype(object)
+    # the largest and the smallest sum: each weight meets the input extreme that favours it
+    pos = w_pos * x_hi + w_neg * x_lo
+    neg = w_neg * x_hi + w_pos * x_lo
     bias = np.asarray(layer.bias, dtype=np.int64).astype(object).ravel()
     scale = 1 << int(layer.shift)
     i_lo = neg * scale + bias
@@ -466,6 +589,9 @@ def _bounds(net: IntegerNetwork, index: int, layer: IntLayer) -> Bounds:
         return Bounds(acc, current, (0, 0), (0, 0), (0, 0), (0, 0), bias_range)
     thr = np.asarray(neuron.threshold, dtype=np.int64).astype(object).ravel()
     k = neuron.leak_shift
+    ternary = bool(neuron.ternary)
+    bits = neuron.membrane_bits if codes else None
+    m_shift = int(neuron.membrane_shift)
 
     def leak(v):
         return v if k is None else v - (v >> int(k))
@@ -487,18 +613,29 @@ def _bounds(net: IntegerNetwork, index: int, layer: IntLayer) -> Bounds:
         new_lo, new_hi = [], []
         for c in range(len(thr)):
             los, his = [], []
-            if h_lo[c] < thr[c]:  # may stay below threshold
-                los.append(h_lo[c])
+            floor = -thr[c] + 1 if ternary else None  # a ternary neuron fires at -thr too
+            if h_lo[c] < thr[c] and (floor is None or h_hi[c] >= floor):  # may stay silent
+                los.append(h_lo[c] if floor is None else max(h_lo[c], floor))
                 his.append(min(h_hi[c], thr[c] - 1))
-            if h_hi[c] >= thr[c]:  # may fire
+            if h_hi[c] >= thr[c]:  # may fire +1
                 if neuron.reset == "soft":
                     los.append(max(h_lo[c], thr[c]) - thr[c])
                     his.append(h_hi[c] - thr[c])
                 else:
                     los.append(0)
                     his.append(0)
-            new_lo.append(min(los))
-            new_hi.append(max(his))
+            if ternary and h_lo[c] <= -thr[c]:  # may fire -1
+                if neuron.reset == "soft":
+                    los.append(h_lo[c] + thr[c])
+                    his.append(min(h_hi[c], -thr[c]) + thr[c])
+                else:
+                    los.append(0)
+                    his.append(0)
+            lo, hi = min(los), max(his)
+            if bits is not None:  # the stored code: requantize is monotone
+                lo, hi = requantized(lo, bits, m_shift), requantized(hi, bits, m_shift)
+            new_lo.append(lo)
+            new_hi.append(hi)
         v_lo = np.array(new_lo, dtype=object)
         v_hi = np.array(new_hi, dtype=object)
         pot_lo, pot_hi = min(pot_lo, min(v_lo)), max(pot_hi, max(v_hi))

@@ -1,9 +1,10 @@
 """Run the generated core in Amaranth's Python simulator, sample by sample.
 
 The testbench drives the core's host interface exactly as the hardware host would: clear,
-write the non-zero inputs, start, wait for ``done`` (the simulator runs the design without
-waking the testbench on every cycle), read the cycle counter, the spike counters and the
-logits. With ``weight_store="ram"`` it first writes the weights over the load port.
+write the non-zero inputs (a spike-train input: each step's spikes, then ``in_step``), start,
+wait for ``done`` (the simulator runs the design without waking the testbench on every cycle),
+read the cycle counter, the spike counters and the logits. With ``weight_store="ram"`` it first
+writes the weights over the load port.
 """
 
 from __future__ import annotations
@@ -26,7 +27,8 @@ class HardwareResult:
 def simulate_core(net: IntegerNetwork, x_int: np.ndarray, parallelism: int = 16, *,
                   weight_store: str = "rom", cache_input: bool | None = None,
                   max_cycles: int | None = None) -> HardwareResult:
-    """Simulate the core for ``net`` on ``x_int[B, ...]`` (integers in ``0 .. 2**input_bits-1``).
+    """Simulate the core for ``net`` on ``x_int[B, ...]`` (integers in ``0 .. 2**input_bits-1``),
+    or, for an ``input_kind = "spikes"`` network, on spike trains ``x[B, T, ...]`` in {-1, 0, 1}.
 
     ``max_cycles`` bounds one sample (default: the plan's densest-sample bound)."""
     run = iter_core(net, x_int, parallelism, weight_store=weight_store,
@@ -53,10 +55,16 @@ def iter_core(net: IntegerNetwork, x_int: np.ndarray, parallelism: int = 16, *,
     # The counter's width holds the densest sample, so reaching its top means a hang.
     limit = min(max_cycles or (1 << plan.widths.cycles) - 1, (1 << plan.widths.cycles) - 1)
     bench_top, stop = _with_stop(core, limit)
-    x = np.asarray(x_int, dtype=np.int64).reshape(len(x_int), -1)
-    top = (1 << int(net.input_bits)) - 1
-    if x.size and (x.min() < 0 or x.max() > top):
-        raise ValueError(f"inputs must be integers in 0..{top}")
+    spike_input = plan.spike_input
+    if spike_input:  # [B, T, inputs]: the host loads each step's spikes
+        x = np.asarray(x_int, dtype=np.int64).reshape(len(x_int), plan.time_steps, -1)
+        if x.size and np.abs(x).max() > 1:
+            raise ValueError("a spike-train input takes -1, 0 or 1 per input and step")
+    else:
+        x = np.asarray(x_int, dtype=np.int64).reshape(len(x_int), -1)
+        top = (1 << int(net.input_bits)) - 1
+        if x.size and (x.min() < 0 or x.max() > top):
+            raise ValueError(f"inputs must be integers in 0..{top}")
     B, C = x.shape[0], plan.n_classes
     logits = np.zeros((B, C), dtype=np.int64)
     cycles = np.zeros(B, dtype=np.int64)
@@ -77,13 +85,14 @@ def iter_core(net: IntegerNetwork, x_int: np.ndarray, parallelism: int = 16, *,
             ctx.set(core.in_clear, 1)
             await ctx.tick()
             ctx.set(core.in_clear, 0)
-            ctx.set(core.in_we, 1)
-            active = np.flatnonzero(x[b])
-            for i, where in zip(active, plan.host_index(active)):
-                ctx.set(core.in_idx, int(where))
-                ctx.set(core.in_val, int(x[b, i]))
-                await ctx.tick()
-            ctx.set(core.in_we, 0)
+            if spike_input:
+                for t in range(plan.time_steps):
+                    await _write_events(ctx, core, plan, x[b, t], mask=3)  # -1 -> 0b11
+                    ctx.set(core.in_step, 1)
+                    await ctx.tick()
+                    ctx.set(core.in_step, 0)
+            else:
+                await _write_events(ctx, core, plan, x[b])
             ctx.set(core.start, 1)
             await ctx.tick()
             ctx.set(core.start, 0)
@@ -111,6 +120,17 @@ def iter_core(net: IntegerNetwork, x_int: np.ndarray, parallelism: int = 16, *,
             yield reported
     return HardwareResult(np.argmax(logits, axis=1) if B else np.zeros(0, np.int64), logits,
                           counts, cycles)
+
+
+async def _write_events(ctx, core, plan, values: np.ndarray, mask: int = -1) -> None:
+    """Write the non-zero ``values`` (flat, one sample or one step) over ``in_we``."""
+    ctx.set(core.in_we, 1)
+    active = np.flatnonzero(values)
+    for i, where in zip(active, plan.host_index(active)):
+        ctx.set(core.in_idx, int(where))
+        ctx.set(core.in_val, int(values[i]) & mask)
+        await ctx.tick()
+    ctx.set(core.in_we, 0)
 
 
 def _with_stop(core, limit: int):

@@ -14,7 +14,9 @@ neurons (the last one ``P_last``)::
                                         neurons (one per cycle) and its two stages empty
 
 i.e. ``pass = (n + F + 1) + (G - 1) * max(n + F + 1, P + 1) + P_last + 4``. Layer 0 at
-``t > 0`` with the input cache: ``C_out + 5`` (no accumulation, one neuron per cycle).
+``t > 0`` with the input cache: ``C_out + 5`` (no accumulation, one neuron per cycle). A
+spike-train input has no cache: layer 0's pass at step ``t`` is the formula with ``n`` = that
+step's input spikes. A ternary spike (either sign) is one event like a binary one.
 
 A conv pass (:mod:`wb_fpga.conv`)::
 

@@ -142,7 +142,7 @@ def strip_memory_inits(rtlil_text: str, memories: list[str]) -> str:
     written at run time: uninitialised RAM may map to iCE40 SPRAM, which has no init."""
     for name in memories:
         pattern = re.compile(r"  cell \$meminit_v2 \S+\n    parameter \\MEMID "
-                             + re.escape(f'"\\\\{name}"') + r"\n.*?\n  end\n", re.S)
+                             + re.escape(f'"\\\\{name}"') + r"\n.*?\n  end\n", re.DOTALL)
         rtlil_text = pattern.sub("", rtlil_text)
     return rtlil_text
 

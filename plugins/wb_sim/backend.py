@@ -42,7 +42,7 @@ class SimBackend:
 
     def check(self, ctx: DeployContext) -> list[FitIssue]:
         issues = check(ctx.model)
-        if _spike_input(ctx):
+        if takes_encoder_spikes(ctx):
             return issues  # the encoder's spikes are the input: no range to clip
         encoder = ctx.project.encoder.id
         if encoder != "wb_core.direct":
@@ -60,7 +60,7 @@ class SimBackend:
     def deploy(self, ctx: DeployContext) -> Generator[RunEvent, None, dict[str, Any]]:
         total = len(_STEPS)
         yield ctx.progress(0, total, _STEPS[0])
-        spiking = _spike_input(ctx)
+        spiking = takes_encoder_spikes(ctx)
         input_scale = 1.0 if spiking else input_scale_for(ctx.data.train, self.input_bits)
         net = to_integer(ctx.model, time_steps=ctx.time_steps, input_scale=input_scale,
                          input_bits=self.input_bits, weight_bits=self.weight_bits,
@@ -163,7 +163,7 @@ class SimBackend:
                 "kind": "estimate", "source": source}
 
 
-def _spike_input(ctx: DeployContext) -> bool:
+def takes_encoder_spikes(ctx: DeployContext) -> bool:
     """Whether the project's encoder makes spikes (then the integer network takes them)."""
     if ctx.project.encoder.id == "wb_core.direct":
         return False

@@ -415,11 +415,11 @@ def test_what_the_core_cannot_do_is_reported_naming_the_node():
                                   np.zeros(36, np.int64), 0, (36,), (36,),
                                   IntNeuron(np.full(36, 5, np.int64))))
     assert fit_issues(net, "ecp5-25k", 4)[0].node == "conv0"
-    # ternary spikes (wb_sim runs them; the core's event queues are binary)
-    ternary = random_net([12, 8, 3])
+    # ternary spikes out of a conv layer (linear layers take them: test_fpga_signals.py)
+    ternary = random_conv_net((1, 6, 6), [(4, 3, 1, 1, 0)], 3)
     ternary.layers[0].neuron.ternary = True
     issue = fit_issues(ternary, "ice40-up5k", 4)[0]
-    assert issue.node == "l0" and "ternary" in issue.message
+    assert issue.node == "conv0" and "ternary" in issue.message
     # malformed: biases that do not match the channels
     bad = random_conv_net((1, 6, 6), [(4, 3, 1, 1, 0)], 3)
     bad.layers[0].bias = np.zeros(7, np.int64)
