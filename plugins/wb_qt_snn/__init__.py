@@ -26,6 +26,9 @@ _MEMBRANE_BITS = ParamSpec("membrane_bits", 4, "int", low=2, high=16, unit="bits
 _WEIGHT_BITS = ParamSpec("weight_bits", 4, "int", low=2, high=16, unit="bits",
                          doc="Bits of the LSQ weights: 2^b − 1 levels on a learnt step s_w")
 _TERNARY_LIF = "wb_qt_snn.ternary_lif"
+_POW2 = ParamSpec("pow2_scales", True, "bool", label="Power-of-two steps",
+                  doc="Use the nearest power of two of each learnt step: the integer simulator "
+                      "and the FPGA then compute exactly what the trained network computes")
 
 
 @hookimpl
@@ -45,6 +48,7 @@ def wb_neurons() -> list[NeuronSpec]:
                               "precision"),
                 ParamSpec("surrogate_width", 1.0, low=1e-3, high=100.0,
                           doc="Width a of the rectangular surrogate around |U| = v_th"),
+                _POW2,
             ),
         )
     ]
@@ -68,6 +72,7 @@ def wb_blocks() -> list[BlockSpec]:
                           doc="lsq: 2^b − 1 levels on a learnt step; ttq: ternary weights with "
                               "learnt positive and negative magnitudes (weight_bits unused)"),
                 ParamSpec("bias", False, "bool", doc="Add a (float) bias"),
+                _POW2,
                 ParamSpec("neuron", _TERNARY_LIF, "neuron",
                           doc="Which neuron fires after the layer (any neuron contribution)"),
             ),
@@ -83,6 +88,7 @@ def wb_blocks() -> list[BlockSpec]:
                           doc="Output features (classes)"),
                 _WEIGHT_BITS,
                 ParamSpec("bias", True, "bool", doc="Add a (float) bias"),
+                _POW2,
             ),
         ),
         BlockSpec(

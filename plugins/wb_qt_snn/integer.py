@@ -114,8 +114,8 @@ def fixed_point_layers(blocks: Sequence[nn.Module]) -> tuple[list[FixedPointLaye
             raise ValueError(f"{where}: needs an LSQ QTLinear without bias as 'fc'")
         if not isinstance(neuron, TernaryLIF) or not neuron.quantize_membrane:
             raise ValueError(f"{where}: needs a TernaryLIF with a quantised membrane")
-        s_u = float(usable_scale(neuron.membrane_scale.detach()))
-        s_w = float(usable_scale(fc.weight_scale.detach()))
+        s_u = float(usable_scale(neuron.membrane_scale.detach(), neuron.pow2_scales))
+        s_w = float(usable_scale(fc.weight_scale.detach(), fc.pow2_scales))
         r = -power_of_two_exponent(s_u, f"{where}: s_u")
         p = -power_of_two_exponent(s_w, f"{where}: s_w") - r  # s_w = 2^-(r+p)
         q = -power_of_two_exponent(neuron.lam, f"{where}: lam")
@@ -125,7 +125,7 @@ def fixed_point_layers(blocks: Sequence[nn.Module]) -> tuple[list[FixedPointLaye
         if units != round(units):
             raise ValueError(f"{where}: v_th = {neuron.v_th!r} is not a multiple of "
                              f"eps = s_u * 2^-(p+q) = {s_u * 2.0 ** -(p + q)!r}")
-        codes = lsq_codes(fc.weight.detach(), fc.weight_scale.detach(), fc.bits)
+        codes = lsq_codes(fc.weight.detach(), fc.weight_scale.detach(), fc.bits, fc.pow2_scales)
         layers.append(FixedPointLayer(codes.cpu(), p, int(units), neuron.membrane_bits))
         qs.add(q)
     if len(qs) > 1:

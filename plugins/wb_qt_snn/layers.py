@@ -45,12 +45,13 @@ class QTLinear(nn.Linear):
 
     def __init__(self, in_features: int, out_features: int, bias: bool = False,
                  weight_bits: int = 4, weight_quant: str = "lsq",
-                 ttq_threshold: float = TTQ_THRESHOLD) -> None:
+                 ttq_threshold: float = TTQ_THRESHOLD, pow2_scales: bool = True) -> None:
         if weight_quant not in WEIGHT_QUANTS:
             raise ValueError(f"weight_quant must be one of {WEIGHT_QUANTS}, got {weight_quant!r}")
         super().__init__(in_features, out_features, bias=bias)
         self.weight_quant_method = weight_quant
         self.ttq_threshold = float(ttq_threshold)
+        self.pow2_scales = bool(pow2_scales)  # the step used: the nearest power of two
         # three values for TTQ: -W_n, 0, +W_p
         self.bits = int(weight_bits) if weight_quant == "lsq" else 2
         if weight_quant == "lsq":
@@ -65,7 +66,7 @@ class QTLinear(nn.Linear):
         learnt steps)."""
         if self.weight_quant_method == "lsq":
             return lsq(self.weight, self.weight_scale.to(self.weight.dtype), self.bits,
-                       self.weight.numel())
+                       self.weight.numel(), self.pow2_scales)
         return ttq(self.weight, self.ttq_pos, self.ttq_neg, self.ttq_threshold)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
@@ -87,8 +88,8 @@ class QTLinear(nn.Linear):
         if self.weight_quant_method != "lsq":
             return None
         with torch.no_grad():
-            codes = lsq_codes(self.weight, self.weight_scale, self.bits).cpu()
-            scale = usable_scale(self.weight_scale.detach()).float().cpu()
+            codes = lsq_codes(self.weight, self.weight_scale, self.bits, self.pow2_scales).cpu()
+            scale = usable_scale(self.weight_scale.detach(), self.pow2_scales).float().cpu()
         return QuantizedTensor.from_ints(codes, scale.expand(self.out_features).clone(),
                                          self.bits)
 
@@ -120,16 +121,18 @@ def _flat_features(in_shapes: list[Shape], what: str) -> int:
 
 
 def qt_linear(in_shapes: list[Shape], neuron: Callable[[], nn.Module], out_features: int = 128,
-              weight_bits: int = 4, weight_quant: str = "lsq", bias: bool = False) -> QTBlock:
+              weight_bits: int = 4, weight_quant: str = "lsq", bias: bool = False,
+              pow2_scales: bool = True) -> QTBlock:
     """Factory of ``wb_qt_snn.qt_linear``: ``QTLinear -> neuron``."""
     features = _flat_features(in_shapes, "a QT-SNN linear block")
     fc = QTLinear(features, out_features, bias=bias, weight_bits=weight_bits,
-                  weight_quant=weight_quant)
+                  weight_quant=weight_quant, pow2_scales=pow2_scales)
     return QTBlock(OrderedDict(fc=fc, neuron=neuron()))
 
 
 def qt_readout(in_shapes: list[Shape], out_features: int = 10, weight_bits: int = 4,
-               bias: bool = True) -> QTLinear:
+               bias: bool = True, pow2_scales: bool = True) -> QTLinear:
     """Factory of ``wb_qt_snn.qt_readout``: a linear read-out with LSQ weights (no neuron)."""
     features = _flat_features(in_shapes, "a QT-SNN read-out")
-    return QTLinear(features, out_features, bias=bias, weight_bits=weight_bits)
+    return QTLinear(features, out_features, bias=bias, weight_bits=weight_bits,
+                    pow2_scales=pow2_scales)

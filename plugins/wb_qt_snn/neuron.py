@@ -84,7 +84,8 @@ class TernaryLIF(nn.Module):
     ternary = True  # its spikes are -1, 0 or +1
 
     def __init__(self, lam: float = 0.5, v_th: float = 1.0, membrane_bits: int = 4,
-                 quantize_membrane: bool = True, surrogate_width: float = 1.0) -> None:
+                 quantize_membrane: bool = True, surrogate_width: float = 1.0,
+                 pow2_scales: bool = True) -> None:
         super().__init__()
         if not v_th > 0:
             raise ValueError(f"v_th must be positive, got {v_th}")
@@ -96,6 +97,7 @@ class TernaryLIF(nn.Module):
         self.membrane_bits = int(membrane_bits)
         self.quantize_membrane = bool(quantize_membrane)
         self.surrogate_width = float(surrogate_width)
+        self.pow2_scales = bool(pow2_scales)  # the step used: the nearest power of two
         #: s_u, the step of the stored membrane (learnt; unused without quantize_membrane)
         self.membrane_scale = nn.Parameter(torch.tensor(self.v_th / top))
         self.record_membrane = False
@@ -111,7 +113,7 @@ class TernaryLIF(nn.Module):
             a=self.lam, b=1.0, c=0.0, v_th=self.v_th, v_reset=0.0, hard_reset=True,
             at_zero=True, ternary=True,
             membrane_bits=self.membrane_bits if self.quantize_membrane else None,
-            membrane_scale=float(usable_scale(self.membrane_scale.detach())))
+            membrane_scale=float(usable_scale(self.membrane_scale.detach(), self.pow2_scales)))
 
     def initial_state(self, x: torch.Tensor) -> TernaryState:
         """The resting state (0) for one time step shaped like ``x`` (``[B, ...]``)."""
@@ -121,7 +123,8 @@ class TernaryLIF(nn.Module):
         if not self.quantize_membrane:
             return h
         neurons = math.prod(h.shape[1:]) if h.dim() > 1 else h.numel()
-        return lsq(h, self.membrane_scale.to(h.dtype), self.membrane_bits, neurons)
+        return lsq(h, self.membrane_scale.to(h.dtype), self.membrane_bits, neurons,
+                   self.pow2_scales)
 
     def _fire(self, u: torch.Tensor) -> tuple[torch.Tensor, TernaryState]:
         s = ternary_spike(u, self.v_th, self.surrogate_width)
@@ -152,7 +155,9 @@ class TernaryLIF(nn.Module):
 
 
 def ternary_lif(lam: float = 0.5, v_th: float = 1.0, membrane_bits: int = 4,
-                quantize_membrane: bool = True, surrogate_width: float = 1.0) -> TernaryLIF:
+                quantize_membrane: bool = True, surrogate_width: float = 1.0,
+                pow2_scales: bool = True) -> TernaryLIF:
     """Factory of ``wb_qt_snn.ternary_lif``."""
     return TernaryLIF(lam=lam, v_th=v_th, membrane_bits=membrane_bits,
-                      quantize_membrane=quantize_membrane, surrogate_width=surrogate_width)
+                      quantize_membrane=quantize_membrane, surrogate_width=surrogate_width,
+                      pow2_scales=pow2_scales)

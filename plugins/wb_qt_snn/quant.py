@@ -14,6 +14,12 @@ exactly ``s * clamp(round(x / s))``: with ``s`` a power of two every operation i
 the fixed-point check of :mod:`wb_qt_snn.integer` relies on. A step is used as ``|s|``, never
 below :data:`SCALE_FLOOR`.
 
+**Power-of-two steps** (``pow2=True``, the layers' default): the step used is ``|s|`` rounded to
+the nearest power of two (``2^round(log2|s|)``; the gradient passes straight through to the
+learnt ``s``). Weight and membrane steps that are powers of two of each other make the trained
+network's arithmetic exactly the integer network's (shifts, no rounding of scales): what the
+integer simulator and the FPGA core run is then the float model itself.
+
 **TTQ** (trained ternary quantisation, Zhu et al., ICLR 2017), the alternative for weights:
 ``W_t = +W_p`` where ``W > delta``, ``-W_n`` where ``W < -delta``, 0 otherwise, with
 ``delta = t * max|W|`` and two learnt magnitudes ``W_p``, ``W_n`` per layer. Backward, as in
@@ -69,23 +75,41 @@ def lsq_gradient_scale(count: int, bits: int) -> float:
     return 1.0 / math.sqrt(max(int(count), 1) * largest_code(bits))
 
 
-def usable_scale(scale: torch.Tensor) -> torch.Tensor:
-    """``|s|``, at least :data:`SCALE_FLOOR` (exact for any normal positive ``s``)."""
-    return scale.abs().clamp_min(SCALE_FLOOR)
+class _Pow2STE(torch.autograd.Function):
+    """``2^round(log2 s)`` forward, the identity backward."""
+
+    @staticmethod
+    def forward(ctx, s):  # type: ignore[override]
+        return torch.exp2(torch.round(torch.log2(s)))
+
+    @staticmethod
+    def backward(ctx, grad):  # type: ignore[override]
+        return grad
 
 
-def lsq(x: torch.Tensor, scale: torch.Tensor, bits: int, count: int) -> torch.Tensor:
-    """``Q(x; s, b)`` with LSQ's gradients; ``count`` = N of the gradient scale."""
+def usable_scale(scale: torch.Tensor, pow2: bool = False) -> torch.Tensor:
+    """``|s|``, at least :data:`SCALE_FLOOR` (exact for any normal positive ``s``); with
+    ``pow2`` the nearest power of two of it."""
+    s = scale.abs().clamp_min(SCALE_FLOOR)
+    return _Pow2STE.apply(s) if pow2 else s
+
+
+def lsq(x: torch.Tensor, scale: torch.Tensor, bits: int, count: int,
+        pow2: bool = False) -> torch.Tensor:
+    """``Q(x; s, b)`` with LSQ's gradients; ``count`` = N of the gradient scale; ``pow2``
+    uses the nearest power of two of ``s``."""
     top = largest_code(bits)
-    s = _ScaleGrad.apply(usable_scale(scale), lsq_gradient_scale(count, bits))
+    s = _ScaleGrad.apply(usable_scale(scale, pow2), lsq_gradient_scale(count, bits))
     return _RoundSTE.apply(torch.clamp(x / s, -top, top)) * s
 
 
-def lsq_codes(x: torch.Tensor, scale: torch.Tensor, bits: int) -> torch.Tensor:
+def lsq_codes(x: torch.Tensor, scale: torch.Tensor, bits: int,
+              pow2: bool = False) -> torch.Tensor:
     """The integer codes ``clamp(round(x / s))`` (int64, no gradient): ``Q = s * codes``."""
     top = largest_code(bits)
     with torch.no_grad():
-        return torch.clamp(torch.round(x / usable_scale(scale)), -top, top).to(torch.int64)
+        return torch.clamp(torch.round(x / usable_scale(scale, pow2)), -top,
+                           top).to(torch.int64)
 
 
 def lsq_initial_scale(x: torch.Tensor, bits: int) -> torch.Tensor:

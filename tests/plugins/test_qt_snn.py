@@ -25,7 +25,7 @@ from wb_qt_snn.integer import (
 )
 from wb_qt_snn.layers import QTBlock, QTLinear
 from wb_qt_snn.neuron import TernaryLIF, ternary_spike
-from wb_qt_snn.quant import lsq, lsq_codes, ttq
+from wb_qt_snn.quant import lsq, lsq_codes, ttq, usable_scale
 from wb_qt_snn.tae import RealignedTAEEncoder, TAEEncoder, tae
 
 from workbench.core.build.compile import compile_graph
@@ -344,7 +344,9 @@ def test_weights_and_stored_membrane_take_at_most_2b_minus_1_values(bits):
         seen.append(state.v)
     stored = torch.stack(seen).detach()
     assert stored.unique().numel() <= 2 ** bits - 1
-    codes = stored / neuron.membrane_scale.detach()
+    step = usable_scale(neuron.membrane_scale.detach(), neuron.pow2_scales)
+    assert math.log2(float(step)).is_integer()  # the default: power-of-two steps
+    codes = stored / step
     assert torch.allclose(codes, codes.round(), atol=1e-5)
     ttq_layer = QTLinear(30, 20, weight_quant="ttq")
     assert ttq_layer.quantized_weight().unique().numel() <= 3 and ttq_layer.weight_bits == 2
@@ -373,8 +375,9 @@ def stack(seed: int, r: int, p: int, q: int, widths=(24, 32, 16), membrane_scale
     blocks = []
     for d_in, d_out in itertools.pairwise(widths):
         units = int(torch.randint(8 * 2 ** (p + q), 12 * 2 ** (p + q), (1,), generator=g))
-        fc = QTLinear(d_in, d_out, weight_bits=4).double()
-        neuron = TernaryLIF(lam=lam, v_th=units * eps, membrane_bits=4).double()
+        pow2 = membrane_scale is None  # a chosen step is used as it is
+        fc = QTLinear(d_in, d_out, weight_bits=4, pow2_scales=pow2).double()
+        neuron = TernaryLIF(lam=lam, v_th=units * eps, membrane_bits=4, pow2_scales=pow2).double()
         with torch.no_grad():
             fc.weight.copy_(torch.randn(d_out, d_in, generator=g, dtype=F64) * 5 * s_w)
             fc.weight_scale.fill_(s_w)
