@@ -144,6 +144,10 @@ def wb_encoders() -> list[EncoderSpec]:
                           doc="Smallest threshold, as a fraction of the initial one"),
                 ParamSpec("theta_max_ratio", 8.0, low=1.0, high=1e6,
                           doc="Largest threshold, as a multiple of the initial one"),
+                ParamSpec("start", "first", "choice", choices=("first", "zero"),
+                          doc="first: the base starts at the first sample (a pure change "
+                              "code); zero: at 0, so the first spikes also carry the level "
+                              "(for z-scored features whose level matters)"),
             ),
         ),
         EncoderSpec(

@@ -15,7 +15,11 @@ reading, every constant a parameter. Per sample and channel, for ``t = 1 .. L-1`
         theta = max(theta * shrink, theta_min)
     prev = s if s != 0 else prev
 
-starting from ``b = x[0]``, ``theta = theta0``, ``prev = 0``, with no spike at ``t = 0``.
+starting from ``b = x[0]``, ``theta = theta0``, ``prev = 0``, with no spike at ``t = 0``
+(``start="first"``, the default). With ``start="zero"`` the base starts at 0 (the mean of a
+z-scored channel) and step 0 is encoded too: the first spikes then carry the signal's level,
+which a delta code from ``x[0]`` leaves out and which features such as LPC coefficients carry
+(``x0`` of the side information is then 0).
 ``theta0 = theta0_scale * std(diff(x))`` of that sample and channel (a constant channel, whose
 std is 0, uses std 1 instead: in the signal's units, so it stays silent rather than firing at
 every step), ``theta_min = theta_min_ratio * theta0``, ``theta_max = theta_max_ratio * theta0``.
@@ -42,6 +46,7 @@ import torch
 from wb_qt_snn._sequence import SequenceEncoder, std_of_differences, ternary
 
 BASES = ("follow", "realign")
+STARTS = ("first", "zero")
 #: std used for a channel whose differences have std 0 (a constant or single-sample series)
 CONSTANT_CHANNEL_STD = 1.0
 
@@ -95,7 +100,13 @@ class _ThresholdAdaptiveEncoder(SequenceEncoder):
     base_mode = "follow"
 
     def __init__(self, theta0_scale: float = 0.5, grow: float = 2.0, shrink: float = 0.5,
-                 theta_min_ratio: float = 0.25, theta_max_ratio: float = 8.0) -> None:
+                 theta_min_ratio: float = 0.25, theta_max_ratio: float = 8.0,
+                 start: str = "first") -> None:
+        if start not in STARTS:
+            raise ValueError(f"start must be one of {STARTS}, got {start!r}")
+        self.start = start
+        #: the first step that can spike: step 0 sets the base unless the base starts at 0
+        self.first_step = 1 if start == "first" else 0
         if not theta0_scale > 0:
             raise ValueError(f"theta0_scale must be positive, got {theta0_scale}")
         if not 0 < theta_min_ratio <= 1 <= theta_max_ratio:
@@ -114,7 +125,7 @@ class _ThresholdAdaptiveEncoder(SequenceEncoder):
         """Encode ``x[B, C, L]`` and keep the base and the threshold of every step."""
         x = self._check_batch(x)
         follow = self.base_mode == "follow"
-        x0 = x[..., 0].clone()
+        x0 = x[..., 0].clone() if self.start == "first" else torch.zeros_like(x[..., 0])
         theta0 = self.initial_threshold(x)
         low, high = self.adaptation.bounds(theta0)
         steps = x.shape[-1]
@@ -123,7 +134,7 @@ class _ThresholdAdaptiveEncoder(SequenceEncoder):
         theta_used = torch.empty_like(spikes)
         base, theta, prev = x0.clone(), theta0.clone(), torch.zeros_like(x0)
         base_seen[0], theta_used[0] = base, theta
-        for t in range(1, steps):
+        for t in range(self.first_step, steps):
             s = ternary(x[..., t] - base, theta)
             theta_used[t] = theta
             if follow:
@@ -150,7 +161,7 @@ class _ThresholdAdaptiveEncoder(SequenceEncoder):
         theta, prev = theta0.clone(), torch.zeros_like(theta0)
         used = torch.empty(s.shape, dtype=theta0.dtype, device=theta0.device)
         used[0] = theta
-        for t in range(1, s.shape[0]):
+        for t in range(self.first_step, s.shape[0]):
             used[t] = theta
             theta, prev = self.adaptation.update(theta, s[t], prev, low, high)
         return used
@@ -159,7 +170,7 @@ class _ThresholdAdaptiveEncoder(SequenceEncoder):
         a = self.adaptation
         return (f"{type(self).__name__}(theta0_scale={self.theta0_scale:g}, grow={a.grow:g}, "
                 f"shrink={a.shrink:g}, theta_min_ratio={a.theta_min_ratio:g}, "
-                f"theta_max_ratio={a.theta_max_ratio:g})")
+                f"theta_max_ratio={a.theta_max_ratio:g}, start={self.start!r})")
 
 
 class RealignedTAEEncoder(_ThresholdAdaptiveEncoder):
@@ -186,19 +197,19 @@ class TAEEncoder(_ThresholdAdaptiveEncoder):
         level = side.x0.to(theta_used.dtype).clone()
         x_hat[0] = level
         s = spikes.to(device=theta_used.device, dtype=theta_used.dtype)
-        for t in range(1, spikes.shape[0]):  # sequential, as the encoder: bit-exact
+        for t in range(self.first_step, spikes.shape[0]):  # sequential as the encoder: exact
             level = level + s[t] * theta_used[t]
             x_hat[t] = level
         return x_hat.permute(1, 2, 0)
 
 
 def tae(base: str = "follow", theta0_scale: float = 0.5, grow: float = 2.0, shrink: float = 0.5,
-        theta_min_ratio: float = 0.25,
-        theta_max_ratio: float = 8.0) -> TAEEncoder | RealignedTAEEncoder:
+        theta_min_ratio: float = 0.25, theta_max_ratio: float = 8.0,
+        start: str = "first") -> TAEEncoder | RealignedTAEEncoder:
     """Factory of ``wb_qt_snn.tae``: a :class:`TAEEncoder`, or with ``base="realign"`` a
     :class:`RealignedTAEEncoder` (no decoder)."""
     if base not in BASES:
         raise ValueError(f"base must be one of {BASES}, got {base!r}")
     cls = TAEEncoder if base == "follow" else RealignedTAEEncoder
     return cls(theta0_scale=theta0_scale, grow=grow, shrink=shrink,
-               theta_min_ratio=theta_min_ratio, theta_max_ratio=theta_max_ratio)
+               theta_min_ratio=theta_min_ratio, theta_max_ratio=theta_max_ratio, start=start)

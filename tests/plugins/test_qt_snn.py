@@ -114,6 +114,25 @@ def test_tae_decoder_replays_the_encoder_base_bit_exactly(dtype):
     assert torch.equal(Encoding(encoder, 1).reconstruct(x), decoded)
 
 
+def test_tae_starting_at_zero_encodes_the_level_and_still_replays_exactly():
+    x = random_walks(3, 4, 120, seed=5, dtype=F64)
+    x = x - x[..., :1] + 5.0  # every channel starts at 5, far from 0
+    zero, first = TAEEncoder(start="zero"), TAEEncoder()
+    trace = zero.trace(x)
+    assert torch.equal(trace.side.x0, torch.zeros(3, 4, dtype=F64))
+    decoded = zero.decode(trace.spikes, trace.side)
+    assert torch.equal(decoded.permute(2, 0, 1), trace.base)
+    assert torch.equal(zero.thresholds(trace.spikes, trace.side), trace.theta_used)
+    # the level is in the spikes: step 0 fires, and the first steps climb to the signal
+    assert (trace.spikes[0] == 1).all()
+    assert trace.spikes[:10].sum() > first.trace(x).spikes[:10].sum()
+    late = slice(40, None)  # once there, it tracks as the first-sample start does
+    assert (decoded[..., late] - x[..., late]).abs().max() < 2.0 * trace.theta_used.max()
+    flat = torch.full((1, 1, 30), 1.5, dtype=F64)  # a constant level: only "zero" sees it
+    assert first.trace(flat).spikes.abs().sum() == 0
+    assert zero.trace(flat).spikes.abs().sum() > 0
+
+
 def test_tae_thresholds_follow_the_rule_step_by_step():
     x = random_walks(2, 3, 80, seed=3, dtype=F64)
     encoder = TAEEncoder(theta0_scale=0.7, grow=1.5, shrink=0.8, theta_min_ratio=0.5,
