@@ -43,6 +43,13 @@ _REASONS = {
                         "average pool instead",
     "wb_core.mean_readout": "NIR graphs are stepped one time step at a time and have no node "
                             "that averages over time; read the mean outside the graph",
+    # QT-SNN (wb_qt_snn): deploy it with wb_sim or wb_fpga, which run it bit-exactly
+    "wb_qt_snn.qt_linear": "a QT-SNN layer: NIR has no ternary neuron (it fires 0 or 1, never "
+                           "-1) and no membrane stored as a b-bit code",
+    "wb_qt_snn.qt_readout": "a read-out with learnt-step (LSQ) weights: this exporter does not "
+                            "write it (NIR's Affine could hold its weights as floats)",
+    "wb_qt_snn.qt_snn": "a whole QT-SNN classifier in one node: NIR needs its layers as nodes, "
+                        "and has no ternary neuron or b-bit membrane",
 }
 _RESERVED = {"input", "output"}
 

@@ -34,6 +34,10 @@ def check_dynamics(module: Any) -> Any:
     """Return the ``_Dynamics`` of a wb_core neuron module, or raise :class:`Unsupported`."""
     from wb_core.neurons import SpikingNeuron
 
+    if getattr(module, "ternary", False):
+        raise Unsupported(
+            f"its neuron ({type(module).__name__}) fires ternary spikes (-1, 0, +1); NIR's LIF "
+            "and IF fire 0 or 1 only")
     if type(module) is not SpikingNeuron:
         raise Unsupported(
             f"its neuron ({type(module).__name__}) is not one of wb_core's LIF/IF neurons; NIR "

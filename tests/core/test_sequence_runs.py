@@ -8,7 +8,6 @@ import shutil
 
 import numpy as np
 import pytest
-import torch
 
 from workbench.core.persistence.project_files import load_project
 from workbench.core.runs import catalog
@@ -122,8 +121,10 @@ def test_streamed_data_trains_exactly_like_arrays(tmp_path, toy_host):
     assert histories[0] == histories[1]
 
 
-def test_backend_checks_refuse_the_delta_input_and_ternary_neurons(toy_session, tmp_path,
-                                                                    toy_host, monkeypatch):
+def test_backends_take_the_delta_encoders_spikes_as_the_input(toy_session, tmp_path):
+    """An encoder that makes spikes feeds them to the integer network step by step: the fit
+    checks take it (no static-input range to clip, so no 'negative inputs' warning either),
+    read from a streamed split as from arrays, and wb_sim runs it bit-exactly."""
     from wb_sim.convert import input_scale_for
 
     arrays = toy_session.data()
@@ -134,26 +135,13 @@ def test_backend_checks_refuse_the_delta_input_and_ternary_neurons(toy_session, 
     toy_session.build()
     for backend in ("wb_sim.simulator", "wb_fpga.fpga"):
         fit = catalog.check_fit(toy_session, backend=backend).result().summary["fit"]
-        assert any("toy_plugins.delta" in issue["message"] for issue in fit), fit
-        # the sines go below zero: the unsigned integer input of wb_sim would clip them
-        if backend == "wb_sim.simulator":
-            assert any("negative" in issue["message"] for issue in fit), fit
-
-    # a ternary neuron layer: the FPGA fit check names the node and says why
-    from wb_fpga.backend import FpgaBackend
-
-    from workbench.testing.fixtures import make_tiny_project
-
-    convert = FpgaBackend.network
-
-    def ternary(self, ctx):
-        net = convert(self, ctx)
-        net.layers[0].neuron.ternary = True
-        return net
-
-    monkeypatch.setattr(FpgaBackend, "network", ternary)
-    tiny = Session(make_tiny_project(tmp_path / "tiny"), toy_host.registry)
-    torch.manual_seed(0)
-    fit = catalog.check_fit(tiny, backend="wb_fpga.fpga", target="ice40-up5k").result()
-    issues = [i for i in fit.summary["fit"] if "ternary" in i["message"]]
-    assert issues and issues[0]["node"] == "hidden" and issues[0]["severity"] == "error"
+        assert not [issue for issue in fit if issue["severity"] == "error"], fit
+        assert not any("negative" in issue["message"] for issue in fit), fit
+    trained = catalog.train(toy_session, epochs=1, fresh=True, save_weights=True).result()
+    assert trained.status == "ok", trained.error
+    done = catalog.deploy(toy_session, backend="wb_sim.simulator", out=tmp_path / "sim",
+                          limit=12).result()
+    assert done.status == "ok", done.error
+    report = done.summary["report"]
+    assert report["input_kind"] == "spikes" and report["golden"]["bit_exact"]
+    assert report["time_steps"] == 24 and report["ops_per_sample"]["dense_macs"] == 0

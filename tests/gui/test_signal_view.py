@@ -193,3 +193,30 @@ def test_a_long_band_is_drawn_as_its_envelope():
     assert lows.tolist() == [0, 3, 6, 9] and highs.tolist() == [3, 6, 9, 10]
     at, lows, highs = band_envelope(low, high, max_points=10)  # short enough: as it is
     assert at.tolist() == list(range(10)) and lows is low and highs is high
+
+
+def test_vowels_qt_snn_shows_ternary_tae_spikes_and_the_decoders_error(make_main_window, qtbot):
+    """Issue #13's bar: open the shipped JapaneseVowels QT-SNN, show a sample in the Signal
+    tab: the spike train is ternary and the error printed is the TAE decoder's own."""
+    from wb_qt_snn.tae import tae
+
+    from workbench.core.persistence.examples import examples_dir
+
+    window = make_main_window(load_project(examples_dir() / "vowels_qt_snn"))
+    window.docks["signal"].raise_()
+    qtbot.waitUntil(lambda: window._lazy["signal"].built is not None, timeout=3000)
+    view = window.signal
+    qtbot.waitUntil(lambda: bool(view.encoders()), timeout=20_000)
+    assert view.encoders()[0] == "wb_qt_snn.tae"
+    x, length = sample(window, 0)
+    encoder = tae(**window.doc.project.encoder.params)
+    spikes, side = encoder.encode(x, 29)
+    train = spikes[:length, 0, 0].numpy()
+    _up_t, up = view.curve(0, "spikes_up")
+    _down_t, down = view.curve(0, "spikes_down")
+    assert set(up) <= {0.0, 1.0} and set(down) <= {0.0, -1.0}
+    assert set(np.unique(train)) <= {-1.0, 0.0, 1.0} and (train != 0).any()
+    rebuilt = encoder.decode(spikes, side)[0, :, :length]
+    mse = float(((rebuilt - x[0, :, :length]) ** 2).mean())
+    assert f"MSE {mse:.3g}" in view.row_title(0)
+    assert np.allclose(view.curve(0, "reconstruction")[1], rebuilt[0].numpy())

@@ -245,6 +245,22 @@ def test_attention_and_custom_neurons_are_refused(plugin_host, backend, tmp_path
         nir_neurons.check_dynamics(QuantisedMembrane(plain.dynamics))
 
 
+def test_a_qt_snn_is_refused_saying_what_nir_cannot_express(plugin_host, backend, tmp_path):
+    session = Session(load_project(examples_dir() / "vowels_qt_snn"), plugin_host.registry)
+    session.build(load_saved_weights=False, shape=((12, 29), 9))
+    with pytest.raises(DeployError) as err:
+        backend.export_file(session, tmp_path / "qt.nir")
+    message = str(err.value)
+    assert "node 'hidden1' (wb_qt_snn.qt_linear): a QT-SNN layer: NIR has no ternary neuron" in \
+        message
+    assert "node 'hidden2'" in message and "node 'out' (wb_qt_snn.qt_readout)" in message
+    assert not (tmp_path / "qt.nir").exists()
+    # a ternary neuron in any block is named for what it fires
+    ternary = plugin_host.registry.get("wb_qt_snn.ternary_lif").create()
+    with pytest.raises(nir_neurons.Unsupported, match=r"ternary spikes \(-1, 0, \+1\)"):
+        nir_neurons.check_dynamics(ternary)
+
+
 # -- neuron mapping against NIR's own equations -----------------------------------------------
 
 
