@@ -135,6 +135,10 @@ def wb_encoders() -> list[EncoderSpec]:
                 ParamSpec("theta0_scale", 0.5, low=1e-6, high=1e3,
                           doc="Initial threshold = this × std of the sample-to-sample "
                               "differences, per sample and channel"),
+                ParamSpec("theta0", 0.0, low=0.0, high=1e6, label="Fixed initial threshold",
+                          doc="0: per sample and channel, from theta0_scale; above 0: this "
+                              "initial threshold (signal units) for every series, so that "
+                              "amplitudes stay comparable between series"),
                 ParamSpec("grow", 2.0, low=1.0, high=100.0,
                           doc="Threshold factor after a spike of the same polarity as the "
                               "last"),

@@ -101,7 +101,7 @@ class _ThresholdAdaptiveEncoder(SequenceEncoder):
 
     def __init__(self, theta0_scale: float = 0.5, grow: float = 2.0, shrink: float = 0.5,
                  theta_min_ratio: float = 0.25, theta_max_ratio: float = 8.0,
-                 start: str = "first") -> None:
+                 start: str = "first", theta0: float = 0.0) -> None:
         if start not in STARTS:
             raise ValueError(f"start must be one of {STARTS}, got {start!r}")
         self.start = start
@@ -113,10 +113,16 @@ class _ThresholdAdaptiveEncoder(SequenceEncoder):
             raise ValueError("need 0 < theta_min_ratio <= 1 <= theta_max_ratio, got "
                              f"{theta_min_ratio} and {theta_max_ratio}")
         self.theta0_scale = float(theta0_scale)
+        if theta0 < 0:
+            raise ValueError(f"theta0 must be 0 (per series) or positive, got {theta0}")
+        #: > 0: one first threshold for every series and channel, in the signal's units
+        self.theta0 = float(theta0)
         self.adaptation = _Adaptation(grow, shrink, theta_min_ratio, theta_max_ratio)
 
     def initial_threshold(self, x: torch.Tensor) -> torch.Tensor:
         """``theta0[B, C] = theta0_scale * std(diff(x))``, guarded for constant channels."""
+        if self.theta0 > 0:  # amplitudes stay comparable between series
+            return torch.full(x.shape[:-1], self.theta0, dtype=x.dtype, device=x.device)
         std = std_of_differences(x)
         std = torch.where(std > 0, std, torch.full_like(std, CONSTANT_CHANNEL_STD))
         return self.theta0_scale * std
@@ -205,11 +211,12 @@ class TAEEncoder(_ThresholdAdaptiveEncoder):
 
 def tae(base: str = "follow", theta0_scale: float = 0.5, grow: float = 2.0, shrink: float = 0.5,
         theta_min_ratio: float = 0.25, theta_max_ratio: float = 8.0,
-        start: str = "first") -> TAEEncoder | RealignedTAEEncoder:
+        start: str = "first", theta0: float = 0.0) -> TAEEncoder | RealignedTAEEncoder:
     """Factory of ``wb_qt_snn.tae``: a :class:`TAEEncoder`, or with ``base="realign"`` a
     :class:`RealignedTAEEncoder` (no decoder)."""
     if base not in BASES:
         raise ValueError(f"base must be one of {BASES}, got {base!r}")
     cls = TAEEncoder if base == "follow" else RealignedTAEEncoder
     return cls(theta0_scale=theta0_scale, grow=grow, shrink=shrink,
-               theta_min_ratio=theta_min_ratio, theta_max_ratio=theta_max_ratio, start=start)
+               theta_min_ratio=theta_min_ratio, theta_max_ratio=theta_max_ratio, start=start,
+               theta0=theta0)

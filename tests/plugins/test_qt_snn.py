@@ -133,6 +133,21 @@ def test_tae_starting_at_zero_encodes_the_level_and_still_replays_exactly():
     assert zero.trace(flat).spikes.abs().sum() > 0
 
 
+def test_tae_with_a_fixed_first_threshold_keeps_amplitudes_comparable():
+    x = random_walks(2, 3, 200, seed=6, dtype=F64)
+    fixed = TAEEncoder(theta0=0.05)
+    trace = fixed.trace(x)
+    assert torch.equal(trace.side.theta0, torch.full((2, 3), 0.05, dtype=F64))
+    assert torch.equal(fixed.decode(trace.spikes, trace.side).permute(2, 0, 1), trace.base)
+    # twice the signal, twice the change: more spikes at a fixed threshold, the same number
+    # with the per-series rule (which scales its threshold with the signal)
+    assert fixed.trace(2 * x).spikes.abs().sum() > trace.spikes.abs().sum()
+    per_series = TAEEncoder()
+    assert torch.equal(per_series.trace(2 * x).spikes, per_series.trace(x).spikes)
+    with pytest.raises(ValueError, match="theta0"):
+        TAEEncoder(theta0=-1.0)
+
+
 def test_tae_thresholds_follow_the_rule_step_by_step():
     x = random_walks(2, 3, 80, seed=3, dtype=F64)
     encoder = TAEEncoder(theta0_scale=0.7, grow=1.5, shrink=0.8, theta_min_ratio=0.5,
