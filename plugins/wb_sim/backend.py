@@ -166,6 +166,8 @@ class SimBackend:
 def takes_encoder_spikes(ctx: DeployContext) -> bool:
     """Whether the project's encoder makes spikes (then the integer network takes them)."""
     if ctx.project.encoder.id == "wb_core.direct":
+        # direct encoding repeats the sample itself: taken once as the static input (its
+        # multiplies done once), even when the sample's values happen to be 0 and 1
         return False
     train = ctx.data.train
     if not len(train):
