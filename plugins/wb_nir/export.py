@@ -50,6 +50,10 @@ _REASONS = {
                             "write it (NIR's Affine could hold its weights as floats)",
     "wb_qt_snn.qt_snn": "a whole QT-SNN classifier in one node: NIR needs its layers as nodes, "
                         "and has no ternary neuron or b-bit membrane",
+    "wb_qt_snn.qt_conv1d": "a causal convolution over time: each step also reads a window "
+                           "of past input steps (a delay line), which no NIR node keeps (NIR "
+                           "is stepped one time step at a time; its Conv1d runs over space); "
+                           "and NIR has no ternary neuron",
 }
 _RESERVED = {"input", "output"}
 

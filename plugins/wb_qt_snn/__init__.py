@@ -5,8 +5,9 @@ Contributes the threshold-adaptive encoder ``wb_qt_snn.tae`` and its fixed-thres
 ``wb_qt_snn.sf`` (step-forward) and ``wb_qt_snn.tbr`` (threshold-based representation), which
 turn a ``[C, L]`` signal into ternary spikes ``[T = L, B, C]`` and decode them; the ternary LIF
 neuron ``wb_qt_snn.ternary_lif`` with an LSQ-quantised membrane; the ``wb_qt_snn.qt_linear``
-block (LSQ or TTQ weights) and ``wb_qt_snn.qt_readout``; and the whole classifier
-``wb_qt_snn.qt_snn`` with its full-precision binary-spike twin (``ternary`` off).
+block (LSQ or TTQ weights), the causal convolution over time ``wb_qt_snn.qt_conv1d`` and
+``wb_qt_snn.qt_readout``; and the whole classifier ``wb_qt_snn.qt_snn`` with its
+full-precision binary-spike twin (``ternary`` off).
 
 Importing this module is cheap: the specs name their factories as ``"module:attr"`` strings, so
 torch is imported only when a network is built or a signal encoded. The paper's method section
@@ -26,6 +27,11 @@ _MEMBRANE_BITS = ParamSpec("membrane_bits", 4, "int", low=2, high=16, unit="bits
 _WEIGHT_BITS = ParamSpec("weight_bits", 4, "int", low=2, high=16, unit="bits",
                          doc="Bits of the LSQ weights: 2^b − 1 levels on a learnt step s_w")
 _TERNARY_LIF = "wb_qt_snn.ternary_lif"
+_WEIGHT_QUANT = ParamSpec("weight_quant", "lsq", "choice", choices=("lsq", "ttq"),
+                          doc="lsq: 2^b − 1 levels on a learnt step; ttq: ternary weights with "
+                              "learnt positive and negative magnitudes (weight_bits unused)")
+_NEURON = ParamSpec("neuron", _TERNARY_LIF, "neuron",
+                    doc="Which neuron fires after the layer (any neuron contribution)")
 _POW2 = ParamSpec("pow2_scales", True, "bool", label="Power-of-two steps",
                   doc="Use the nearest power of two of each learnt step: the integer simulator "
                       "and the FPGA then compute exactly what the trained network computes")
@@ -67,14 +73,32 @@ def wb_blocks() -> list[BlockSpec]:
             params=(
                 ParamSpec("out_features", 128, "int", low=1, high=1 << 20,
                           doc="Output features"),
-                _WEIGHT_BITS,
-                ParamSpec("weight_quant", "lsq", "choice", choices=("lsq", "ttq"),
-                          doc="lsq: 2^b − 1 levels on a learnt step; ttq: ternary weights with "
-                              "learnt positive and negative magnitudes (weight_bits unused)"),
+                _WEIGHT_BITS, _WEIGHT_QUANT,
                 ParamSpec("bias", False, "bool", doc="Add a (float) bias"),
-                _POW2,
-                ParamSpec("neuron", _TERNARY_LIF, "neuron",
-                          doc="Which neuron fires after the layer (any neuron contribution)"),
+                _POW2, _NEURON,
+            ),
+        ),
+        BlockSpec(
+            id="wb_qt_snn.qt_conv1d",
+            display_name="QT-SNN 1-D convolution over time",
+            factory="wb_qt_snn.layers:qt_conv1d",
+            category="spiking",
+            doc="Causal convolution over time with quantised weights (LSQ or TTQ), then a "
+                "neuron: at step t each output channel sums the input channels of steps t, "
+                "t − d, …, t − (k−1)·d. T is kept and no step sees the future. Needs one "
+                "flat [C] input per step; not deployable to wb_sim, the FPGA or NIR (it "
+                "keeps a window of past inputs; see docs/qt_snn.md).",
+            params=(
+                ParamSpec("out_channels", 32, "int", low=1, high=1 << 16,
+                          doc="Output channels"),
+                ParamSpec("kernel_size", 5, "int", low=1, high=1024, unit="steps",
+                          doc="Time steps each output reads (the current one and k − 1 "
+                              "earlier ones)"),
+                ParamSpec("dilation", 1, "int", low=1, high=1024, unit="steps",
+                          doc="Spacing of those steps: a window of (k − 1)·d + 1 steps"),
+                _WEIGHT_BITS, _WEIGHT_QUANT,
+                ParamSpec("bias", False, "bool", doc="Add a (float) bias"),
+                _POW2, _NEURON,
             ),
         ),
         BlockSpec(
@@ -96,10 +120,16 @@ def wb_blocks() -> list[BlockSpec]:
             display_name="QT-SNN classifier (whole network)",
             factory="wb_qt_snn.builder:qt_snn",
             category="spiking",
-            doc="Hidden QT-SNN linear layers with ternary LIF neurons and a quantised read-out "
-                "pooled over time, as one node; ternary off gives the full-precision "
-                "binary-spike twin (float weights, LIF B).",
+            doc="Optional causal convolutions over time, hidden QT-SNN linear layers with "
+                "ternary LIF neurons and a quantised read-out pooled over time, as one node; "
+                "ternary off gives the full-precision binary-spike twin (float weights, "
+                "LIF B).",
             params=(
+                ParamSpec("conv", "", "str", label="Convolutions over time",
+                          doc="Causal 1-D convolutions over time before the hidden layers, "
+                              "as channels:kernel (or channels:kernel:dilation) separated by "
+                              "commas, e.g. 32:5,32:5; empty: none. Not deployable to wb_sim "
+                              "or the FPGA (see docs/qt_snn.md)"),
                 ParamSpec("hidden", "64,64", "str",
                           doc="Hidden layer widths, separated by commas"),
                 ParamSpec("classes", 10, "int", low=1, high=100_000, doc="Output classes"),

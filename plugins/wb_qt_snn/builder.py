@@ -7,6 +7,12 @@ read-out with a bias. ``ternary=False``: the same widths with plain float ``torc
 layers and ``wb_core.lif_b`` neurons (binary spikes, float membrane, the same ``lam`` and
 ``v_th``): the comparison model.
 
+``conv`` puts causal 1-D convolutions over time (:class:`~wb_qt_snn.layers.QTConv1d`, or the
+float :class:`~wb_qt_snn.layers.CausalConv1d` in the twin) before the hidden linear layers, each
+followed by the same neuron: ``"channels:kernel"`` (or ``"channels:kernel:dilation"``) per layer,
+separated by commas, e.g. ``"32:5,32:5"``; empty (the default) adds none. The step's input
+features (flattened) are the first convolution's channels.
+
 The read-out runs at every time step and is pooled over time inside the node (``t_pool``):
 ``mean`` (the workbench's convention, the default), ``sum`` (the same argmax, T times the
 logits), or ``last`` (the logits of the last step only; a padded sequence's last step is the
@@ -20,12 +26,13 @@ oscillation) cannot be told apart; ``bias`` breaks the symmetry (docs/qt_snn.md)
 from __future__ import annotations
 
 from collections import OrderedDict
+from typing import NamedTuple
 
 import torch
 from torch import nn
 from wb_core.neurons import lif_b
 
-from wb_qt_snn.layers import QTBlock, QTLinear
+from wb_qt_snn.layers import CausalConv1d, QTBlock, QTConv1d, QTLinear
 from wb_qt_snn.neuron import TernaryLIF
 
 Shape = tuple[int, ...]
@@ -45,27 +52,64 @@ def parse_widths(hidden: str) -> tuple[int, ...]:
     return widths
 
 
+class ConvLayer(NamedTuple):
+    channels: int
+    kernel_size: int
+    dilation: int = 1
+
+
+def parse_convs(conv: str) -> tuple[ConvLayer, ...]:
+    """``"32:5,16:3:2"`` -> ``(ConvLayer(32, 5), ConvLayer(16, 3, 2))``; ``""`` -> ``()``; a
+    ValueError saying what is wrong otherwise."""
+    text = str(conv).strip()
+    if not text:
+        return ()
+    layers = []
+    for part in text.split(","):
+        fields = [f.strip() for f in part.split(":")]
+        try:
+            numbers = [int(f) for f in fields]
+        except ValueError:
+            numbers = []
+        if len(numbers) not in (2, 3) or any(n < 1 for n in numbers):
+            raise ValueError(f"conv must be channels:kernel (or channels:kernel:dilation) "
+                             f"layers of positive integers separated by commas, like "
+                             f"'32:5,32:5'; got {conv!r}")
+        layers.append(ConvLayer(*numbers))
+    return tuple(layers)
+
+
 class QTSNNClassifier(nn.Module):
     """Hidden spiking layers and a read-out pooled over time; ``[T, B, ...] -> [1, B, K]``."""
 
     def __init__(self, in_features: int, widths: tuple[int, ...], classes: int, *,
                  ternary: bool, weight_bits: int, membrane_bits: int, lam: float,
-                 v_th: float, t_pool: str, bias: bool = False) -> None:
+                 v_th: float, t_pool: str, bias: bool = False,
+                 convs: tuple[ConvLayer, ...] = ()) -> None:
         super().__init__()
         if t_pool not in T_POOLS:
             raise ValueError(f"t_pool must be one of {T_POOLS}, got {t_pool!r}")
         self.t_pool = t_pool
         self.ternary = bool(ternary)
+
+        def neuron() -> nn.Module:
+            if ternary:
+                return TernaryLIF(lam=lam, v_th=v_th, membrane_bits=membrane_bits)
+            return lif_b(lam=lam, theta=v_th)
+
         layers: list[nn.Module] = []
         features = in_features
+        for c in convs:
+            conv = (QTConv1d(features, c.channels, c.kernel_size, dilation=c.dilation,
+                             bias=bias, weight_bits=weight_bits) if ternary
+                    else CausalConv1d(features, c.channels, c.kernel_size, dilation=c.dilation,
+                                      bias=bias))
+            layers.append(QTBlock(OrderedDict(conv=conv, neuron=neuron())))
+            features = c.channels
         for width in widths:
-            if ternary:
-                fc: nn.Linear = QTLinear(features, width, bias=bias, weight_bits=weight_bits)
-                neuron: nn.Module = TernaryLIF(lam=lam, v_th=v_th, membrane_bits=membrane_bits)
-            else:
-                fc = nn.Linear(features, width, bias=bias)
-                neuron = lif_b(lam=lam, theta=v_th)
-            layers.append(QTBlock(OrderedDict(fc=fc, neuron=neuron)))
+            fc = (QTLinear(features, width, bias=bias, weight_bits=weight_bits) if ternary
+                  else nn.Linear(features, width, bias=bias))
+            layers.append(QTBlock(OrderedDict(fc=fc, neuron=neuron())))
             features = width
         self.hidden = nn.Sequential(*layers)
         self.head = (QTLinear(features, classes, bias=True, weight_bits=weight_bits) if ternary
@@ -83,7 +127,7 @@ class QTSNNClassifier(nn.Module):
 def qt_snn(in_shapes: list[Shape], hidden: str = "64,64", classes: int = 10,
            ternary: bool = True, weight_bits: int = 4, membrane_bits: int = 4,
            lam: float = 0.5, v_th: float = 1.0, t_pool: str = "mean",
-           bias: bool = False) -> QTSNNClassifier:
+           bias: bool = False, conv: str = "") -> QTSNNClassifier:
     """Factory of ``wb_qt_snn.qt_snn``."""
     if len(in_shapes) != 1:
         raise ValueError(f"a QT-SNN classifier takes one input, got {len(in_shapes)}")
@@ -92,4 +136,4 @@ def qt_snn(in_shapes: list[Shape], hidden: str = "64,64", classes: int = 10,
         in_features *= int(size)
     return QTSNNClassifier(in_features, parse_widths(hidden), classes, ternary=ternary,
                            weight_bits=weight_bits, membrane_bits=membrane_bits, lam=lam,
-                           v_th=v_th, t_pool=t_pool, bias=bias)
+                           v_th=v_th, t_pool=t_pool, bias=bias, convs=parse_convs(conv))

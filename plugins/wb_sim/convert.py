@@ -92,6 +92,9 @@ def _block_parts(node: str, module: nn.Module, issues: list[FitIssue]):
     """``(synapse, bn, neuron)`` of a spiking block, or None after recording why not."""
     children = list(module.children())
     synapse = children[0] if children else None
+    if isinstance(synapse, nn.Conv1d):
+        issues.append(FitIssue(node, _conv1d_issue(synapse)))
+        return None
     if not isinstance(synapse, (nn.Linear, nn.Conv2d)):
         issues.append(FitIssue(node, f"a {type(module).__name__} that does not start with a "
                                      "linear or conv layer; the integer network knows "
@@ -122,6 +125,18 @@ def _block_parts(node: str, module: nn.Module, issues: list[FitIssue]):
         issues.append(FitIssue(node, why))
         return None
     return synapse, bn, rest[0]
+
+
+def _conv1d_issue(conv: nn.Conv1d) -> str:
+    """Why a 1-D convolution has no integer form."""
+    history = getattr(conv, "history", None)  # a causal convolution over time declares it
+    if isinstance(history, int):
+        return (f"a convolution over time: each step also reads the last {history} input "
+                "steps, a window of past input spikes per channel (a delay line) that the "
+                "integer network does not model (it keeps only each neuron's membrane "
+                "between steps); use linear layers (wb_qt_snn.qt_linear) to deploy")
+    return ("1-D convolutions have no integer form; the integer network knows "
+            "wb_core.spiking_linear and wb_core.spiking_conv (2-D)")
 
 
 def _plain_conv(conv: nn.Conv2d) -> bool:

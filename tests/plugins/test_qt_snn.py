@@ -1,6 +1,7 @@
 """Tests of the ``wb_qt_snn`` plugin (docs/qt_snn.md): the encoders (TAE, SF, TBR), the
-quantisers, the ternary LIF, the QT-SNN layers and classifier, the fixed-point inference, and
-the plugin end to end through the core on the toy sequence dataset."""
+quantisers, the ternary LIF, the QT-SNN layers and classifier, the fixed-point inference, the
+plugin end to end through the core on the toy sequence dataset, and the causal 1-D convolution
+over time (its arithmetic, energy count and deployment refusals)."""
 
 from __future__ import annotations
 
@@ -16,23 +17,24 @@ import torch
 from torch import nn
 from wb_core.neurons import SpikingNeuron
 from wb_qt_snn.baselines import StepForwardEncoder, ThresholdBasedEncoder
-from wb_qt_snn.builder import QTSNNClassifier, parse_widths
+from wb_qt_snn.builder import ConvLayer, QTSNNClassifier, parse_convs, parse_widths
 from wb_qt_snn.integer import (
     FixedPointLayer,
     fixed_point_layers,
     integer_forward,
     round_half_even_shift,
 )
-from wb_qt_snn.layers import QTBlock, QTLinear
+from wb_qt_snn.layers import CausalConv1d, QTBlock, QTConv1d, QTLinear, qt_conv1d
 from wb_qt_snn.neuron import TernaryLIF, ternary_spike
 from wb_qt_snn.quant import lsq, lsq_codes, ttq, usable_scale
 from wb_qt_snn.tae import RealignedTAEEncoder, TAEEncoder, tae
 
 from workbench.core.build.compile import compile_graph
 from workbench.core.build.encoding import Encoding
+from workbench.core.build.energy import CostTable, EnergyMeter
 from workbench.core.build.neuron_response import neuron_response
 from workbench.core.build.quantized import QuantizedTensor, quantized_modules
-from workbench.core.model.errors import CompileError, ProjectError
+from workbench.core.model.errors import CompileError, DeployError, ProjectError
 from workbench.core.model.graph import Graph, Node
 from workbench.core.persistence.project_files import load_project
 from workbench.core.persistence.weights import load_weights, save_weights
@@ -502,8 +504,14 @@ def test_blocks_compile_by_spec_and_bad_widths_name_the_node(plugin_host):
         compile_graph(bad, plugin_host.registry, (5,))
 
 
-def test_weights_save_and_load_keep_the_network(plugin_host, tmp_path):
-    graph = Graph.chain([Node("net", "wb_qt_snn.qt_snn", {"hidden": "8", "classes": 3})])
+@pytest.mark.parametrize("nodes", [
+    [Node("net", "wb_qt_snn.qt_snn", {"hidden": "8", "classes": 3})],
+    [Node("net", "wb_qt_snn.qt_snn", {"conv": "5:3", "hidden": "8", "classes": 3})],
+    [Node("conv", "wb_qt_snn.qt_conv1d", {"out_channels": 5, "kernel_size": 3}),
+     Node("fc", "wb_qt_snn.qt_readout", {"out_features": 3})],
+], ids=["linear", "with conv", "conv block"])
+def test_weights_save_and_load_keep_the_network(plugin_host, tmp_path, nodes):
+    graph = Graph.chain(nodes)
     torch.manual_seed(1)
     model = compile_graph(graph, plugin_host.registry, (4,))
     x = ternary_input((6, 3, 4), seed=12, dtype=torch.float32)
@@ -522,15 +530,22 @@ def test_tiny_training_on_ternary_separable_data_lowers_the_loss():
     y = (x.mean(0) @ direction > 0).long()
     net = QTSNNClassifier(10, (16,), 2, ternary=True, weight_bits=4, membrane_bits=4,
                           lam=0.5, v_th=0.5, t_pool="mean")
-    optimiser = torch.optim.Adam(net.parameters(), lr=0.01)
+    losses = train_steps(net, x, y, steps=40, lr=0.01)
+    assert losses[-1] < 0.7 * losses[0]
+
+
+def train_steps(net: nn.Module, x: torch.Tensor, y: torch.Tensor, *, steps: int,
+                lr: float) -> list[float]:
+    """Full-batch Adam on the pooled logits; the loss before each step."""
+    optimiser = torch.optim.Adam(net.parameters(), lr=lr)
     losses = []
-    for _ in range(40):
+    for _ in range(steps):
         loss = nn.functional.cross_entropy(net(x)[0], y)
         optimiser.zero_grad()
         loss.backward()
         optimiser.step()
         losses.append(float(loss.detach()))
-    assert losses[-1] < 0.7 * losses[0]
+    return losses
 
 
 @pytest.fixture(scope="module")
@@ -540,17 +555,21 @@ def toy_host():
     return host
 
 
-def test_tae_and_qt_blocks_train_probe_and_evaluate_through_the_core(toy_host, tmp_path):
-    folder = shutil.copytree(toy_project_dir(), tmp_path / "toy")
-    project = load_project(folder)
+def toy_tae_session(host, folder, nodes: list[Node]) -> Session:
+    """The toy sequence project (copied to ``folder``) with TAE and a chain of ``nodes``."""
+    project = load_project(shutil.copytree(toy_project_dir(), folder))
     project.encoder.id = "wb_qt_snn.tae"
     project.encoder.params = {}
+    project.graph = Graph.chain(nodes)
+    return Session(project, host.registry)
+
+
+def test_tae_and_qt_blocks_train_probe_and_evaluate_through_the_core(toy_host, tmp_path):
     # a bias breaks the odd symmetry of a ternary network (docs/qt_snn.md): the toy classes
     # are random-phase sines, the same class under a change of sign
-    project.graph = Graph.chain([
+    session = toy_tae_session(toy_host, tmp_path / "toy", [
         Node("hidden", "wb_qt_snn.qt_linear", {"out_features": 32, "bias": True}),
         Node("fc", "wb_qt_snn.qt_readout", {"out_features": 3})])
-    session = Session(project, toy_host.registry)
     assert session.time_steps() == 24 and session.step_shape() == (2,)
     finished = list(catalog.train(session, epochs=3, fresh=True, save_weights=False))[-1]
     assert isinstance(finished, RunFinished) and finished.status == "ok", finished.error
@@ -562,3 +581,212 @@ def test_tae_and_qt_blocks_train_probe_and_evaluate_through_the_core(toy_host, t
     assert set(probe.records["hidden.neuron"].spikes.unique().tolist()) <= SPIKE_VALUES
     evaluated = list(catalog.evaluate(session))[-1]
     assert evaluated.status == "ok", evaluated.error
+
+
+# -- the causal 1-D convolution over time (wb_qt_snn.qt_conv1d) -----------------------------------
+def reference_conv(x: torch.Tensor, weight: torch.Tensor, bias: torch.Tensor | None,
+                   dilation: int) -> torch.Tensor:
+    """The documented sum in float64 loops: ``out[t, :, o] = sum_{c, k} W[o, c, k] *
+    x[t - (K-1-k) * dilation, :, c]``, steps before 0 read as 0."""
+    steps, batch, channels = x.shape
+    outs, _, kernel = weight.shape
+    weight = weight.detach()
+    out = torch.zeros(steps, batch, outs, dtype=F64)
+    for t in range(steps):
+        for o in range(outs):
+            for c in range(channels):
+                for k in range(kernel):
+                    source = t - (kernel - 1 - k) * dilation
+                    if source >= 0:
+                        out[t, :, o] += float(weight[o, c, k]) * x[source, :, c]
+    return out if bias is None else out + bias.detach().to(F64)
+
+
+@pytest.mark.parametrize("weight_quant, bias", [("lsq", True), ("ttq", False)])
+def test_conv_over_time_equals_the_hand_written_sum(weight_quant, bias):
+    conv = QTConv1d(3, 4, kernel_size=3, dilation=2, bias=bias, weight_quant=weight_quant).double()
+    with torch.no_grad():
+        conv.weight.normal_(0.0, 1.0, generator=gen(20))
+    x = torch.randn(9, 2, 3, generator=gen(21), dtype=F64)
+    out = conv(x)
+    assert out.shape == (9, 2, 4)
+    expected = reference_conv(x, conv.quantized_weight().detach(), conv.bias, dilation=2)
+    assert torch.allclose(out, expected, rtol=0, atol=1e-12)
+    float_conv = CausalConv1d(3, 4, kernel_size=3, dilation=2).double()  # the twin's layer
+    assert torch.allclose(float_conv(x), reference_conv(x, float_conv.weight, None, 2),
+                          rtol=0, atol=1e-12)
+
+
+def test_conv_over_time_is_causal_and_keeps_t():
+    block = qt_conv1d([(3,)], lambda: TernaryLIF(v_th=0.5), out_channels=6, kernel_size=4,
+                      dilation=2).double()
+    x = ternary_input((16, 3, 3), seed=22)
+    out = block(x)
+    assert out.shape == (16, 3, 6)
+    assert set(out.unique().tolist()) <= SPIKE_VALUES
+    synapse = block.conv(x)
+    for t in (0, 5, 11):
+        changed = x.clone()
+        changed[t:] = ternary_input((16 - t, 3, 3), seed=23 + t)
+        # the steps before t are untouched, at the synapse and after the neuron
+        assert torch.equal(block.conv(changed)[:t], synapse[:t])
+        assert torch.equal(block(changed)[:t], out[:t])
+        assert not torch.equal(block.conv(changed)[t:], synapse[t:])  # not vacuous
+
+
+@pytest.mark.parametrize("bits", [2, 3, 4])
+def test_conv_weights_take_at_most_2b_minus_1_values_and_have_a_live_record(bits):
+    conv = QTConv1d(8, 16, kernel_size=5, weight_bits=bits)
+    with torch.no_grad():
+        conv.weight.normal_(0.0, 1.0, generator=gen(30 + bits))
+    assert conv.quantized_weight().unique().numel() == 2 ** bits - 1  # every level, no more
+    assert conv.weight_bits == bits
+    quant = conv.weight_quant
+    assert isinstance(quant, QuantizedTensor) and quant.bits == bits
+    assert quant.ints.shape == (16, 8, 5)
+    assert int(quant.ints.abs().max()) == 2 ** (bits - 1) - 1
+    assert torch.equal(quant.dequantize(), conv.quantized_weight().detach())
+    ttq_conv = QTConv1d(8, 16, kernel_size=5, weight_quant="ttq")
+    assert ttq_conv.quantized_weight().unique().numel() <= 3 and ttq_conv.weight_bits == 2
+    assert ttq_conv.weight_quant is None
+
+
+@pytest.mark.parametrize("weight_quant, learnt", [("lsq", ("conv.weight_scale",)),
+                                                  ("ttq", ("conv.ttq_pos", "conv.ttq_neg"))])
+def test_gradients_reach_the_conv_weights_and_their_scales(weight_quant, learnt):
+    block = qt_conv1d([(5,)], lambda: TernaryLIF(v_th=0.5), out_channels=8, kernel_size=3,
+                      weight_quant=weight_quant)
+    x = ternary_input((12, 6, 5), seed=24, dtype=torch.float32)
+    (block(x) * torch.randn(12, 6, 8, generator=gen(25))).sum().backward()
+    for name in ("conv.weight", *learnt, "neuron.membrane_scale"):
+        grad = dict(block.named_parameters())[name].grad
+        assert grad is not None and float(grad.abs().sum()) > 0, name
+
+
+def test_conv_block_compiles_by_spec_with_any_neuron_and_refuses_bad_input(plugin_host):
+    graph = Graph.chain([
+        Node("conv", "wb_qt_snn.qt_conv1d", {"out_channels": 6, "kernel_size": 3}),
+        Node("binary", "wb_qt_snn.qt_conv1d",
+             {"out_channels": 4, "kernel_size": 2, "dilation": 3, "neuron": "wb_core.lif_b"}),
+        Node("fc", "wb_qt_snn.qt_readout", {"out_features": 3})])
+    model = compile_graph(graph, plugin_host.registry, (5,))
+    assert isinstance(model.layers["conv"].conv, QTConv1d)
+    assert isinstance(model.layers["conv"].neuron, TernaryLIF)
+    assert isinstance(model.layers["binary"].neuron, SpikingNeuron)  # wb_core's LIF on [T, B, C]
+    assert set(quantized_modules(model)) == {"layers.conv.conv", "layers.binary.conv",
+                                             "layers.fc"}
+    x = ternary_input((7, 2, 5), seed=26, dtype=torch.float32)
+    assert model(x).shape == (7, 2, 3)
+    with torch.no_grad():
+        binary = model.layers["binary"](model.layers["conv"](x))
+    assert set(binary.unique().tolist()) <= {0.0, 1.0}
+    image = Graph.chain([Node("conv", "wb_qt_snn.qt_conv1d")])
+    with pytest.raises(CompileError, match=r"node 'conv'.*one flat \[C\] vector per step.*"
+                                           r"\[1, 8, 8\]"):
+        compile_graph(image, plugin_host.registry, (1, 8, 8))
+    zero_kernel = Graph.chain([Node("conv", "wb_qt_snn.qt_conv1d", {"kernel_size": 0})])
+    with pytest.raises(CompileError, match=r"node 'conv'.*kernel_size: 0 is below the minimum"):
+        compile_graph(zero_kernel, plugin_host.registry, (5,))
+    with pytest.raises(ValueError, match="dilation must be at least 1"):
+        QTConv1d(3, 4, kernel_size=3, dilation=0)
+    with pytest.raises(ValueError, match="weight_quant"):
+        QTConv1d(3, 4, weight_quant="binary")
+    with pytest.raises(ValueError, match=r"takes \[T, B, 3\].*\[4, 2, 5\]"):
+        QTConv1d(3, 4)(torch.zeros(4, 2, 5))
+
+
+def test_sop_count_of_the_conv_is_spikes_times_the_weights_each_reaches():
+    block = qt_conv1d([(3,)], TernaryLIF, out_channels=4, kernel_size=3, dilation=2)
+    x = ternary_input((6, 2, 3), seed=27, dtype=torch.float32)
+    with EnergyMeter(block) as meter:
+        block(x)
+    conv = {layer["name"]: layer for layer in meter.report(CostTable("t", "t", 4.6, 0.9,
+                                                                     "src")).layers}["conv"]
+    # a spike at step t reaches the outputs of steps t, t + 2, t + 4 that exist, 4 weights each
+    hand = 0
+    for t, b, c in (x != 0).nonzero().tolist():
+        hand += 4 * sum(1 for j in range(3) if t + 2 * j < 6)
+    assert hand > 0
+    assert conv["sops"] == hand / 2  # per sample (B = 2)
+    assert conv["macs"] == 0 and conv["input"] == "spikes"
+    assert conv["weight_bits"] == 4 and conv["fan_in"] == 3 * 3
+
+
+def test_classifier_with_convs_learns_a_temporal_order_and_has_a_float_twin():
+    # class 0: channel 0 fires, channel 1 three steps later; class 1: the other way round.
+    # Both channels fire once per sample: only the order in time tells the classes apart.
+    batch, steps = 32, 10
+    g = gen(28)
+    y = torch.randint(0, 2, (batch,), generator=g)
+    onset = torch.randint(0, steps - 3, (batch,), generator=g)
+    x = torch.zeros(steps, batch, 2)
+    rows = torch.arange(batch)
+    x[onset, rows, y] = 1.0
+    x[onset + 3, rows, 1 - y] = 1.0
+
+    def train(convs: tuple[ConvLayer, ...]) -> list[float]:
+        torch.manual_seed(4)
+        net = QTSNNClassifier(2, (16,), 2, ternary=True, weight_bits=4, membrane_bits=4,
+                              lam=0.5, v_th=0.25, t_pool="mean", convs=convs)
+        assert isinstance(net.hidden[0].conv if convs else net.hidden[0].fc,
+                          QTConv1d if convs else QTLinear)
+        return train_steps(net, x, y, steps=30, lr=0.02)
+
+    with_conv, without = train((ConvLayer(8, 5),)), train(())
+    assert with_conv[-1] < 0.7 * with_conv[0]
+    # the window over time is what learns the order (the leaky membranes alone did not here)
+    assert with_conv[-1] < 0.5 * without[-1]
+    twin = QTSNNClassifier(2, (16,), 2, ternary=False, weight_bits=4, membrane_bits=4,
+                           lam=0.5, v_th=0.5, t_pool="mean",
+                           convs=(ConvLayer(8, 5), ConvLayer(6, 3, 2)))
+    first, second = twin.hidden[0].conv, twin.hidden[1].conv
+    assert type(first) is CausalConv1d and (second.out_channels, second.dilation) == (6, (2,))
+    assert not any(isinstance(m, (QTConv1d, QTLinear)) for m in twin.modules())
+    assert all(isinstance(block.neuron, SpikingNeuron) for block in twin.hidden)
+    assert set(twin.hidden(x).unique().tolist()) <= {0.0, 1.0}
+    assert twin(x).shape == (1, batch, 2)
+
+
+def test_the_conv_param_of_the_whole_network_node(plugin_host):
+    assert parse_convs("") == ()
+    assert parse_convs(" 32:5, 16:3:2 ") == (ConvLayer(32, 5), ConvLayer(16, 3, 2))
+    for bad in ("32", "32:5:1:1", "32:x", "0:5", "32:5,", "32:-1"):
+        with pytest.raises(ValueError, match="channels:kernel"):
+            parse_convs(bad)
+    graph = Graph.chain([Node("net", "wb_qt_snn.qt_snn",
+                              {"conv": "6:3", "hidden": "8", "classes": 3})])
+    model = compile_graph(graph, plugin_host.registry, (4,))
+    convs = [m for m in model.modules() if isinstance(m, QTConv1d)]
+    assert [(c.in_channels, c.out_channels, c.kernel_size) for c in convs] == [(4, 6, (3,))]
+    assert model(ternary_input((5, 2, 4), seed=29, dtype=torch.float32)).shape == (1, 2, 3)
+    plain = compile_graph(Graph.chain([Node("net", "wb_qt_snn.qt_snn", {"hidden": "8"})]),
+                          plugin_host.registry, (4,))
+    assert not any(isinstance(m, CausalConv1d) for m in plain.modules())  # default: none
+    bad = Graph.chain([Node("net", "wb_qt_snn.qt_snn", {"conv": "6:0"})])
+    with pytest.raises(CompileError, match=r"node 'net'.*channels:kernel.*'6:0'"):
+        compile_graph(bad, plugin_host.registry, (4,))
+
+
+def test_a_conv_over_time_is_refused_by_wb_sim_the_fpga_and_nir(toy_host, tmp_path):
+    from wb_sim.convert import to_integer
+
+    session = toy_tae_session(toy_host, tmp_path / "toy", [
+        Node("conv", "wb_qt_snn.qt_conv1d", {"out_channels": 8, "kernel_size": 3}),
+        Node("hidden", "wb_qt_snn.qt_linear", {"out_features": 8}),
+        Node("fc", "wb_qt_snn.qt_readout", {"out_features": 3})])
+    for backend in ("wb_sim.simulator", "wb_fpga.fpga"):
+        finished = catalog.check_fit(session, backend=backend).result()
+        assert finished.status == "ok", finished.error
+        errors = [i for i in finished.summary["fit"] if i["severity"] == "error"]
+        assert len(errors) == 1 and errors[0]["node"] == "conv", errors  # one clear refusal
+        assert "past input spikes" in errors[0]["message"]
+        assert "does not model" in errors[0]["message"]
+    with pytest.raises(DeployError, match="each step also reads the last 2 input steps") as err:
+        to_integer(session.build(), time_steps=24, input_scale=1.0, input_kind="spikes")
+    assert err.value.where == "node 'conv'"
+    nir = toy_host.registry.get("wb_nir.nir").create()
+    with pytest.raises(DeployError) as err:
+        nir.export_file(session, tmp_path / "conv.nir")
+    assert ("node 'conv' (wb_qt_snn.qt_conv1d): a causal convolution over time: each step "
+            "also reads a window of past input steps") in str(err.value)
+    assert not (tmp_path / "conv.nir").exists()

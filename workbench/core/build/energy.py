@@ -7,7 +7,10 @@ look at the layer's real input:
   (AC, a synaptic operation or SOP) per synapse it drives. ``sop_counting="exact"`` counts that
   per entry (a linear layer: spikes × fan-out; a convolution: the non-zeros inside each output's
   receptive field, borders included); ``"rate"`` uses the literature's shortcut
-  ``SOPs = firing rate × dense MACs``. Ternary spikes count ``|s| = 1`` as one AC.
+  ``SOPs = firing rate × dense MACs``. Ternary spikes count ``|s| = 1`` as one AC. A conv fed
+  something other than ``[..., C, L...]`` (a causal convolution over time takes ``[T, B, C]``)
+  declares ``conv_input(x)``: its input as the convolution reads it, the receptive fields are
+  counted on that.
 - **real-valued input**: dense multiply-accumulates (MACs). With ``encode_once`` (default) a
   layer whose input is identical at every time step, as under direct encoding, is counted
   once per sample, not T times (the Spikformer-family convention).
@@ -317,6 +320,10 @@ class EnergyMeter:
             return float((x != 0).sum()) * module.out_features
         conv: Any = module
         data_dims = 2 if isinstance(module, torch.nn.Conv2d) else 1
+        if callable(getattr(conv, "conv_input", None)):
+            # a conv fed another layout (a causal conv over time takes [T, B, C]) says what
+            # it convolves: [N, C, L...], its own padding included
+            x = conv.conv_input(x)
         # float64: counts stay exact integers far beyond float32's 2**24
         mask = (x != 0).to(torch.float64).reshape(-1, *x.shape[-(data_dims + 1):])
         if conv.padding_mode != "zeros" or isinstance(conv.padding, str):
