@@ -10,9 +10,11 @@ import os
 import subprocess
 import sys
 import time
+from itertools import pairwise
 
 import numpy as np
 import pytest
+from fpga_helpers import SerialPins, drain
 from wb_fpga.backend import FpgaBackend
 from wb_fpga.cycles import cycles_for, trace
 from wb_fpga.fit import fit, fit_issues
@@ -38,7 +40,7 @@ def random_net(sizes, *, T=3, wbits=4, ibits=4, seed=0, leak=1, reset="hard", un
     rng = np.random.default_rng(seed)
     top = 2 ** (wbits - 1) - 1
     layers = []
-    for i, (c_in, c_out) in enumerate(zip(sizes, sizes[1:])):
+    for i, (c_in, c_out) in enumerate(pairwise(sizes)):
         weight = rng.integers(-top, top + 1, size=(c_out, c_in)).astype(np.int64)
         b = rng.integers(-20, 20, size=c_out) if bias else np.zeros(c_out)
         neuron = None
@@ -94,24 +96,16 @@ def assert_same(hw, other, label):
         np.testing.assert_array_equal(counts, other.spike_counts[name], err_msg=f"{label} {name}")
 
 
-def drain(gen):
-    while True:
-        try:
-            next(gen)
-        except StopIteration as stop:
-            return stop.value
-
-
 # -- the core against the references ----------------------------------------------------------
 CASES = {
-    "lif-hard": dict(sizes=[12, 20, 9, 5], P=4),
-    "if-soft-per-neuron-threshold": dict(sizes=[12, 20, 9, 5], P=3, reset="soft", leak=None,
-                                         uniform=False),
-    "leak2-no-bias-no-cache": dict(sizes=[10, 17, 6], P=8, leak=2, shift=0, bias=False,
-                                   cache=False),
-    "read-out-only": dict(sizes=[10, 4], P=4),
-    "one-time-step": dict(sizes=[12, 20, 9, 5], P=4, T=1),
-    "leak0-wide-P": dict(sizes=[9, 7, 6, 3], P=16, leak=0, seed=3),
+    "lif-hard": {"sizes": [12, 20, 9, 5], "P": 4},
+    "if-soft-per-neuron-threshold": {"sizes": [12, 20, 9, 5], "P": 3, "reset": "soft",
+                                     "leak": None, "uniform": False},
+    "leak2-no-bias-no-cache": {"sizes": [10, 17, 6], "P": 8, "leak": 2, "shift": 0,
+                               "bias": False, "cache": False},
+    "read-out-only": {"sizes": [10, 4], "P": 4},
+    "one-time-step": {"sizes": [12, 20, 9, 5], "P": 4, "T": 1},
+    "leak0-wide-P": {"sizes": [9, 7, 6, 3], "P": 16, "leak": 0, "seed": 3},
 }
 
 
@@ -135,12 +129,12 @@ CONV_CASES = {
     "stride2-pad0-nopool": ((2, 7, 7), [(4, 3, 2, 0, 0), (3, 3, 1, 1, 0)], 3, 4, {}),
     "stride2-pad1-odd-map-one-conv": ((1, 7, 5), [(6, 3, 2, 1, 0)], 5, 4, {}),
     "pad0-pool2-cropped-soft-if": ((1, 7, 7), [(4, 3, 1, 0, 2), (4, 3, 1, 1, 2)], 3, 4,
-                                   dict(reset="soft", leak=None)),
+                                   {"reset": "soft", "leak": None}),
     "1x1-pool3-odd-P": ((2, 7, 8), [(7, 1, 1, 0, 3)], 3, 3, {}),
     "channels-over-P-uniform-T1": ((1, 5, 5), [(9, 3, 1, 1, 0), (5, 3, 1, 1, 0)], 4, 4,
-                                   dict(T=1, uniform=True)),
+                                   {"T": 1, "uniform": True}),
     "P-over-channels-leak2": ((1, 6, 6), [(3, 3, 1, 1, 2), (10, 3, 1, 1, 0)], 4, 8,
-                              dict(leak=2)),
+                              {"leak": 2}),
 }
 
 
@@ -251,66 +245,25 @@ def test_serial_top_drives_the_core_through_its_pins(kind):
     x = random_inputs(net, 2, seed=4).reshape(2, -1)
     plan = plan_core(net, 4)
     top = SerialTop(SpikingCore(plan))
-    inputs, outputs = top.inputs(), top.outputs()
+    pins = SerialPins(top)
     got = {"logits": np.zeros((2, 3), np.int64), "cycles": [], "spikes": []}
-
-    def word(**values):
-        bits, offset = 0, 0
-        for sig in inputs:
-            bits |= (values.get(sig.name, 0) & ((1 << len(sig)) - 1)) << offset
-            offset += len(sig)
-        return bits, offset
-
-    def field(value, name, signed=False):
-        offset = 0
-        for sig in outputs:
-            if sig.name == name:
-                raw = (value >> offset) & ((1 << len(sig)) - 1)
-                return raw - (1 << len(sig)) if signed and raw >> (len(sig) - 1) else raw
-            offset += len(sig)
-        raise KeyError(name)
-
-    async def command(ctx, apply=True, **values):
-        bits, width = word(**values)
-        ctx.set(top.shift, 1)
-        for i in range(width):
-            ctx.set(top.sdi, (bits >> i) & 1)
-            await ctx.tick()
-        ctx.set(top.shift, 0)
-        if apply:
-            ctx.set(top.apply, 1)
-            await ctx.tick()
-            ctx.set(top.apply, 0)
-
-    async def readback(ctx):
-        ctx.set(top.capture, 1)
-        await ctx.tick()
-        ctx.set(top.capture, 0)
-        width = sum(len(s) for s in outputs)
-        value = 0
-        ctx.set(top.shift, 1)
-        for i in range(width):
-            value |= ctx.get(top.sdo) << i
-            await ctx.tick()
-        ctx.set(top.shift, 0)
-        return value
 
     async def bench(ctx):
         for b in range(2):
-            await command(ctx, in_clear=1)
+            await pins.command(ctx, in_clear=1)
             active = np.flatnonzero(x[b])
             for i, where in zip(active, plan.host_index(active)):
-                await command(ctx, in_we=1, in_idx=int(where), in_val=int(x[b, i]))
-            await command(ctx, start=1)
+                await pins.command(ctx, in_we=1, in_idx=int(where), in_val=int(x[b, i]))
+            await pins.command(ctx, start=1)
             await ctx.tick().repeat(int(cycles_for(net, x[b:b + 1], 4)[0]) + 5)
-            state = await readback(ctx)
-            assert field(state, "done") == 1
-            got["cycles"].append(field(state, "cycles"))
-            got["spikes"].append(field(state, "spikes_0"))
+            state = await pins.readback(ctx)
+            assert pins.field(state, "done") == 1
+            got["cycles"].append(pins.field(state, "cycles"))
+            got["spikes"].append(pins.field(state, "spikes_0"))
             for c in range(3):
-                await command(ctx, apply=False, out_addr=c)
+                await pins.command(ctx, apply=False, out_addr=c)
                 await ctx.tick()
-                got["logits"][b, c] = field(await readback(ctx), "out_data", signed=True)
+                got["logits"][b, c] = await pins.read(ctx, "out_data", signed=True)
 
     sim = Simulator(top)
     sim.add_clock(1e-6)

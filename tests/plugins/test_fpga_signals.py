@@ -10,6 +10,7 @@ from itertools import pairwise
 
 import numpy as np
 import pytest
+from fpga_helpers import SerialPins, drain
 from wb_fpga.cycles import cycles_for, trace
 from wb_fpga.fit import fit, fit_issues
 from wb_fpga.plan import plan_core, signed_width
@@ -232,54 +233,23 @@ def test_serial_top_loads_a_spike_train_through_its_pins():
     net = qt_network([5, 6, 3], T=4, seed=2, threshold=(4, 10))
     x = spike_trains(net, 1, seed=8, density=0.6)
     top = SerialTop(SpikingCore(plan_core(net, 4)))
-    inputs, outputs = top.inputs(), top.outputs()
-    assert "in_step" in [sig.name for sig in inputs]
+    pins = SerialPins(top)
+    assert "in_step" in [sig.name for sig in pins.inputs]
     got = {}
 
-    async def command(ctx, **values):
-        bits, offset = 0, 0
-        for sig in inputs:
-            bits |= (values.get(sig.name, 0) & ((1 << len(sig)) - 1)) << offset
-            offset += len(sig)
-        ctx.set(top.shift, 1)
-        for i in range(offset):
-            ctx.set(top.sdi, (bits >> i) & 1)
-            await ctx.tick()
-        ctx.set(top.shift, 0)
-        ctx.set(top.apply, 1)
-        await ctx.tick()
-        ctx.set(top.apply, 0)
-
-    async def readback(ctx, name, signed=False):
-        ctx.set(top.capture, 1)
-        await ctx.tick()
-        ctx.set(top.capture, 0)
-        value, offset = 0, 0
-        ctx.set(top.shift, 1)
-        for i in range(sum(len(s) for s in outputs)):
-            value |= ctx.get(top.sdo) << i
-            await ctx.tick()
-        ctx.set(top.shift, 0)
-        for sig in outputs:
-            if sig.name == name:
-                raw = (value >> offset) & ((1 << len(sig)) - 1)
-                return raw - (1 << len(sig)) if signed and raw >> (len(sig) - 1) else raw
-            offset += len(sig)
-        raise KeyError(name)
-
     async def bench(ctx):
-        await command(ctx, in_clear=1)
+        await pins.command(ctx, in_clear=1)
         for t in range(net.time_steps):
             for i in np.flatnonzero(x[0, t]):
-                await command(ctx, in_we=1, in_idx=int(i), in_val=int(x[0, t, i]) & 3)
-            await command(ctx, in_step=1)
-        await command(ctx, start=1)
+                await pins.command(ctx, in_we=1, in_idx=int(i), in_val=int(x[0, t, i]) & 3)
+            await pins.command(ctx, in_step=1)
+        await pins.command(ctx, start=1)
         await ctx.tick().repeat(int(cycles_for(net, x, 4)[0]) + 5)
-        got["spikes"] = await readback(ctx, "spikes_0")
+        got["spikes"] = await pins.read(ctx, "spikes_0")
         got["logits"] = []
         for c in range(3):
-            await command(ctx, out_addr=c)
-            got["logits"].append(await readback(ctx, "out_data", signed=True))
+            await pins.command(ctx, out_addr=c)
+            got["logits"].append(await pins.read(ctx, "out_data", signed=True))
 
     sim = Simulator(top)
     sim.add_clock(1e-6)
@@ -300,13 +270,6 @@ def test_japanese_vowels_sized_qt_snn_fits_the_ice40_up5k(tmp_path):
     from wb_fpga import toolchain
     from wb_fpga.backend import _yosys_cells
     from wb_fpga.targets import get_target
-
-    def drain(gen):
-        while True:
-            try:
-                next(gen)
-            except StopIteration as stop:
-                return stop.value
 
     net = jv_sized_network()
     target = get_target("ice40-up5k")

@@ -52,8 +52,10 @@ class ProbeFeed(QObject):
         row.setContentsMargins(4, 0, 4, 0)
         row.addWidget(QLabel("Test sample"))
         self.sample_spin = QSpinBox(minimum=0, maximum=0)
-        self.sample_spin.setToolTip("Which test sample the raster, membranes and rates show; "
-                                    "during training this sample is probed live")
+        self.sample_spin.setToolTip("Which test sample the spike raster, membrane traces, "
+                                    "firing rates, Signal tab and plugin views (such as the "
+                                    "attention maps) show; during training this sample is "
+                                    "probed live")
         row.addWidget(self.sample_spin)
         show = QPushButton("Show")
         show.clicked.connect(lambda: self.probe_now(self.sample_spin.value()))
@@ -95,7 +97,7 @@ class ProbeFeed(QObject):
             self._shown[name] = self._seq
             try:
                 view.set_probe(self._item)
-            except Exception as exc:  # a plugin's view must not break the others
+            except Exception as exc:  # noqa: BLE001 - a plugin's view must not break the others
                 log.error("view %s could not show the probe: %s", name, exc)
 
     def stop(self) -> None:

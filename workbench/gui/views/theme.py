@@ -33,9 +33,26 @@ def apply_plot_theme(dark: bool, widgets: Iterable[Any] = ()) -> None:
                 axis.setTextPen(foreground)
             plot.titleLabel.setAttr("color", foreground)
             plot.titleLabel.setText(plot.titleLabel.text)
-            legend = plot.legend
-            if legend is not None:
-                legend.setLabelTextColor(foreground)
+        for legend in _legends(widget):
+            recolour_legend(legend, foreground)
+
+
+def recolour_legend(legend: pg.LegendItem, colour: Any) -> None:
+    """Draw ``legend``'s labels, present and future, in ``colour``.
+
+    ``LegendItem.setLabelTextColor`` only stores the colour for labels added later: a label
+    writes its colour into its HTML when its text is set, so the existing ones are set again.
+    """
+    legend.setLabelTextColor(colour)
+    for _sample, label in legend.items:
+        label.setText(label.text)
+
+
+def _legends(widget: Any) -> list[pg.LegendItem]:
+    """Every legend in ``widget``'s scene: a plot's own (``addLegend``) and those placed by
+    hand (the raster's ±1 key sits on its view box, not in ``plot.legend``)."""
+    scene = widget.scene()
+    return [item for item in scene.items() if isinstance(item, pg.LegendItem)] if scene else []
 
 
 def _plot_items(widget: Any) -> list[Any]:
