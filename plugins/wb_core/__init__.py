@@ -13,6 +13,9 @@ from __future__ import annotations
 from typing import Any
 
 from workbench.pluginhost import (
+    ANY_SPIKE_CODE,
+    SPIKE_TIMES,
+    SPIKE_TRAINS,
     BlockSpec,
     EncoderSpec,
     EnergyModelSpec,
@@ -97,9 +100,10 @@ _PADDING = ParamSpec("padding", 1, "int", low=0, high=64, unit="px", doc="Zero p
 
 
 def _block(name: str, display: str, doc: str, *params: ParamSpec, inputs: int = 1,
-           category: str = "layer") -> BlockSpec:
+           category: str = "layer", spike_code: str = SPIKE_TRAINS) -> BlockSpec:
     return BlockSpec(id=f"wb_core.{name}", display_name=display, factory=f"wb_core.blocks:{name}",
-                     doc=doc, params=params, inputs=inputs, category=category)
+                     doc=doc, params=params, inputs=inputs, category=category,
+                     spike_code=spike_code)
 
 
 @hookimpl
@@ -127,7 +131,8 @@ def wb_blocks() -> list[BlockSpec]:
         _block("batch_norm", "Batch norm", "Normalises over T, B (and H, W) jointly",
                ParamSpec("momentum", 0.1, low=0.0, high=1.0, doc="Running-statistics momentum"),
                ParamSpec("eps", 1e-5, low=0.0, high=1.0, doc="Added to the variance")),
-        _block("flatten", "Flatten", "[C, H, W] -> [C*H*W]"),
+        # it moves values without reading them: spike trains and firing times alike
+        _block("flatten", "Flatten", "[C, H, W] -> [C*H*W]", spike_code=ANY_SPIKE_CODE),
         _block("dropout", "Dropout", "Zeroes inputs with probability p while training",
                ParamSpec("p", 0.5, low=0.0, high=0.99, doc="Drop probability")),
         _block("add", "Residual add", "Adds two equally shaped inputs", inputs=2),
@@ -146,6 +151,15 @@ def wb_encoders() -> list[EncoderSpec]:
                     doc="A spike per step with probability gain * x.",
                     params=(ParamSpec("gain", 1.0, low=0.0, high=100.0,
                                       doc="Spike probability per unit intensity"),)),
+        EncoderSpec(id="wb_core.ttfs", display_name="Time to first spike (firing times)",
+                    factory="wb_core.encoders:TTFSEncoder", sets_time_steps=True,
+                    spike_code=SPIKE_TIMES,
+                    doc="One firing time per input, t = t_max·(1 − x): brighter fires earlier, "
+                        "x = 0 never fires (t = inf). For time-to-first-spike layers, which "
+                        "compute with the times themselves (no time steps).",
+                    params=(ParamSpec("t_max", 1.0, low=1e-6, high=1e6,
+                                      doc="Firing time of the dimmest input that still fires "
+                                          "(x just above 0); x = 1 fires at 0"),)),
         EncoderSpec(id="wb_core.latency", display_name="Latency (time to first spike)",
                     factory="wb_core.encoders:LatencyEncoder",
                     doc="One spike per input; brighter fires earlier.",

@@ -5,6 +5,8 @@ Rate and latency encoders read ``x`` as intensities in [0, 1] (datasets scale to
 
 from __future__ import annotations
 
+import math
+
 import torch
 
 
@@ -47,3 +49,28 @@ class LatencyEncoder:
         first = (spikes * t.view(steps, *([1] * (spikes.dim() - 1)))).sum(0)
         fired = spikes.sum(0) > 0
         return torch.where(fired, 1.0 - first / max(steps - 1, 1), torch.zeros_like(first))
+
+
+class TTFSEncoder:
+    """Time-to-first-spike as firing times, not as a spike train: ``x[B, ...]`` in ``[0, 1]``
+    becomes ``t[1, B, ...] = t_max * (1 - x)``; an input at or below 0 never fires
+    (``t = inf``). Layers that take spike times (``spike_code="times"``) compute with the times
+    themselves, so there are no time steps: T is 1 whatever the project says."""
+
+    def __init__(self, t_max: float = 1.0) -> None:
+        if not t_max > 0:
+            raise ValueError(f"t_max must be positive, got {t_max}")
+        self.t_max = float(t_max)
+
+    def time_steps(self, input_shape: tuple[int, ...], steps: int) -> int:
+        return 1
+
+    def encode(self, x: torch.Tensor, steps: int) -> torch.Tensor:
+        x = x.clamp(max=1.0)
+        times = self.t_max * (1.0 - x)
+        return torch.where(x > 0, times, torch.full_like(times, math.inf)).unsqueeze(0)
+
+    def decode(self, times: torch.Tensor) -> torch.Tensor:
+        """Firing times back to intensities (0 where the input never fired)."""
+        t = times[0]
+        return torch.where(torch.isfinite(t), 1.0 - t / self.t_max, torch.zeros_like(t))

@@ -32,8 +32,11 @@ from workbench.core.model.errors import (
 )
 from workbench.core.model.graph import Graph, Node
 from workbench.core.model.project import PROJECT_FILE, Component, Project
-from workbench.core.model.readout import class_scores, count_correct
+from workbench.core.model.readout import class_scores, count_correct, earliest_spike
 from workbench.core.model.specs import (
+    ANY_SPIKE_CODE,
+    SPIKE_TIMES,
+    SPIKE_TRAINS,
     AttentionSpec,
     BackendSpec,
     BlockSpec,
@@ -121,13 +124,14 @@ __all__ = [
     # declaring contributions
     "hookimpl", "ParamSpec", "Spec", "AttentionSpec", "BackendSpec", "BlockSpec",
     "CompressionSpec", "DatasetSpec", "EncoderSpec", "EnergyModelSpec", "LearningRuleSpec",
-    "NeuronSpec", "ViewSpec",
+    "NeuronSpec", "ViewSpec", "SPIKE_TRAINS", "SPIKE_TIMES", "ANY_SPIKE_CODE",
     # what the factories build
     "Backend", "ExchangeBackend", "Trainer", "Encoder",
     # projects and networks
     "PROJECT_FILE", "Project", "Component", "Graph", "Node", "CompiledNetwork", "compile_graph",
     "QuantizedTensor", "attach", "detach_quant", "quantized_modules",
-    "class_scores", "count_correct", "is_neuron_module", "layer_name", "EnergyMeter",
+    "class_scores", "count_correct", "earliest_spike", "is_neuron_module", "layer_name",
+    "EnergyMeter",
     # data, and the files a plugin reads for it (special files refused by name)
     "ArraySplit", "DatasetSplits", "StreamSplit", "regular_file",
     # runs

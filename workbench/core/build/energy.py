@@ -7,7 +7,9 @@ look at the layer's real input:
   (AC, a synaptic operation or SOP) per synapse it drives. ``sop_counting="exact"`` counts that
   per entry (a linear layer: spikes × fan-out; a convolution: the non-zeros inside each output's
   receptive field, borders included); ``"rate"`` uses the literature's shortcut
-  ``SOPs = firing rate × dense MACs``. Ternary spikes count ``|s| = 1`` as one AC. A conv fed
+  ``SOPs = firing rate × dense MACs``. Ternary spikes count ``|s| = 1`` as one AC. A layer fed
+  firing times (time-to-first-spike) declares ``spike_events(x)``, the 0/1 mask of its inputs
+  that fired: it is counted as that spike input (fired inputs × fan-out). A conv fed
   something other than ``[..., C, L...]`` (a causal convolution over time takes ``[T, B, C]``)
   declares ``conv_input(x)``: its input as the convolution reads it, the receptive fields are
   counted on that.
@@ -282,6 +284,11 @@ class EnergyMeter:
     def _count_layer(self, count: _LayerCount, module: torch.nn.Module, x: torch.Tensor,
                      out: torch.Tensor) -> None:
         dense = self._dense_macs(module, x, out)
+        events = getattr(module, "spike_events", None)
+        if callable(events):
+            # a layer fed firing times (0 is a time, inf is silence) says which inputs fired:
+            # each one is an accumulate per synapse it drives, like a spike
+            x = events(x).to(x.dtype)
         nonzero = float((x != 0).sum())
         count.nonzero += nonzero
         count.entries += float(x.numel())

@@ -15,3 +15,15 @@ def count_correct(out, y, readout=class_scores) -> int:
     on another device than ``out`` (labels stay on the CPU in the views)."""
     scores = readout(out)
     return int((scores.argmax(-1) == y.to(scores.device)).sum())
+
+
+def earliest_spike(out):
+    """Time-to-first-spike read-out: ``[1, B, C]`` (or ``[B, C]``) output firing times ->
+    ``[B, C]`` scores ``-t``, so the class whose neuron fired first scores highest. A silent
+    output (``inf``) scores below every neuron that fired (the lowest finite float), never
+    ``-inf``: scores stay finite for a softmax, and a batch where nothing fired ties at class 0."""
+    import torch
+
+    times = out[-1] if out.dim() == 3 else out
+    lowest = torch.finfo(times.dtype).min
+    return torch.where(torch.isfinite(times), -times, torch.full_like(times, lowest))

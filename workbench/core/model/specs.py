@@ -232,6 +232,19 @@ class NeuronSpec(Spec):
     state_vars: tuple[str, ...] = ("v",)
 
 
+#: How spikes travel between layers (``spike_code`` of encoders, blocks and learning rules):
+#: ``"trains"``, a value per input at each of T steps (spikes or currents, the default);
+#: ``"times"``, one firing time per input (time-to-first-spike: ``[1, B, ...]``, ``inf`` for an
+#: input that never fires); ``"any"`` (blocks only) a block that moves values without reading
+#: them as either (a flatten).
+SPIKE_TRAINS, SPIKE_TIMES, ANY_SPIKE_CODE = "trains", "times", "any"
+SPIKE_CODES = (SPIKE_TRAINS, SPIKE_TIMES)
+
+
+def _spike_code_problems(code: str, allowed: tuple[str, ...]) -> list[str]:
+    return [] if code in allowed else [f"spike_code {code!r} is not one of {', '.join(allowed)}"]
+
+
 @dataclass(frozen=True, kw_only=True)
 class BlockSpec(Spec):
     """A layer or composite block. The factory is called as
@@ -241,6 +254,12 @@ class BlockSpec(Spec):
     KIND: ClassVar[str] = "block"
     inputs: int = 1
     category: str = "layer"
+    #: what it takes and emits: ``"trains"``, ``"times"`` or ``"any"`` (see :data:`SPIKE_CODES`)
+    spike_code: str = SPIKE_TRAINS
+
+    def problems(self) -> list[str]:
+        return super().problems() + _spike_code_problems(self.spike_code,
+                                                         (*SPIKE_CODES, ANY_SPIKE_CODE))
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -262,6 +281,11 @@ class EncoderSpec(Spec):
 
     KIND: ClassVar[str] = "encoder"
     sets_time_steps: bool = False
+    #: what it emits: ``"trains"`` ``[T, B, ...]`` or ``"times"`` ``[1, B, ...]`` firing times
+    spike_code: str = SPIKE_TRAINS
+
+    def problems(self) -> list[str]:
+        return super().problems() + _spike_code_problems(self.spike_code, SPIKE_CODES)
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -288,6 +312,11 @@ class LearningRuleSpec(Spec):
 
     KIND: ClassVar[str] = "learning_rule"
     readout: str | Callable[..., Any] = ""
+    #: the networks it trains: ``"trains"`` or ``"times"`` (its loss reads firing times)
+    spike_code: str = SPIKE_TRAINS
+
+    def problems(self) -> list[str]:
+        return super().problems() + _spike_code_problems(self.spike_code, SPIKE_CODES)
 
     def resolve_readout(self) -> Callable[..., Any]:
         if not self.readout:

@@ -21,6 +21,7 @@ from workbench.core.build.limits import Limits
 from workbench.core.build.network import CompiledNetwork
 from workbench.core.build.quantized import detach_quant, quantized_modules
 from workbench.core.build.report import CompileReport
+from workbench.core.build.spike_code import node_problems, rule_problem
 from workbench.core.data.splits import DatasetSplits
 from workbench.core.model.errors import CompileError, DatasetError, ProjectError, WorkbenchError
 from workbench.core.model.project import Component, ComputeSettings, Project, bind_specs
@@ -170,8 +171,21 @@ class Session:
 
     # -- network -----------------------------------------------------------------------------
     def validate(self) -> CompileReport:
-        return validate(self.project.graph, self.lookup, self.step_shape(),
-                        limits=self.limits())
+        """Every node's shape and errors, a node that disagrees with the encoder on how spikes
+        travel (:mod:`workbench.core.build.spike_code`) included."""
+        report = validate(self.project.graph, self.lookup, self.step_shape(),
+                          limits=self.limits())
+        for node_id, message in self.spike_code_problems().items():
+            info = report.nodes.get(node_id)
+            if info is not None and not info.error:
+                info.error = message
+        return report
+
+    def spike_code_problems(self) -> dict[str, str]:
+        """``{node id: why}`` for the layers that take another spike code than the encoder
+        emits (spike trains vs firing times)."""
+        encoder = self._spec(self.project.encoder, EncoderSpec, "encoder")
+        return node_problems(self.project.graph, self.lookup, encoder)
 
     def limits(self) -> Limits:
         """The caps on the network's size: the project's, or the environment's."""
@@ -188,6 +202,8 @@ class Session:
             data = self.data()
             shape = (data.input_shape, data.n_classes)
         input_shape, n_classes = shape
+        for node_id, message in self.spike_code_problems().items():
+            raise CompileError(message, node=node_id)
         torch.manual_seed(self.project.training.seed)
         model = compile_graph(self.project.graph, self.lookup,
                               self.encoding().step_shape(input_shape), limits=self.limits())
@@ -237,6 +253,9 @@ class Session:
         training = self.project.training
         spec = self.rule_spec()
         params = self._params(spec, training.rule, "training.rule")
+        mismatch = rule_problem(spec, self._spec(self.project.encoder, EncoderSpec, "encoder"))
+        if mismatch:
+            raise ProjectError(mismatch, where=self._where("training.rule"))
         compute = self.compute()
         compute.enter()
         if self.model is None or fresh:
