@@ -70,10 +70,13 @@ def snn_run(example: str, seed: int, work: Path) -> dict[str, float]:
             "pj": energy["total_pj_per_sample"]}
 
 
-def gru_run(set_name: str, seed: int, epochs: int, batch: int) -> dict[str, float]:
+def gru_run(set_name: str, seed: int, epochs: int, batch: int,
+            data_params: dict) -> dict[str, float]:
     from wb_datasets.ts_datasets import load_eeg_scp1, load_japanese_vowels
 
-    splits = load_japanese_vowels() if set_name == "vowels" else load_eeg_scp1(downsample=8)
+    # the example's own data parameters (the EEG's downsampling): the same signals as the SNNs
+    load = load_japanese_vowels if set_name == "vowels" else load_eeg_scp1
+    splits = load(**data_params)
     torch.manual_seed(seed)
     x_train = torch.from_numpy(np.asarray(splits.train.x)).permute(0, 2, 1)  # [N, L, C]
     y_train = torch.from_numpy(np.asarray(splits.train.y)).long()
@@ -127,7 +130,9 @@ def main() -> int:
                 "QT-SNN": spread([snn_run(f"{set_name}_qt_snn", s, work) for s in seeds]),
                 "full-precision twin": spread([snn_run(f"{set_name}_snn", s, work)
                                                for s in seeds]),
-                "GRU (64 units)": spread([gru_run(set_name, s, epochs, batch) for s in seeds]),
+                "GRU (64 units)": spread([gru_run(set_name, s, epochs, batch,
+                                                  example["dataset"]["params"])
+                                          for s in seeds]),
             }
     if args.json:
         print(json.dumps(results))

@@ -99,6 +99,12 @@ _STRIDE = ParamSpec("stride", 1, "int", low=1, high=64, unit="px", doc="Stride")
 _PADDING = ParamSpec("padding", 1, "int", low=0, high=64, unit="px", doc="Zero padding per side")
 
 
+_INTEGRATE = ParamSpec("integrate", False, "bool", label="Integrate over time",
+                       doc="As a read-out: its neurons integrate their input (a membrane that "
+                           "never fires, divided by T) and the scores are its mean over time, "
+                           "so early evidence weighs more than late")
+
+
 def _block(name: str, display: str, doc: str, *params: ParamSpec, inputs: int = 1,
            category: str = "layer", spike_code: str = SPIKE_TRAINS) -> BlockSpec:
     return BlockSpec(id=f"wb_core.{name}", display_name=display, factory=f"wb_core.blocks:{name}",
@@ -125,7 +131,7 @@ def wb_blocks() -> list[BlockSpec]:
                _KERNEL, _STRIDE, _PADDING, ParamSpec("bias", True, "bool", doc="Add a bias")),
         _block("linear", "Linear", "Fully connected layer, applied at every time step",
                ParamSpec("out_features", 10, "int", low=1, high=1 << 20, doc="Output features"),
-               ParamSpec("bias", True, "bool", doc="Add a bias")),
+               ParamSpec("bias", True, "bool", doc="Add a bias"), _INTEGRATE),
         _block("avg_pool", "Average pool", "2-D average pooling", *pool_params),
         _block("max_pool", "Max pool", "2-D max pooling", *pool_params),
         _block("batch_norm", "Batch norm", "Normalises over T, B (and H, W) jointly",

@@ -103,10 +103,29 @@ def conv2d(in_shapes: list[Shape], out_channels: int = 16, kernel_size: int = 3,
     return _conv(_one(in_shapes), out_channels, kernel_size, stride, padding, bias)
 
 
-def linear(in_shapes: list[Shape], out_features: int = 10, bias: bool = True) -> nn.Linear:
+def integrate_over_time(y: torch.Tensor) -> torch.Tensor:
+    """A read-out's per-step output ``y[T, B, C]`` -> the membrane of integrating read-out
+    neurons that never fire, ``U[t] = U[t-1] + y[t] / T``. The workbench's mean over time then
+    weighs step t by ``(T - t) / T``: early evidence more than late. The ``1 / T`` keeps the
+    scores' size independent of T. A tensor without a time axis is returned as is."""
+    return y.cumsum(0) / y.shape[0] if y.dim() >= 3 else y
+
+
+class IntegratingLinear(nn.Linear):
+    """A linear read-out whose neurons integrate over time (:func:`integrate_over_time`)."""
+
+    integrate = True
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return integrate_over_time(super().forward(x))
+
+
+def linear(in_shapes: list[Shape], out_features: int = 10, bias: bool = True,
+           integrate: bool = False) -> nn.Linear:
     shape = _one(in_shapes)
     _need_flat(shape, "a linear layer")
-    return nn.Linear(shape[-1], out_features, bias=bias)
+    cls = IntegratingLinear if integrate else nn.Linear
+    return cls(shape[-1], out_features, bias=bias)
 
 
 def _pool(cls, in_shapes: list[Shape], kernel_size: int, stride: int):

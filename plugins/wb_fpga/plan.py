@@ -333,6 +333,10 @@ def _why_unsupported(net: IntegerNetwork, i: int, layer: IntLayer) -> str | None
         return f"a {layer.kind} layer: the FPGA core implements linear and conv layers"
     if (neuron is None) != (i == last):
         return "only the last layer may be (and must be) a read-out without a neuron"
+    if neuron is None and getattr(layer, "integrate", False):
+        return ("an integrating read-out (its neurons sum a running membrane): the core's "
+                "read-out adds each step's current to the logits only; turn integrate off or "
+                "deploy to wb_sim.simulator")
     if conv and i == last:
         return ("the read-out must be a linear layer (flatten, then wb_core.linear); a conv "
                 "read-out is not supported")

@@ -113,6 +113,10 @@ def wb_blocks() -> list[BlockSpec]:
                 _WEIGHT_BITS,
                 ParamSpec("bias", True, "bool", doc="Add a (float) bias"),
                 _POW2,
+                ParamSpec("integrate", False, "bool", label="Integrate over time",
+                          doc="The read-out neurons integrate their input (a membrane that "
+                              "never fires, divided by T) and the scores are its mean over "
+                              "time: early evidence weighs more than late"),
             ),
         ),
         BlockSpec(
@@ -137,9 +141,11 @@ def wb_blocks() -> list[BlockSpec]:
                           doc="QT-SNN (quantised weights and membranes, ternary spikes); off: "
                               "float weights, binary LIF B spikes, float membranes"),
                 _WEIGHT_BITS, _MEMBRANE_BITS, _LAM, _V_TH,
-                ParamSpec("t_pool", "mean", "choice", choices=("mean", "sum", "last"),
+                ParamSpec("t_pool", "mean", "choice",
+                          choices=("mean", "sum", "last", "integrate"),
                           doc="How the per-step logits are pooled over time: their mean, sum, "
-                              "or the last step's"),
+                              "the last step's, or the mean of their running sum (integrating "
+                              "read-out neurons: early steps weigh more)"),
                 ParamSpec("bias", False, "bool",
                           doc="Float biases in the hidden layers (they break the odd symmetry "
                               "of a ternary network; see docs/qt_snn.md)"),

@@ -15,8 +15,10 @@ features (flattened) are the first convolution's channels.
 
 The read-out runs at every time step and is pooled over time inside the node (``t_pool``):
 ``mean`` (the workbench's convention, the default), ``sum`` (the same argmax, T times the
-logits), or ``last`` (the logits of the last step only; a padded sequence's last step is the
-end of its padding). The node returns one step ``[1, B, classes]``.
+logits), ``last`` (the logits of the last step only; a padded sequence's last step is the
+end of its padding), or ``integrate`` (the read-out neurons integrate the logits over time and
+their membrane is averaged, as :class:`~wb_qt_snn.layers.QTReadout` with ``integrate`` does:
+step t weighs ``(T - t) / T``). The node returns one step ``[1, B, classes]``.
 
 Without biases the hidden layers of a ternary network are an odd function of the input spikes
 (``h(-s) = -h(s)``): classes that stay the same when the signal's sign flips (a random-phase
@@ -30,13 +32,14 @@ from typing import NamedTuple
 
 import torch
 from torch import nn
+from wb_core.blocks import integrate_over_time
 from wb_core.neurons import lif_b
 
 from wb_qt_snn.layers import CausalConv1d, QTBlock, QTConv1d, QTLinear
 from wb_qt_snn.neuron import TernaryLIF
 
 Shape = tuple[int, ...]
-T_POOLS = ("mean", "sum", "last")
+T_POOLS = ("mean", "sum", "last", "integrate")
 
 
 def parse_widths(hidden: str) -> tuple[int, ...]:
@@ -121,6 +124,8 @@ class QTSNNClassifier(nn.Module):
             return logits.mean(0, keepdim=True)
         if self.t_pool == "sum":
             return logits.sum(0, keepdim=True)
+        if self.t_pool == "integrate":
+            return integrate_over_time(logits).mean(0, keepdim=True)
         return logits[-1:]
 
 

@@ -39,6 +39,7 @@ from typing import Any
 import torch
 import torch.nn.functional as F
 from torch import nn
+from wb_core.blocks import integrate_over_time
 
 from wb_qt_snn.quant import (
     TTQ_THRESHOLD,
@@ -238,9 +239,37 @@ def qt_conv1d(in_shapes: list[Shape], neuron: Callable[[], nn.Module], out_chann
     return QTBlock(OrderedDict(conv=conv, neuron=neuron()))
 
 
+class QTReadout(QTLinear):
+    """The read-out: a :class:`QTLinear` at every time step, optionally **integrating**.
+
+    With ``integrate`` the read-out neurons are non-leaky integrators that never fire: their
+    membrane ``U[t] = U[t-1] + (W s[t] + b) / T`` is the output at step t
+    (``wb_core.blocks.integrate_over_time``, also behind ``wb_core.linear``'s ``integrate``),
+    so the workbench's mean over time weighs step t by ``(T - t) / T``. This is the membrane
+    read-out of many time-series SNNs; it lets a network that sees only changes (TAE spikes)
+    weigh the level a signal reaches early on. Without it each step's ``W s[t] + b`` is the
+    output, and the mean over time weighs every step alike.
+    """
+
+    def __init__(self, in_features: int, out_features: int, bias: bool = True,
+                 weight_bits: int = 4, pow2_scales: bool = True, integrate: bool = False) -> None:
+        super().__init__(in_features, out_features, bias=bias, weight_bits=weight_bits,
+                         pow2_scales=pow2_scales)
+        self.integrate = bool(integrate)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        y = super().forward(x)
+        return integrate_over_time(y) if self.integrate else y
+
+    def extra_repr(self) -> str:
+        return super().extra_repr() + (", integrating" if self.integrate else "")
+
+
 def qt_readout(in_shapes: list[Shape], out_features: int = 10, weight_bits: int = 4,
-               bias: bool = True, pow2_scales: bool = True) -> QTLinear:
-    """Factory of ``wb_qt_snn.qt_readout``: a linear read-out with LSQ weights (no neuron)."""
+               bias: bool = True, pow2_scales: bool = True, integrate: bool = False
+               ) -> QTReadout:
+    """Factory of ``wb_qt_snn.qt_readout``: a linear read-out with LSQ weights (no neuron),
+    integrating over time with ``integrate``."""
     features = _flat_features(in_shapes, "a QT-SNN read-out")
-    return QTLinear(features, out_features, bias=bias, weight_bits=weight_bits,
-                    pow2_scales=pow2_scales)
+    return QTReadout(features, out_features, bias=bias, weight_bits=weight_bits,
+                     pow2_scales=pow2_scales, integrate=integrate)

@@ -486,8 +486,11 @@ def _readout(step: _Step, in_scale: float, weight_bits: int, frac_bits: int,
     if scale == 0.0:  # an all-zero read-out: only the bias decides
         scale = 1.0
     bias_int = np.rint(bias / scale * 2.0 ** frac_bits).astype(np.int64)
+    # an integrating read-out divides its running sum by T: a common scale, the argmax keeps
+    integrate = bool(getattr(step.synapse, "integrate", False))
     return IntLayer(step.node, "linear", q, _signed_bits(q), bias_int, int(frac_bits),
-                    tuple(int(v) for v in step.in_shape), (int(q.shape[0]),), None)
+                    tuple(int(v) for v in step.in_shape), (int(q.shape[0]),), None,
+                    integrate=integrate)
 
 
 def _shapes_agree(layers: list[IntLayer]) -> None:

@@ -30,7 +30,8 @@ Amaranth. A layer with ``pool > 0`` max-pools its spikes (a logical OR over ``po
 windows, stride ``pool``) before the next layer; a linear layer after a conv layer sees the
 spikes flattened in C, H, W order (as ``torch.flatten``). The last layer has no neuron: its
 ``I`` is summed over the time steps into integer logits, and the prediction is the first index
-of the largest logit.
+of the largest logit. An integrating read-out (``integrate``) sums the running sum of its ``I``
+instead (``U += I; logits += U``): step t weighs ``T - t``.
 """
 
 from __future__ import annotations
@@ -81,6 +82,9 @@ class IntLayer:
     stride: int = 1
     padding: int = 0
     pool: int = 0  # max-pool (OR) kernel = stride after the neuron; 0 = none
+    #: read-out only: the logits sum a running sum of I (non-leaky integrating read-out
+    #: neurons), so step t weighs T - t; False: the logits sum I itself
+    integrate: bool = False
 
     @property
     def pooled_shape(self) -> tuple[int, ...]:
@@ -124,7 +128,8 @@ class IntegerNetwork:
                 "name": layer.name, "kind": layer.kind, "weight_bits": layer.weight_bits,
                 "shift": layer.shift, "in_shape": list(layer.in_shape),
                 "out_shape": list(layer.out_shape), "stride": layer.stride,
-                "padding": layer.padding, "pool": layer.pool, "neuron": None}
+                "padding": layer.padding, "pool": layer.pool, "neuron": None,
+                "integrate": layer.integrate}
             if layer.neuron is not None:
                 arrays[f"t{i}"] = layer.neuron.threshold
                 entry["neuron"] = {"leak_shift": layer.neuron.leak_shift,
@@ -159,7 +164,7 @@ class IntegerNetwork:
                     e["name"], e["kind"], data[f"w{i}"].astype(np.int64), int(e["weight_bits"]),
                     data[f"b{i}"].astype(np.int64), int(e["shift"]), tuple(e["in_shape"]),
                     tuple(e["out_shape"]), neuron, int(e["stride"]), int(e["padding"]),
-                    int(e["pool"])))
+                    int(e["pool"]), bool(e.get("integrate", False))))
         return cls(layers, int(header["time_steps"]), float(header["input_scale"]),
                    int(header["input_bits"]), header.get("name", ""), list(header["notes"]),
                    header.get("input_kind", "static"))

@@ -101,6 +101,7 @@ def torch_integer_forward(net: IntegerNetwork, x_int: Any) -> SimResult:
     counts = {layer.name: torch.zeros(batch, dtype=torch.int64)
               for layer in net.layers if layer.neuron is not None}
     logits = torch.zeros(batch, net.n_classes, dtype=torch.int64)
+    readout_membrane = torch.zeros_like(logits)  # an integrating read-out's running sum
     events = torch.zeros(batch, dtype=torch.float64)
     for t in range(net.time_steps):
         spikes_in = x[:, t].to(torch.float64) if spiking_input else None
@@ -112,6 +113,9 @@ def torch_integer_forward(net: IntegerNetwork, x_int: Any) -> SimResult:
                 events += (spikes_in.reshape(batch, -1).abs() * fan_outs[index]).sum(1)
             current = torch.bitwise_left_shift(acc, layer.shift) + biases[index]
             if layer.neuron is None:
+                if layer.integrate:
+                    readout_membrane = readout_membrane + current
+                    current = readout_membrane
                 logits += current
                 continue
             v = states[index]

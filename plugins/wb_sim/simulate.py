@@ -266,6 +266,7 @@ def simulate(net: IntegerNetwork, x_int: Any) -> SimResult:
     spike_counts = {p.layer.name: np.zeros(batch, dtype=np.int64)
                     for p in prepared if p.layer.neuron is not None}
     logits = np.zeros((batch, net.n_classes), dtype=np.int64)
+    readout_membrane = np.zeros_like(logits)  # an integrating read-out's running sum
     events = np.zeros(batch, dtype=np.int64)
     spiking_input = net.input_kind == "spikes"
     if spiking_input:  # encoded on the host: each input spike is one accumulate, like any spike
@@ -289,6 +290,9 @@ def simulate(net: IntegerNetwork, x_int: Any) -> SimResult:
                 events += done
             current = (acc << p.layer.shift) + p.bias
             if p.layer.neuron is None:
+                if p.layer.integrate:
+                    readout_membrane += current
+                    current = readout_membrane
                 logits += current
                 continue
             spikes, states[index] = neuron_step(p.layer.neuron, p.threshold, states[index],

@@ -24,7 +24,7 @@ from wb_qt_snn.integer import (
     integer_forward,
     round_half_even_shift,
 )
-from wb_qt_snn.layers import CausalConv1d, QTBlock, QTConv1d, QTLinear, qt_conv1d
+from wb_qt_snn.layers import CausalConv1d, QTBlock, QTConv1d, QTLinear, QTReadout, qt_conv1d
 from wb_qt_snn.neuron import TernaryLIF, ternary_spike
 from wb_qt_snn.quant import lsq, lsq_codes, ttq, usable_scale
 from wb_qt_snn.tae import RealignedTAEEncoder, TAEEncoder, tae
@@ -790,3 +790,55 @@ def test_a_conv_over_time_is_refused_by_wb_sim_the_fpga_and_nir(toy_host, tmp_pa
     assert ("node 'conv' (wb_qt_snn.qt_conv1d): a causal convolution over time: each step "
             "also reads a window of past input steps") in str(err.value)
     assert not (tmp_path / "conv.nir").exists()
+
+
+# -- the integrating read-out (qt_readout integrate, qt_snn t_pool="integrate") -------------------
+def test_an_integrating_readout_outputs_its_running_membrane_over_t():
+    torch.manual_seed(31)
+    plain = QTReadout(5, 3)
+    integrating = QTReadout(5, 3, integrate=True)
+    integrating.load_state_dict(plain.state_dict())
+    x = ternary_input((7, 2, 5), seed=32, dtype=torch.float32)
+    per_step = plain(x)
+    out = integrating(x)
+    assert torch.allclose(out, per_step.cumsum(0) / 7)
+    # the mean over time weighs step t by (T - t) / T: early evidence counts more
+    weights = torch.tensor([(7 - t) / 7 for t in range(7)]).view(7, 1, 1)
+    assert torch.allclose(out.mean(0), (per_step * weights).sum(0) / 7, atol=1e-6)
+    assert torch.equal(integrating(x[0]), plain(x[0]))  # one step, no time axis: as is
+    node = QTSNNClassifier(5, (4,), 3, ternary=True, weight_bits=4, membrane_bits=4, lam=0.5,
+                           v_th=1.0, t_pool="integrate")
+    logits = node.head(node.hidden(x))
+    assert torch.allclose(node(x), (logits.cumsum(0) / 7).mean(0, keepdim=True))
+
+
+def test_the_float_twin_s_readout_integrates_the_same_way(plugin_host):
+    graph = Graph.chain([Node("out", "wb_core.linear", {"out_features": 3, "integrate": True})])
+    twin = compile_graph(graph, plugin_host.registry, (5,))
+    plain = compile_graph(Graph.chain([Node("out", "wb_core.linear", {"out_features": 3})]),
+                          plugin_host.registry, (5,))
+    plain.load_state_dict(twin.state_dict())  # the same parameters: only the read-out differs
+    x = ternary_input((6, 2, 5), seed=33, dtype=torch.float32)
+    assert torch.allclose(twin(x), plain(x).cumsum(0) / 6)
+
+
+def test_an_integrating_readout_deploys_bit_exact_to_wb_sim_and_the_fpga_says_why_not(
+        toy_host, tmp_path):
+    session = toy_tae_session(toy_host, tmp_path / "toy", [
+        Node("hidden", "wb_qt_snn.qt_linear", {"out_features": 24, "bias": True}),
+        Node("fc", "wb_qt_snn.qt_readout", {"out_features": 3, "integrate": True})])
+    finished = list(catalog.train(session, epochs=3, fresh=True, save_weights=False))[-1]
+    assert finished.status == "ok", finished.error
+    last = catalog.deploy(session, backend="wb_sim.simulator", out=tmp_path / "sim",
+                          limit=60).result()
+    assert last.status == "ok", last.error
+    report = last.summary["report"]
+    assert report["golden"]["bit_exact"] and report["golden"]["samples"] == 60
+    assert report["accuracy"]["integer_vs_float_agreement"] >= 0.95
+    from wb_sim.ir import IntegerNetwork
+
+    net = IntegerNetwork.load(tmp_path / "sim" / "network.npz")  # the flag survives the file
+    assert net.layers[-1].integrate and not net.layers[0].integrate
+    fit = catalog.check_fit(session, backend="wb_fpga.fpga").result()
+    errors = [i for i in fit.summary["fit"] if i["severity"] == "error"]
+    assert [e["node"] for e in errors] == ["fc"] and "integrating read-out" in errors[0]["message"]

@@ -31,6 +31,7 @@ def _naive(net: IntegerNetwork, spikes: np.ndarray) -> tuple[list[int], dict[str
     """One sample with Python integers: the arithmetic of ``wb_sim/ir.py`` read literally."""
     state = [[0] * int(np.prod(layer.out_shape)) for layer in net.layers]
     logits = [0] * net.n_classes
+    readout = [0] * net.n_classes  # an integrating read-out's membrane
     counts = {layer.name: 0 for layer in net.layers if layer.neuron is not None}
     for t in range(net.time_steps):
         inp = [int(s) for s in spikes[t].reshape(-1)]
@@ -40,6 +41,9 @@ def _naive(net: IntegerNetwork, spikes: np.ndarray) -> tuple[list[int], dict[str
                 acc = sum(int(w) * s for w, s in zip(layer.weight[c], inp, strict=True))
                 cur = (acc << layer.shift) + int(layer.bias[c])
                 if layer.neuron is None:
+                    if layer.integrate:
+                        readout[c] += cur
+                        cur = readout[c]
                     logits[c] += cur
                     continue
                 n, v = layer.neuron, state[i][c]
@@ -59,7 +63,8 @@ def _naive(net: IntegerNetwork, spikes: np.ndarray) -> tuple[list[int], dict[str
     return logits, counts
 
 
-def _signal_network(seed: int, *, bits: int | None, shift: int) -> IntegerNetwork:
+def _signal_network(seed: int, *, bits: int | None, shift: int,
+                    integrate: bool = False) -> IntegerNetwork:
     rng = np.random.default_rng(seed)
     hidden = IntLayer("hidden", "linear", rng.integers(-7, 8, (8, 6)), 4, np.zeros(8, np.int64),
                       2, (6,), (8,), IntNeuron(rng.integers(8, 30, 8), 1, "hard", ternary=True,
@@ -68,14 +73,17 @@ def _signal_network(seed: int, *, bits: int | None, shift: int) -> IntegerNetwor
                       2, (8,), (5,), IntNeuron(rng.integers(8, 30, 5), 1, "hard", ternary=True,
                                                membrane_bits=bits, membrane_shift=shift))
     out = IntLayer("out", "linear", rng.integers(-7, 8, (3, 5)), 4, np.zeros(3, np.int64), 0,
-                   (5,), (3,), None)
+                   (5,), (3,), None, integrate=integrate)
     return IntegerNetwork([hidden, second, out], time_steps=12, input_scale=1.0,
                           input_kind="spikes")
 
 
-@pytest.mark.parametrize(("seed", "bits", "shift"), [(0, 4, 2), (1, 4, 0), (2, 3, 3), (3, None, 0)])
-def test_a_spike_input_network_with_membrane_codes_is_exact_three_ways(seed, bits, shift):
-    net = _signal_network(seed, bits=bits, shift=shift)
+@pytest.mark.parametrize(("seed", "bits", "shift", "integrate"),
+                         [(0, 4, 2, False), (1, 4, 0, False), (2, 3, 3, False),
+                          (3, None, 0, False), (4, 4, 1, True)])
+def test_a_spike_input_network_with_membrane_codes_is_exact_three_ways(seed, bits, shift,
+                                                                        integrate):
+    net = _signal_network(seed, bits=bits, shift=shift, integrate=integrate)
     rng = np.random.default_rng(100 + seed)
     spikes = rng.choice([-1, 0, 0, 1], size=(10, 12, 6))  # a ternary-encoded signal
     sim = simulate(net, spikes)
