@@ -1,7 +1,9 @@
 """``snn-workbench inspect``: spikes and membranes of every neuron layer for one test sample.
 
 A driver over :func:`workbench.core.runs.catalog.probe`; ``--out`` makes the run write the
-spikes and membranes to an ``.npz`` file.
+spikes and membranes to an ``.npz`` file. For a time-to-first-spike network the probe also
+carries each spike-time layer's firing times and the output race (which class fired first),
+printed here as the summary has them and written by ``--out`` as ``<layer>/spike_times``.
 
 ``--signal`` compares the signal encoders on the sample instead, with
 :func:`workbench.core.runs.signal.compare_encoders` (the app's Signal view does the same). Not a
@@ -38,9 +40,44 @@ def run(args: argparse.Namespace, out: TextIO) -> int:
     for name, layer in summary["layers"].items():
         print(f"  {name:<16} {layer['shape']!s:<14} {layer['spikes']:>7} spikes  "
               f"rate {layer['firing_rate']:.3f}", file=out)
+    if summary.get("spike_times"):
+        _print_spike_times(summary["spike_times"], out)
+    if summary.get("race"):
+        _print_race(summary["race"], summary["label"], out)
     if summary.get("out"):
-        print(f"spikes and membranes written to {summary['out']}", file=out)
+        what = "spikes, membranes and spike times" if summary.get("spike_times") else \
+            "spikes and membranes"
+        print(f"{what} written to {summary['out']}", file=out)
     return 0
+
+
+def _time(value: float | None) -> str:
+    return "-" if value is None else f"{value:.4g}"
+
+
+def _print_spike_times(layers: dict[str, Any], out: TextIO) -> None:
+    """Per spike-time layer: how many neurons fired, and the first, median and last firing
+    time of those that did (in the encoder's time units)."""
+    print(f"  {'spike times':<16} {'fired':>13} {'first t':>9} {'median t':>9} {'last t':>9}",
+          file=out)
+    for name, layer in layers.items():
+        fired = f"{layer['fired']}/{layer['neurons']}"
+        print(f"  {name:<16} {fired:>13} {_time(layer['first']):>9} "
+              f"{_time(layer['median']):>9} {_time(layer['last']):>9}", file=out)
+
+
+def _print_race(race: dict[str, Any], label: int, out: TextIO) -> None:
+    """The output race: each class's firing time (or silent), the earliest marked."""
+    winner = race["winner"]
+    if winner is None:
+        print(f"output race: every output neuron stayed silent (label {label})", file=out)
+    else:
+        print(f"output race: class {winner} fired first at t = {race['times'][winner]:.4g} "
+              f"(label {label})", file=out)
+    for k, t in enumerate(race["times"]):
+        marks = [mark for mark, yes in (("winner", k == winner), ("label", k == label)) if yes]
+        when = "silent" if t is None else f"t = {t:.4g}"
+        print(f"  class {k:<3} {when:<14} {', '.join(marks)}".rstrip(), file=out)
 
 
 def run_signal(args: argparse.Namespace, out: TextIO) -> int:

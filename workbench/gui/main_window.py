@@ -63,6 +63,7 @@ from workbench.gui.views import (
 )
 from workbench.gui.views.compare import VariantsView
 from workbench.gui.views.neuron_explorer import NeuronExplorerView
+from workbench.gui.views.spike_times import SpikeTimeView
 from workbench.gui.wheel_guard import install_wheel_guard
 from workbench.pluginhost.manager import PluginHost
 
@@ -156,6 +157,10 @@ class MainWindow(QMainWindow):
         return self._lazy["signal"].widget()
 
     @property
+    def spike_times(self) -> SpikeTimeView:
+        return self._lazy["spike_times"].widget()
+
+    @property
     def neuron_explorer(self) -> NeuronExplorerView:
         return self._explorer.widget()
 
@@ -225,7 +230,8 @@ class MainWindow(QMainWindow):
         # Behind the Training tab: built when first shown or asked for (see lazy_view.py)
         self._lazy = {"raster": LazyView(SpikeRasterView), "membrane": LazyView(MembraneView),
                       "rates": LazyView(FiringRateView),
-                      "signal": LazyView(lambda: SignalView(lambda: self.session))}
+                      "signal": LazyView(lambda: SignalView(lambda: self.session)),
+                      "spike_times": LazyView(lambda: SpikeTimeView(lambda: self.session))}
         self.energy = EnergyView()
         self.log_panel = LogPanel()
         # Built when its tab is first shown, like the views above (~0.1 s); a pick made before
@@ -279,6 +285,7 @@ class MainWindow(QMainWindow):
                                     ("membrane", "Membrane traces", self._lazy["membrane"]),
                                     ("rates", "Firing rates", self._lazy["rates"]),
                                     ("signal", "Signal", self._lazy["signal"]),
+                                    ("spike_times", "Spike times", self._lazy["spike_times"]),
                                     ("log", "Log", self.log_panel),
                                     ("neuron_explorer", "Neuron explorer", self._explorer),
                                     ("variants", "Variants", self.variants),

@@ -1,4 +1,5 @@
-"""Probes: record spikes (and membranes) of named neuron layers during a forward pass.
+"""Probes: record spikes (and membranes) of named neuron layers during a forward pass, and the
+firing times of layers that emit spike times (time-to-first-spike networks).
 
 Nothing is hooked until a probe is entered, so an unwatched network pays nothing. Records are
 detached, on the CPU, and limited to the first ``samples`` items of each batch, which is all a
@@ -10,7 +11,7 @@ from __future__ import annotations
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, Self
 
 import torch
 
@@ -21,6 +22,24 @@ from workbench.core.model.errors import WorkbenchError
 def neuron_layers(model: torch.nn.Module) -> list[str]:
     """Names of the neuron layers of ``model`` (``conv1.neuron``, ``lif2``), in order."""
     return [layer_name(q) for q, m in model.named_modules() if is_neuron_module(m)]
+
+
+def emits_spike_times(module: torch.nn.Module) -> bool:
+    """The spike-time contract (docs/plugins.md): a module whose output is firing times
+    ``[1, B, ...]`` (``inf`` = silent) says so with the class attribute
+    ``emits_spike_times = True``."""
+    return getattr(module, "emits_spike_times", False) is True
+
+
+def spike_time_layers(model: torch.nn.Module) -> list[str]:
+    """Names of the modules of ``model`` that emit firing times, in order."""
+    return [layer_name(q) for q, m in model.named_modules() if emits_spike_times(m)]
+
+
+def probed_layers(model: torch.nn.Module) -> list[str]:
+    """Every layer a probe can record: the neuron layers, then the spike-time layers."""
+    neurons = neuron_layers(model)
+    return neurons + [name for name in spike_time_layers(model) if name not in neurons]
 
 
 @dataclass
@@ -57,7 +76,7 @@ class SpikeProbe:
     _handles: list[Any] = field(default_factory=list)
     _touched: list[torch.nn.Module] = field(default_factory=list)
 
-    def __enter__(self) -> SpikeProbe:
+    def __enter__(self) -> Self:
         wanted = set(self.layers) if self.layers is not None else None
         for qualified, module in self.model.named_modules():
             name = layer_name(qualified)
@@ -68,12 +87,13 @@ class SpikeProbe:
                 self._touched.append(module)
             self._handles.append(module.register_forward_hook(self._hook(name)))
         if wanted is not None:
-            missing = wanted - set(neuron_layers(self.model))
+            # a spike-time layer is a layer too: recording_spike_times records it
+            known = probed_layers(self.model)
+            missing = wanted - set(known)
             if missing:
                 self.__exit__()
-                known = ", ".join(neuron_layers(self.model))
-                raise WorkbenchError(f"no neuron layer named {sorted(missing)[0]!r} (layers: "
-                                     f"{known})", where="layer")
+                raise WorkbenchError(f"no neuron layer named {min(missing)!r} (layers: "
+                                     f"{', '.join(known)})", where="layer")
         return self
 
     def __exit__(self, *exc: object) -> None:
@@ -120,3 +140,34 @@ def recording_maps(model: torch.nn.Module, samples: int = 1) -> Iterator[dict[st
             module.record_maps = False
         if hasattr(model, "last_maps"):
             model.last_maps.clear()
+
+
+@contextmanager
+def recording_spike_times(model: torch.nn.Module, layers: list[str] | None = None
+                          ) -> Iterator[dict[str, torch.Tensor]]:
+    """Record the output of every module that emits firing times (default: all of them) for
+    the first item of the batch. After the forward inside the block, the yielded dict maps
+    each layer name to its times, float ``[N]`` flattened, on the CPU, ``inf`` kept for the
+    neurons that stayed silent. A spike-train network has no such module: the dict stays
+    empty and no hook is added."""
+    wanted = set(layers) if layers is not None else None
+    found: dict[str, torch.Tensor] = {}
+    handles = []
+
+    def hook_for(name: str):
+        def hook(module: torch.nn.Module, args: tuple[Any, ...], out: Any) -> None:
+            times = out[0] if isinstance(out, tuple) else out
+            # [1, B, ...]: the one "step" of firing times, first item of the batch
+            found[name] = times.detach()[-1, 0].reshape(-1).to("cpu", torch.float32, copy=True)
+
+        return hook
+
+    for qualified, module in model.named_modules():
+        name = layer_name(qualified)
+        if emits_spike_times(module) and (wanted is None or name in wanted):
+            handles.append(module.register_forward_hook(hook_for(name)))
+    try:
+        yield found
+    finally:
+        for handle in handles:
+            handle.remove()

@@ -1,4 +1,5 @@
-"""Probing one test sample: spikes (binary or ternary), membranes and attention maps per layer.
+"""Probing one test sample: spikes (binary or ternary), membranes and attention maps per layer;
+in a time-to-first-spike network, the firing times of each layer and the output race.
 
 The CLI's ``inspect``, the GUI's on-demand probe and its live probe during training all call
 :func:`probe_sample`; :func:`probe_summary` is the JSON-able part a record and ``--json`` carry.
@@ -6,6 +7,7 @@ The CLI's ``inspect``, the GUI's on-demand probe and its live probe during train
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -14,8 +16,14 @@ import torch
 
 from workbench.core.build.encoding import Encoding
 from workbench.core.build.energy import is_spike_tensor
-from workbench.core.build.probes import ProbeRecord, SpikeProbe, recording_maps
+from workbench.core.build.probes import (
+    ProbeRecord,
+    SpikeProbe,
+    recording_maps,
+    recording_spike_times,
+)
 from workbench.core.model.errors import WorkbenchError
+from workbench.core.model.specs import SPIKE_TIMES
 
 
 @dataclass
@@ -23,7 +31,12 @@ class ProbeResult:
     """What a probe saw. ``spikes`` are ``[T, 1, …]`` int8 in {−1, 0, +1} (ternary networks
     emit −1); ``reconstruction`` is the encoder's decode of its own spikes, when it decodes;
     ``input_spikes`` is the encoder's output ``[T, 1, …]`` when it is spikes (binary or
-    ternary; None for a real-valued input such as direct encoding)."""
+    ternary; None for a real-valued input such as direct encoding).
+
+    In a time-to-first-spike network, ``spike_times`` holds the firing times of each layer that
+    emits them (float ``[N]``, ``inf`` = silent) and ``output_times`` the output neurons' times
+    ``[classes]``: the race the earliest-spike readout decides. Both are empty for a network
+    of spike trains."""
 
     index: int
     label: int
@@ -34,13 +47,16 @@ class ProbeResult:
     reconstruction: torch.Tensor | None = None
     length: int | None = None  # the sample's own length, for variable-length sequences
     input_spikes: torch.Tensor | None = None
+    spike_times: dict[str, torch.Tensor] = field(default_factory=dict)
+    output_times: torch.Tensor | None = None
 
     def as_dict(self) -> dict[str, Any]:
         """The views' dict form (kept for the panels that read ``result["records"]``)."""
         return {"records": self.records, "maps": self.maps, "input": self.input,
                 "label": self.label, "predicted": self.predicted, "index": self.index,
                 "reconstruction": self.reconstruction, "length": self.length,
-                "input_spikes": self.input_spikes}
+                "input_spikes": self.input_spikes, "spike_times": self.spike_times,
+                "output_times": self.output_times}
 
 
 def probe_sample(session: Any, index: int, *, membranes: bool = True,
@@ -69,9 +85,11 @@ def probe_sample(session: Any, index: int, *, membranes: bool = True,
     try:
         with (torch.no_grad(),
               SpikeProbe(model, layers=layers, membranes=membranes, samples=1) as probe,
-              recording_maps(model) as maps):
+              recording_maps(model) as maps,
+              recording_spike_times(model, layers=layers) as spike_times):
             encoded, side = encoding.encode(x.to(device))
-            scores = session.readout()(model(encoded))
+            out = model(encoded)
+            scores = session.readout()(out)
     finally:
         model.train(was_training)
     # the encoder's spikes are what the first layer's synapses see: a ternary encoder's −1
@@ -81,7 +99,49 @@ def probe_sample(session: Any, index: int, *, membranes: bool = True,
     return ProbeResult(index=index, label=int(y[0]), predicted=int(scores.argmax(-1)[0]),
                        input=x[0], records=dict(probe.records), maps=maps,
                        reconstruction=None if rebuilt is None else rebuilt[0], length=length,
-                       input_spikes=input_spikes)
+                       input_spikes=input_spikes, spike_times=dict(spike_times),
+                       output_times=_output_times(session, out))
+
+
+def _output_times(session: Any, out: torch.Tensor) -> torch.Tensor | None:
+    """The output neurons' firing times ``[classes]`` of the probed sample, or None when the
+    network's output is not firing times.
+
+    The encoder decides, not the modules: a network fed spike times passes times from node to
+    node up to its output (building refuses a node that takes another code than the encoder
+    emits, and a node of either code, such as a flatten, only moves values). Asking the output
+    node's ``emits_spike_times`` instead would miss a plugin's wrapper around a time layer, and
+    asking the learning rule would trust a choice that is only checked when training starts.
+    """
+    spec = session.lookup.get(session.project.encoder.id)
+    if getattr(spec, "spike_code", None) != SPIKE_TIMES or out.dim() != 3 or out.shape[0] != 1:
+        return None
+    return out.detach()[0, 0].reshape(-1).to("cpu", torch.float32, copy=True)
+
+
+def race_winner(times: torch.Tensor) -> int | None:
+    """The class whose output neuron fired first (the first of a tie, as the earliest-spike
+    readout breaks it), or None when every output stayed silent."""
+    fired = torch.isfinite(times)
+    if not bool(fired.any()):
+        return None
+    return int(torch.where(fired, times, torch.full_like(times, math.inf)).argmin())
+
+
+def spike_time_stats(times: torch.Tensor) -> dict[str, Any]:
+    """``{"neurons", "fired", "first", "median", "last"}`` of one layer's firing times: the
+    times over the neurons that fired (None when none did)."""
+    fired = times[torch.isfinite(times)].double().numpy()
+    return {"neurons": int(times.numel()), "fired": int(fired.size),
+            "first": float(fired.min()) if fired.size else None,
+            "median": float(np.median(fired)) if fired.size else None,
+            "last": float(fired.max()) if fired.size else None}
+
+
+def race_summary(times: torch.Tensor) -> dict[str, Any]:
+    """The output race as JSON: each class's time (None = silent) and the winner."""
+    return {"times": [float(t) if math.isfinite(t) else None for t in times.tolist()],
+            "winner": race_winner(times)}
 
 
 def _spike_counts(spikes: torch.Tensor) -> dict[str, Any]:
@@ -101,11 +161,17 @@ def probe_summary(result: ProbeResult, *, weights_loaded: bool) -> dict[str, Any
     if result.reconstruction is not None:
         error = (result.reconstruction.float() - result.input.float()).pow(2).mean()
         summary["reconstruction_mse"] = float(error)
+    if result.spike_times:
+        summary["spike_times"] = {name: spike_time_stats(times)
+                                  for name, times in result.spike_times.items()}
+    if result.output_times is not None:
+        summary["race"] = race_summary(result.output_times)
     return summary
 
 
 def probe_arrays(result: ProbeResult) -> dict[str, np.ndarray]:
-    """Spikes (int8, so ternary −1 survives) and membranes per layer, for an ``.npz``."""
+    """Spikes (int8, so ternary −1 survives) and membranes per layer, for an ``.npz``; the
+    firing times of a time-to-first-spike network's layers (float, ``inf`` = silent)."""
     arrays: dict[str, np.ndarray] = {}
     for name, record in result.records.items():
         arrays[f"{name}/spikes"] = record.spikes[:, 0].numpy().astype(np.int8)
@@ -116,4 +182,8 @@ def probe_arrays(result: ProbeResult) -> dict[str, np.ndarray]:
     if result.reconstruction is not None:
         arrays["input"] = result.input.numpy()
         arrays["reconstruction"] = result.reconstruction.numpy()
+    for name, times in result.spike_times.items():
+        arrays[f"{name}/spike_times"] = times.numpy()
+    if result.output_times is not None:
+        arrays["output_times"] = result.output_times.numpy()
     return arrays

@@ -1,0 +1,138 @@
+"""The Spike times tab: a time-to-first-spike network's firing times for the probed sample (a
+sorted raster and a histogram per layer, the output race with its winner), and a one-line
+message for a spike-train network.
+
+The network comes from a toy plugin (``tests/fixtures/ttfs_toy_plugin.py``) fed by the real
+``wb_core.ttfs`` encoder: flatten → 16 time neurons → 10 output time neurons, hidden neuron 0
+and classes 2 and 7 silenced by their weights.
+"""
+
+from __future__ import annotations
+
+import csv
+import math
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+from PySide6.QtCore import Qt
+from PySide6.QtWidgets import QPushButton
+
+from workbench.core.model.graph import Graph, Node
+from workbench.core.model.project import Component
+from workbench.core.persistence.project_files import load_project, save_project
+from workbench.gui.views.spike_times import TRAINS_HINT
+from workbench.pluginhost.manager import PluginHost
+from workbench.testing.fixtures import make_tiny_project
+
+pytestmark = pytest.mark.gui
+
+TOY_PLUGIN = Path(__file__).parents[1] / "fixtures" / "ttfs_toy_plugin.py"
+SILENT_CLASSES = [2, 7]
+
+
+@pytest.fixture
+def host(plugin_module):
+    name = plugin_module("ttfs_toy", TOY_PLUGIN.read_text(encoding="utf-8"))
+    host = PluginHost(strict=True)
+    host.load(modules=[name])
+    assert not host.report.failures
+    return host
+
+
+def ttfs_project(folder: Path):
+    project = make_tiny_project(folder)
+    project.encoder = Component("wb_core.ttfs", {"t_max": 2.0})
+    project.training.rule = Component("ttfs_toy.rule", {})
+    project.graph = Graph.chain([Node("flat", "wb_core.flatten"),
+                                 Node("hidden", "ttfs_toy.first", {"out_features": 16}),
+                                 Node("out", "ttfs_toy.first", {"out_features": 10})])
+    save_project(project, folder)
+    return load_project(folder)
+
+
+def expected_times(session, index):
+    x, y = session.data().test.batch(np.array([index]))
+    layers = session.model.layers
+    with torch.no_grad():
+        hidden = layers["hidden"](layers["flat"](session.encoder()(x)))
+        out = layers["out"](hidden)
+    return {"hidden": hidden[0, 0].numpy(), "out": out[0, 0].numpy()}, int(y[0])
+
+
+def show_sample(window, qtbot, index):
+    """The user picks test sample ``index`` and clicks Show."""
+    window.sample_spin.setValue(index)
+    [show] = [b for b in window.probes.bar.findChildren(QPushButton) if b.text() == "Show"]
+    qtbot.mouseClick(show, Qt.MouseButton.LeftButton)
+
+
+def test_the_spike_times_tab_shows_each_layers_times_and_the_output_race(make_main_window,
+                                                                         qtbot, host, tmp_path):
+    window = make_main_window(ttfs_project(tmp_path / "ttfs"), host=host)
+    qtbot.waitUntil(lambda: window.session.model is not None, timeout=10_000)
+    with torch.no_grad():  # every neuron fires but hidden 0 and the silent classes
+        for layer, silent in (("hidden", [0]), ("out", SILENT_CLASSES)):
+            weight = window.session.model.layers[layer].weight
+            weight.abs_()
+            weight[silent] *= -1
+    window.docks["spike_times"].raise_()  # the user opens the Spike times tab
+    qtbot.waitUntil(lambda: window._lazy["spike_times"].built is not None, timeout=3000)
+    view = window.spike_times
+    show_sample(window, qtbot, 5)
+    qtbot.waitUntil(lambda: view.title_text().startswith("Sample #5"), timeout=5000)
+    expected, label = expected_times(window.session, 5)
+
+    assert view.hint_text() == ""
+    assert view.layers() == ["hidden", "out"]
+    view.set_layer("hidden")
+    times, ranks = view.raster_points()
+    hidden = expected["hidden"]
+    assert np.allclose(times, np.sort(hidden[np.isfinite(hidden)]))  # one dot per fired neuron
+    assert times.size == 15 and np.array_equal(ranks, np.arange(15))
+    assert "15 of 16 neurons fired, 1 silent" in view.plot_title("raster")
+    assert int(view.histogram()[1].sum()) == 15
+    assert "t_max = 2" in view.raster_plot.getAxis("bottom").labelText
+
+    view.set_layer("out")  # switching layers redraws the raster
+    assert np.allclose(view.raster_points()[0], np.sort(expected["out"][np.isfinite(
+        expected["out"])]))
+    assert "8 of 10 neurons fired, 2 silent" in view.plot_title("raster")
+
+    widths, kinds = view.race_bars()
+    out = expected["out"]
+    winner = int(np.argmin(out))
+    assert len(widths) == 10 and kinds.count("winner") == 1
+    assert kinds.index("winner") == winner == int(view.title_text().split("predicted ")[1])
+    assert [k for k, kind in enumerate(kinds) if kind == "silent"] == SILENT_CLASSES
+    fired = [k for k in range(10) if k not in SILENT_CLASSES]
+    assert np.allclose(widths[fired], out[fired])
+    assert all(widths[k] > out[fired].max() for k in SILENT_CLASSES)  # drawn to the right edge
+    marks = view.race_marks()
+    assert "winner" in marks[winner] and all("silent" in marks[k] for k in SILENT_CLASSES)
+    assert "label" in marks[label]
+    assert view.race_text() == (f"class {winner} fired first at t = {out[winner]:.3g} "
+                                f"(label {label})")
+
+    with open(view.export_csv(tmp_path / "times.csv"), newline="") as fh:
+        rows = list(csv.reader(fh))
+    assert rows[0] == ["layer", "neuron", "time"]
+    hidden_rows = [r for r in rows[1:] if r[0] == "hidden"]
+    assert len(hidden_rows) == 16 and hidden_rows[0][2] == ""  # silent: no time
+    assert float(hidden_rows[3][2]) == pytest.approx(hidden[3])
+    race_rows = [r for r in rows[1:] if r[0] == "output race"]
+    assert [r[2] == "" for r in race_rows] == [k in SILENT_CLASSES for k in range(10)]
+    assert float(race_rows[winner][2]) == pytest.approx(out[winner])
+    assert math.isfinite(out[winner])
+
+
+def test_a_spike_train_network_shows_one_line_instead(make_main_window, qtbot, tmp_path):
+    window = make_main_window(make_tiny_project(tmp_path / "tiny"))
+    window.docks["spike_times"].raise_()
+    qtbot.waitUntil(lambda: window._lazy["spike_times"].built is not None, timeout=3000)
+    view = window.spike_times
+    show_sample(window, qtbot, 1)
+    qtbot.waitUntil(lambda: view.title_text().startswith("Sample #1"), timeout=5000)
+    assert view.hint_text() == TRAINS_HINT
+    assert view.layers() == []
