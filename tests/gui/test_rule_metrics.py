@@ -26,3 +26,38 @@ def test_extra_metrics_get_their_own_plot_and_summary(qtbot):
     assert "backward events 1500" in view.title_label.text()
     view.clear()
     assert view.extra_keys() == [] and view.extra_plot is None
+
+
+def test_the_rule_s_metric_families_get_their_own_axis_one_at_a_time(qtbot):
+    view = MetricsView()
+    qtbot.addWidget(view)
+    view.show()
+    for epoch, events in ((1, 900.0), (2, 800.0)):
+        values = {"train_loss": 0.9, "train_accuracy": 0.5, "test_accuracy": 0.6, "lr": 0.1,
+                  "backward_events": events, "dense_backward_events": 3000.0,
+                  "silent_fraction.hidden1": 0.1, "silent_fraction.hidden2": 0.4,
+                  "grad_norm.hidden1": 0.02, "grad_norm.hidden2": 0.5}
+        view.add_sample(MetricSample("r", epoch, 10 * epoch, values, epoch_end=True))
+    view.flush()
+    box = view.family_box
+    assert box.isVisible()
+    assert [box.itemText(i) for i in range(box.count())] == [
+        "backward events", "silent fraction", "gradient norm"]
+    assert view.shown_family() == "backward events"
+
+    def drawn() -> dict[str, str]:
+        legend = view.extra_plot.legend
+        return {label.text: sample.item.name() for sample, label in legend.items}
+
+    assert drawn() == {"backward": "backward", "dense": "dense"}
+    assert view.extra_plot.getAxis("left").labelText == "events per epoch"
+    box.setCurrentText("gradient norm")  # what picking it in the chooser does
+    assert view.shown_family() == "gradient norm"
+    assert set(drawn()) == {"hidden1", "hidden2"}
+    assert view.extra_plot.getAxis("left").labelText == "gradient norm"
+    assert view.extra_plot.ctrl.logYCheck.isChecked()  # norms span orders of magnitude
+    box.setCurrentText("silent fraction")
+    assert set(drawn()) == {"hidden1", "hidden2"}
+    assert not view.extra_plot.ctrl.logYCheck.isChecked()
+    view.clear()
+    assert not box.isVisible() and box.count() == 0

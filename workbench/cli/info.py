@@ -48,10 +48,13 @@ def run(args: argparse.Namespace, out: TextIO) -> int:
           f"encoder {summary['encoder']}, T = {summary['time_steps']}"
           f"{'' if summary['time_steps'] == project.time_steps else ' (set by the encoder)'}",
           file=out)
-    print(f"{'layer':<14}{'spec':<26}{'output':<16}{'params':>9}{'bits':>7}", file=out)
+    # columns as wide as their longest entry: plugin ids can be long
+    names = max([14, *(len(layer["name"]) + 2 for layer in summary["layers"])])
+    specs = max([26, *(len(layer["spec"]) + 2 for layer in summary["layers"])])
+    print(f"{'layer':<{names}}{'spec':<{specs}}{'output':<16}{'params':>9}{'bits':>7}", file=out)
     for layer in summary["layers"]:
         bits = ",".join(str(b) for b in layer["bits"]) or "-"
-        print(f"{layer['name']:<14}{layer['spec']:<26}{str(layer['out_shape']):<16}"
+        print(f"{layer['name']:<{names}}{layer['spec']:<{specs}}{str(layer['out_shape']):<16}"
               f"{layer['params']:>9}{bits:>7}", file=out)
     print(f"{summary['params']} parameters, {summary['size_mb']:.4f} MB "
           f"({summary['bytes']:.0f} bytes)", file=out)

@@ -23,6 +23,7 @@ from workbench.core.build.probes import (
     recording_spike_times,
 )
 from workbench.core.model.errors import WorkbenchError
+from workbench.core.model.readout import earliest_spike
 from workbench.core.model.specs import SPIKE_TIMES
 
 
@@ -107,14 +108,18 @@ def _output_times(session: Any, out: torch.Tensor) -> torch.Tensor | None:
     """The output neurons' firing times ``[classes]`` of the probed sample, or None when the
     network's output is not firing times.
 
-    The encoder decides, not the modules: a network fed spike times passes times from node to
-    node up to its output (building refuses a node that takes another code than the encoder
-    emits, and a node of either code, such as a flatten, only moves values). Asking the output
-    node's ``emits_spike_times`` instead would miss a plugin's wrapper around a time layer, and
-    asking the learning rule would trust a choice that is only checked when training starts.
+    Two things must hold. The encoder emits spike times: a network fed spike times passes
+    times from node to node (building refuses a node that takes another code than the encoder
+    emits). And the learning rule reads the output as times (its read-out is the earliest
+    spike): a time-to-first-spike network may end in a layer that does not fire and outputs
+    potentials as logits (STD-ED's read-out), whose "race" would rank the classes backwards.
+    Asking the output node's ``emits_spike_times`` instead would miss a plugin's wrapper
+    around a time layer.
     """
     spec = session.lookup.get(session.project.encoder.id)
     if getattr(spec, "spike_code", None) != SPIKE_TIMES or out.dim() != 3 or out.shape[0] != 1:
+        return None
+    if session.readout() is not earliest_spike:
         return None
     return out.detach()[0, 0].reshape(-1).to("cpu", torch.float32, copy=True)
 

@@ -15,7 +15,7 @@ from typing import Any
 import numpy as np
 import pyqtgraph as pg
 from PySide6.QtCore import QTimer
-from PySide6.QtWidgets import QHBoxLayout, QLabel, QSizePolicy, QWidget
+from PySide6.QtWidgets import QComboBox, QHBoxLayout, QLabel, QSizePolicy, QWidget
 
 from workbench.core.runs.events import MetricSample
 from workbench.gui.views._common import PlotViewMixin, assemble_view, step_axis
@@ -49,8 +49,31 @@ SERIES = (
 _ACCURACY = {style.key for style in SERIES if style.plot == "accuracy"}
 #: values every trainer reports that are not curves of their own
 _NOT_CURVES = {"lr", "epoch"}
-#: colours of the learning rule's extra metrics, in the order they first appear
-_EXTRA_COLOURS = ((44, 160, 44), (214, 39, 40), (148, 103, 189), (140, 86, 75), (227, 119, 194))
+#: colours of the learning rule's extra metrics, in the order they first appear in their family
+_EXTRA_COLOURS = ((44, 160, 44), (214, 39, 40), (148, 103, 189), (140, 86, 75), (227, 119, 194),
+                  (23, 190, 207), (188, 189, 34), (127, 127, 127))
+#: how a family of the rule's metrics is drawn: its axis label, and a log axis or not
+_FAMILY_AXES = {"backward events": ("events per epoch", False),
+                "silent fraction": ("share of neurons silent", False),
+                "gradient norm": ("gradient norm", True)}
+
+
+def metric_family(key: str) -> str:
+    """The family a learning rule's metric belongs to, drawn together on one axis: per-layer
+    metrics ``name.layer`` by their name, counts of events together; a family per kind keeps
+    10^5 events and a 0.01 gradient norm off one axis."""
+    if key.endswith("_events"):
+        return "backward events"
+    return key.split(".", 1)[0].replace("grad_norm", "gradient norm").replace("_", " ")
+
+
+def _extra_label(key: str) -> str:
+    """``silent_fraction.hidden1`` -> ``hidden1``; ``dense_backward_events`` -> ``dense``."""
+    if "." in key:
+        return key.split(".", 1)[1]
+    if key.endswith("_events"):
+        return key.removesuffix("_events").replace("_backward", "").replace("_", " ") or key
+    return key.replace("_", " ")
 
 
 class MetricsView(QWidget, PlotViewMixin, ExportMixin):
@@ -72,8 +95,15 @@ class MetricsView(QWidget, PlotViewMixin, ExportMixin):
         self.title_label = QLabel()
         # a long summary (or the "from the last run" note) must not widen the dock: it gives way
         self.title_label.setSizePolicy(QSizePolicy.Policy.Ignored, QSizePolicy.Policy.Preferred)
+        # the learning rule's metrics come in families (events, silent fractions, gradient
+        # norms per layer) of very different sizes: one family is drawn at a time
+        self.family_box = QComboBox()
+        self.family_box.setToolTip("Which of the learning rule's own metrics the right plot "
+                                   "shows (each family on its own axis)")
+        self.family_box.currentTextChanged.connect(self._show_family)
         header = QHBoxLayout()
         header.addWidget(self.title_label, 1)
+        header.addWidget(self.family_box)
         header.addWidget(self._make_export_button())
 
         self.plot_widget = pg.GraphicsLayoutWidget()
@@ -136,9 +166,29 @@ class MetricsView(QWidget, PlotViewMixin, ExportMixin):
         known = {style.key for style in SERIES} | _NOT_CURVES
         for key in values:
             if key not in known and key not in self._extras:
-                colour = _EXTRA_COLOURS[len(self._extras) % len(_EXTRA_COLOURS)]
-                self._extras[key] = _SeriesStyle(key, True, "extra", key.replace("_", " "),
+                family = metric_family(key)
+                siblings = sum(metric_family(k) == family for k in self._extras)
+                colour = _EXTRA_COLOURS[siblings % len(_EXTRA_COLOURS)]
+                self._extras[key] = _SeriesStyle(key, True, "extra", _extra_label(key),
                                                  colour, "t")
+                if self.family_box.findText(family) < 0:
+                    self.family_box.addItem(family)  # the first one becomes the shown one
+                    self.family_box.setVisible(True)
+
+    def shown_family(self) -> str:
+        """The family of the rule's metrics the right plot shows ("" when there is none)."""
+        return self.family_box.currentText()
+
+    def _show_family(self, family: str) -> None:
+        """Draw ``family`` in the right plot instead of the one shown."""
+        if self.extra_plot is not None:
+            self.plot_widget.removeItem(self.extra_plot)
+            self.extra_plot = None
+        for key in self._extras:
+            self._curves.pop(key, None)
+            self._drawn.pop(key, None)
+        if family:
+            self._redraw(all_at_once=True)
 
     def extra_keys(self) -> list[str]:
         """The learning rule's own metrics shown in the bottom plot, in order of appearance."""
@@ -148,7 +198,9 @@ class MetricsView(QWidget, PlotViewMixin, ExportMixin):
         if style.plot == "extra":
             if self.extra_plot is None:
                 self.extra_plot = self.plot_widget.addPlot(row=0, col=2, axisItems=step_axis())
-                self.extra_plot.setLabel("left", "rule metrics")
+                label, log = _FAMILY_AXES.get(self.shown_family(), (self.shown_family(), False))
+                self.extra_plot.setLabel("left", label)
+                self.extra_plot.setLogMode(y=log)
                 self.extra_plot.setLabel("bottom", "step (batches)")
                 self.extra_plot.setXLink(self.loss_plot)
                 self.extra_plot.setDownsampling(auto=True, mode="peak")
@@ -176,6 +228,10 @@ class MetricsView(QWidget, PlotViewMixin, ExportMixin):
         self._note = ""
         self._extras = {}
         self._drawn: dict[str, int] = {}  # key -> the points its curve holds
+        self.family_box.blockSignals(True)
+        self.family_box.clear()
+        self.family_box.blockSignals(False)
+        self.family_box.setVisible(False)
         self.title_label.clear()
         self._stack.show_hint("No metrics yet — train the network to see loss and accuracy")
 
@@ -227,9 +283,12 @@ class MetricsView(QWidget, PlotViewMixin, ExportMixin):
 
     def _redraw(self, *, all_at_once: bool = False) -> None:
         made = False
+        shown = self.shown_family()
         for style in self._styles():
             if style.key not in self._data:
                 continue
+            if style.plot == "extra" and metric_family(style.key) != shown:
+                continue  # another family: drawn when the user picks it
             steps, _epochs, values = self._data[style.key]
             if self._drawn.get(style.key) == len(values):
                 continue  # unchanged: re-setting a curve's data re-renders it for nothing
@@ -244,7 +303,8 @@ class MetricsView(QWidget, PlotViewMixin, ExportMixin):
             y = np.asarray(values, dtype=np.float64)
             if style.plot == "accuracy":
                 y = y * 100.0
-            elif style.plot == "loss":
+            elif style.plot == "loss" or (style.plot == "extra" and
+                                          _FAMILY_AXES.get(shown, ("", False))[1]):
                 # the log axis has no place for a loss of 0 (or a negative one from a custom
                 # rule): such points are left out rather than drawn at -inf
                 y = np.where(y > 0, y, np.nan)
@@ -281,9 +341,9 @@ class MetricsView(QWidget, PlotViewMixin, ExportMixin):
             if key in self._data:
                 value = self._data[key][2][-1]
                 parts.append(f"{label} {value:.1%}" if percent else f"{label} {value:.4g}")
-        for key, style in self._extras.items():
+        for key in self._extras:
             if key in self._data:
-                parts.append(f"{style.label} {self._data[key][2][-1]:.4g}")
+                parts.append(f"{key.replace('_', ' ')} {self._data[key][2][-1]:.4g}")
         return " · ".join(parts)
 
     # -- export --------------------------------------------------------------------------------
