@@ -6,6 +6,7 @@ import math
 
 import torch
 
+from wb_core.backward_metrics import BackwardMetrics
 from wb_core.losses import LOSSES
 from workbench.pluginhost import count_correct
 
@@ -15,6 +16,11 @@ class BPTTTrainer:
 
     The learning rate follows a cosine from ``lr`` down to ``lr * min_lr_ratio`` over
     ``epochs * steps_per_epoch`` steps (or stays constant with ``schedule="constant"``).
+
+    Every step also reports what its backward pass touched (:mod:`wb_core.backward_metrics`):
+    ``backward_events`` (every neuron at every step under a surrogate gradient, only the
+    spikes of event-driven neurons), ``dense_backward_events``, ``silent_fraction.<layer>``
+    and ``grad_norm.<layer>``.
     """
 
     def __init__(self, model: torch.nn.Module, *, epochs: int, steps_per_epoch: int,
@@ -41,6 +47,8 @@ class BPTTTrainer:
             def factor(step: int) -> float:
                 return 1.0
         self.scheduler = torch.optim.lr_scheduler.LambdaLR(self.optimizer, factor)
+        self.backward_metrics = BackwardMetrics(model)
+        self.metric_reductions = self.backward_metrics.reductions()
 
     @property
     def lr(self) -> float:
@@ -48,7 +56,8 @@ class BPTTTrainer:
 
     def train_step(self, x: torch.Tensor, y: torch.Tensor) -> dict[str, float]:
         self.model.train()
-        out = self.model(x)
+        with self.backward_metrics.recording() as counts:
+            out = self.model(x)
         loss = self.loss_fn(out, y)
         if not torch.isfinite(loss):
             raise FloatingPointError(
@@ -56,9 +65,11 @@ class BPTTTrainer:
             )
         self.optimizer.zero_grad(set_to_none=True)
         loss.backward()
+        grad_norms = self.backward_metrics.grad_norms()  # before clipping: what backward gave
         if self.grad_clip > 0:
             torch.nn.utils.clip_grad_norm_(self.model.parameters(), self.grad_clip)
         self.optimizer.step()
         self.scheduler.step()
         return {"loss": float(loss.detach()), "correct": count_correct(out.detach(), y),
-                "count": int(y.shape[0])}
+                "count": int(y.shape[0]), **self.backward_metrics.step_metrics(counts),
+                **grad_norms}

@@ -136,3 +136,33 @@ def test_a_spike_train_network_shows_one_line_instead(make_main_window, qtbot, t
     qtbot.waitUntil(lambda: view.title_text().startswith("Sample #1"), timeout=5000)
     assert view.hint_text() == TRAINS_HINT
     assert view.layers() == []
+
+
+def test_digits_stdbp_trained_one_epoch_shows_a_time_per_neuron_and_the_earliest_wins(
+        make_main_window, qtbot, plugin_host, tmp_path):
+    """The issue's check on the real plugin: ``digits_stdbp`` (ReL-PSP layers, STDBP) trained
+    one epoch; every neuron has one time (or is silent) and the predicted class is the output
+    that fired first."""
+    from workbench.testing.fixtures import train_example
+
+    folder = train_example("digits_stdbp", tmp_path / "digits_stdbp", epochs=1, host=plugin_host)
+    window = make_main_window(load_project(folder), host=plugin_host)
+    qtbot.waitUntil(lambda: window.session.model is not None, timeout=20_000)
+    window.docks["spike_times"].raise_()
+    qtbot.waitUntil(lambda: window._lazy["spike_times"].built is not None, timeout=3000)
+    view = window.spike_times
+    show_sample(window, qtbot, 4)
+    qtbot.waitUntil(lambda: view.title_text().startswith("Sample #4"), timeout=10_000)
+    assert view.layers() == ["hidden1", "hidden2", "out"]
+    with open(view.export_csv(tmp_path / "times.csv"), newline="") as fh:
+        rows = list(csv.reader(fh))[1:]
+    for layer, neurons in (("hidden1", 256), ("hidden2", 256), ("out", 10)):
+        times = [r[2] for r in rows if r[0] == layer]
+        assert len(times) == neurons  # one time per neuron ("" for a silent one)
+        view.set_layer(layer)
+        assert view.raster_points()[0].size == sum(t != "" for t in times)
+    widths, kinds = view.race_bars()
+    out = np.array([float(r[2]) if r[2] else np.inf for r in rows if r[0] == "out"])
+    predicted = int(view.title_text().split("predicted ")[1])
+    assert kinds.index("winner") == predicted == int(np.argmin(out))
+    assert np.isfinite(out[predicted])

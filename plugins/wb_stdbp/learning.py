@@ -1,0 +1,119 @@
+"""STDBP training of time-to-first-spike networks.
+
+The loss is the softmax cross-entropy over negative output firing times,
+``L = -log softmax(-t_out)[y]``: the right class should fire first, and the others later. A
+silent output counts as firing at the horizon ``t_h`` (never ``inf``, so the loss stays finite
+when no output fires); it passes no gradient back, as every silent neuron under STDBP.
+
+A neuron that stays silent gets no gradient from that loss, so it would stay silent for
+good; a dead output neuron caps the accuracy. The optional *silence penalty* (ours, not the
+paper's) adds ``silence_penalty * mean relu(theta - V_j(t_h))`` over the silent (neuron, sample)
+pairs of every ReL-PSP layer: it raises the potential a silent neuron reaches at the horizon
+until it fires again, and is 0 for every neuron that fires.
+
+The optimiser and its learning-rate schedule are ``wb_core.bptt``'s (the trainer holds one and
+uses its optimiser and scheduler); the backward pass itself is the layers' STDBP.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from contextlib import contextmanager
+
+import torch
+import torch.nn.functional as F
+from wb_core.learning import BPTTTrainer
+
+from wb_stdbp.layers import SpikeTimeLayer
+from wb_stdbp.metrics import SpikeTimeMetrics, time_layers
+from workbench.pluginhost import count_correct, earliest_spike
+
+#: the silent value when the network has no ReL-PSP layer to say its horizon
+DEFAULT_HORIZON = 10.0
+
+
+def first_spike_loss(t_out: torch.Tensor, y: torch.Tensor, horizon: float) -> torch.Tensor:
+    """``-log softmax(-t)[y]`` over ``[1, B, C]`` (or ``[B, C]``) output times; silent outputs
+    (``inf``) count as ``horizon``."""
+    times = t_out[-1] if t_out.dim() == 3 else t_out
+    times = torch.where(torch.isfinite(times), times, torch.full_like(times, horizon))
+    return F.cross_entropy(-times, y)
+
+
+def silence_deficit(layer: SpikeTimeLayer, t_in: torch.Tensor, t_out: torch.Tensor
+                    ) -> torch.Tensor:
+    """``mean relu(theta - V(t_h))`` over ``layer``'s (neuron, sample) pairs, counting only the
+    silent ones (a neuron that fired contributes 0)."""
+    silent = ~torch.isfinite(t_out.detach())
+    short = (layer.theta - layer.potential_at_horizon(t_in)).clamp(min=0.0)
+    return torch.where(silent, short, torch.zeros_like(short)).mean()
+
+
+@contextmanager
+def layer_calls(model: torch.nn.Module) -> Iterator[list[tuple[SpikeTimeLayer, torch.Tensor,
+                                                                   torch.Tensor]]]:
+    """The ``(layer, input, output)`` of every spike-time layer in one forward pass."""
+    calls: list[tuple[SpikeTimeLayer, torch.Tensor, torch.Tensor]] = []
+
+    def keep(module, args, out):
+        calls.append((module, args[0], out))
+
+    handles = [m.register_forward_hook(keep)  # type: ignore[attr-defined]
+               for m in time_layers(model).values()]
+    try:
+        yield calls
+    finally:
+        for handle in handles:
+            handle.remove()
+
+
+class STDBPTrainer:
+    """One Adam (or AdamW, SGD) step per batch on :func:`first_spike_loss`, gradients by STDBP.
+
+    Reports per step ``backward_events``, ``dense_backward_events``, ``silent_fraction.<layer>``
+    (:mod:`wb_stdbp.metrics`) and ``grad_norm.<layer>``.
+    """
+
+    def __init__(self, model: torch.nn.Module, *, epochs: int, steps_per_epoch: int,
+                 optimizer: str = "adam", lr: float = 1e-3, weight_decay: float = 0.0,
+                 momentum: float = 0.9, schedule: str = "cosine", min_lr_ratio: float = 0.0,
+                 grad_clip: float = 0.0, silence_penalty: float = 1.0) -> None:
+        self.model = model
+        self.silence_penalty = silence_penalty
+        self._base = BPTTTrainer(model, epochs=epochs, steps_per_epoch=steps_per_epoch,
+                                 optimizer=optimizer, lr=lr, weight_decay=weight_decay,
+                                 momentum=momentum, schedule=schedule, min_lr_ratio=min_lr_ratio,
+                                 grad_clip=grad_clip)
+        self.optimizer, self.scheduler = self._base.optimizer, self._base.scheduler
+        self.grad_clip = grad_clip
+        layers = list(time_layers(model).values())
+        self.horizon = layers[-1].horizon if layers else DEFAULT_HORIZON  # the output's
+        self.counts = SpikeTimeMetrics(model)
+        grad_keys = {k: v for k, v in self._base.metric_reductions.items()
+                     if k.startswith("grad_norm.")}
+        self.metric_reductions = {**self.counts.reductions(), **grad_keys}
+
+    @property
+    def lr(self) -> float:
+        return float(self.optimizer.param_groups[0]["lr"])
+
+    def train_step(self, x: torch.Tensor, y: torch.Tensor) -> dict[str, float]:
+        self.model.train()
+        with self.counts.recording() as counts, layer_calls(self.model) as calls:
+            out = self.model(x)
+        loss = first_spike_loss(out, y, self.horizon)
+        if self.silence_penalty > 0 and calls:
+            loss = loss + self.silence_penalty * sum(silence_deficit(*call) for call in calls)
+        if not torch.isfinite(loss):
+            raise FloatingPointError(
+                f"the loss became {loss.item()} (NaN or infinite); lower the learning rate")
+        self.optimizer.zero_grad(set_to_none=True)
+        loss.backward()
+        grad_norms = self._base.backward_metrics.grad_norms()  # before clipping
+        if self.grad_clip > 0:
+            torch.nn.utils.clip_grad_norm_(self.model.parameters(), self.grad_clip)
+        self.optimizer.step()
+        self.scheduler.step()
+        return {"loss": float(loss.detach()),
+                "correct": count_correct(out.detach(), y, earliest_spike),
+                "count": int(y.shape[0]), **self.counts.step_metrics(counts), **grad_norms}
