@@ -5,6 +5,9 @@ A learning rule reports these as extra metrics of ``train_step`` (docs/event_lea
 - ``backward_events``: the (neuron, time step, sample) pairs the backward pass evaluates a local
   spike derivative at. A surrogate-gradient neuron evaluates one at every pair; a neuron whose
   backward is event-driven (it sets ``event_driven_backward = True``) only where it spiked.
+  A layer of single-spike neurons whose output is firing times (``emits_spike_times = True``,
+  time-to-first-spike) is event-driven by nature: a neuron fired where its time is finite
+  (``inf`` is silence, 0 a spike), and only those pairs carry gradient.
 - ``dense_backward_events``: every pair, T x neurons x samples: what BPTT touches.
 - ``silent_fraction.<layer>``: the fraction of a layer's neurons that never fired in the batch.
   An event-driven rule gives them no gradient at all, its known weak spot; a layer that is
@@ -35,9 +38,15 @@ def _node(qualified: str) -> str:
     return layer_name(qualified).split(".")[0] or "model"
 
 
+def emits_spike_times(module: torch.nn.Module) -> bool:
+    """A layer whose outputs are firing times (the core's ``emits_spike_times`` contract)."""
+    return bool(getattr(module, "emits_spike_times", False))
+
+
 def neuron_layers(model: torch.nn.Module) -> dict[str, torch.nn.Module]:
-    """Layer name -> neuron module, in the model's order."""
-    found = [(q, m) for q, m in model.named_modules() if is_neuron_module(m)]
+    """Layer name -> neuron module (or layer of spike-time neurons), in the model's order."""
+    found = [(q, m) for q, m in model.named_modules()
+             if is_neuron_module(m) or emits_spike_times(m)]
     per_node: dict[str, int] = {}
     for qualified, _ in found:
         per_node[_node(qualified)] = per_node.get(_node(qualified), 0) + 1
@@ -66,20 +75,22 @@ class _StepCounts:
         self.event_driven: set[str] = set()  # the layers whose backward follows the spikes
 
     def hook(self, layer: str, module: torch.nn.Module):
-        event_driven = bool(getattr(module, "event_driven_backward", False))
+        times = emits_spike_times(module)
+        event_driven = times or bool(getattr(module, "event_driven_backward", False))
         if event_driven:
             self.event_driven.add(layer)
 
         def count(_module: torch.nn.Module, _args: Any, out: Any) -> None:
-            spikes = (out[0] if isinstance(out, tuple) else out).detach()
-            magnitude = spikes.abs().flatten(0, 1)  # [T*B, neurons...]; spikes may be ±1
-            self.dense += spikes.numel()
+            out = (out[0] if isinstance(out, tuple) else out).detach()
+            # [T*B, neurons...]: where each neuron fired (spikes may be ±1; a time is finite)
+            fired = (torch.isfinite(out) if times else out != 0).flatten(0, 1)
+            self.dense += out.numel()
             if event_driven:
-                self.spikes.append((magnitude != 0).sum())
+                self.spikes.append(fired.sum())
             else:
-                self.dense_events += spikes.numel()
+                self.dense_events += out.numel()
             # one value per neuron: did it fire at any step, for any sample of the batch?
-            self.silent[layer] = (magnitude.amax(0) == 0).to(torch.float64).mean()
+            self.silent[layer] = (~fired.any(0)).to(torch.float64).mean()
 
         return count
 

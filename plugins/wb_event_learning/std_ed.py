@@ -20,17 +20,12 @@ through neurons that fired inside the window (a spike placed at the window start
 
 from __future__ import annotations
 
-import logging
 import math
 from typing import Any
 
 import torch
 from torch import nn
 from wb_core.learning import BPTTTrainer
-
-from workbench.pluginhost import layer_name
-
-log = logging.getLogger(__name__)
 
 Shape = tuple[int, ...]
 
@@ -159,78 +154,29 @@ def std_ed_readout(in_shapes: list[Shape], classes: int = 10) -> STDEDReadout:
 
 
 # -- the learning rule ---------------------------------------------------------------------------
-def _layer(qualified: str) -> str:
-    """``layers.hidden1`` -> ``hidden1``: the graph node, as ``grad_norm.<layer>`` names it."""
-    return layer_name(qualified) or "model"
-
-
 class STDEDTrainer:
     """Cross-entropy on the read-out's logits with ``wb_core.bptt``'s trainer (optimiser,
-    schedule, clipping, ``grad_norm.<layer>``), which it wraps: the mean over T = 1 of the
-    logits is the logits themselves.
+    schedule, clipping), which it wraps: the mean over T = 1 of the logits is the logits
+    themselves.
 
-    The spike counts are this rule's own, because a spike here is a finite firing time, not a
-    non-zero entry: ``backward_events`` is the number of (sample, hidden neuron) pairs that
-    fired, the only places the backward pass does work (summed over an epoch);
-    ``dense_backward_events`` is every pair, what a time-step method would visit (summed);
-    ``silent_fraction.<layer>`` is the share of a layer's neurons that fired for no sample of
-    the batch (a mean). A layer silent for a whole batch passes no gradient back at all: it is
-    logged as a warning, once each time it falls silent."""
+    Its metrics are every rule's (:mod:`wb_core.backward_metrics`), counted on the hidden
+    layers' firing times (they declare ``emits_spike_times``): ``backward_events`` is the number
+    of (sample, hidden neuron) pairs that fired, the only places the backward pass does work
+    (summed over an epoch); ``dense_backward_events`` is every pair, what a time-step method
+    would visit (summed); ``silent_fraction.<layer>`` is the share of a layer's neurons that
+    fired for no sample of the batch, and ``grad_norm.<layer>`` (means). A layer silent for a
+    whole batch passes no gradient back at all: it is logged as a warning."""
 
     def __init__(self, model: nn.Module, *, epochs: int, steps_per_epoch: int,
                  **params: Any) -> None:
         self.model = model
         self.inner = BPTTTrainer(model, epochs=epochs, steps_per_epoch=steps_per_epoch,
                                  loss="mean_ce", **params)
-        self.spiking = {_layer(name): m for name, m in model.named_modules()
-                        if isinstance(m, STDEDLinear)}
-        self.metric_reductions = {
-            **getattr(self.inner, "metric_reductions", {}),
-            "backward_events": "sum", "dense_backward_events": "sum",
-            **{f"silent_fraction.{name}": "mean" for name in self.spiking}}
-        self._silent_layers: set[str] = set()
+        self.metric_reductions = self.inner.metric_reductions
 
     @property
     def lr(self) -> float:
         return self.inner.lr
 
     def train_step(self, x: torch.Tensor, y: torch.Tensor) -> dict[str, float]:
-        outputs: dict[str, torch.Tensor] = {}
-
-        def keep(name: str):
-            def hook(module: nn.Module, args: Any, out: torch.Tensor) -> None:
-                outputs[name] = out.detach()
-            return hook
-
-        handles = [m.register_forward_hook(keep(name)) for name, m in self.spiking.items()]
-        try:
-            metrics = self.inner.train_step(x, y)
-        finally:
-            for handle in handles:
-                handle.remove()
-        return {**metrics, **self.event_metrics(outputs)}
-
-    def event_metrics(self, outputs: dict[str, torch.Tensor]) -> dict[str, float]:
-        """The counts of one forward pass from each hidden layer's output times."""
-        fired_total = neurons_total = 0
-        found: dict[str, float] = {}
-        for name, out in outputs.items():
-            fired = torch.isfinite(out)
-            fired_total += int(fired.sum())
-            neurons_total += out.numel()
-            # [1, B, ...] -> one flag per neuron: did it fire for any sample?
-            silent = float((~fired.flatten(0, 1).any(0)).to(torch.float64).mean())
-            found[f"silent_fraction.{name}"] = silent
-            self._warn_if_silent(name, silent >= 1.0)
-        return {"backward_events": float(fired_total),
-                "dense_backward_events": float(neurons_total), **found}
-
-    def _warn_if_silent(self, name: str, silent: bool) -> None:
-        # once per silent spell, not once per batch: the log stays readable
-        if not silent:
-            self._silent_layers.discard(name)
-        elif name not in self._silent_layers:
-            self._silent_layers.add(name)
-            log.warning("STD-ED layer %s: no neuron fired in this batch, so it and the layers "
-                        "before it learn nothing from it; lower the learning rate or start "
-                        "from weights with a larger mean", name)
+        return self.inner.train_step(x, y)

@@ -22,10 +22,10 @@ from contextlib import contextmanager
 
 import torch
 import torch.nn.functional as F
+from wb_core.backward_metrics import BackwardMetrics
 from wb_core.learning import BPTTTrainer
 
 from wb_stdbp.layers import SpikeTimeLayer
-from wb_stdbp.metrics import SpikeTimeMetrics, time_layers
 from workbench.pluginhost import count_correct, earliest_spike
 
 #: the silent value when the network has no ReL-PSP layer to say its horizon
@@ -58,8 +58,8 @@ def layer_calls(model: torch.nn.Module) -> Iterator[list[tuple[SpikeTimeLayer, t
     def keep(module, args, out):
         calls.append((module, args[0], out))
 
-    handles = [m.register_forward_hook(keep)  # type: ignore[attr-defined]
-               for m in time_layers(model).values()]
+    handles = [m.register_forward_hook(keep) for m in model.modules()
+               if isinstance(m, SpikeTimeLayer)]
     try:
         yield calls
     finally:
@@ -70,8 +70,10 @@ def layer_calls(model: torch.nn.Module) -> Iterator[list[tuple[SpikeTimeLayer, t
 class STDBPTrainer:
     """One Adam (or AdamW, SGD) step per batch on :func:`first_spike_loss`, gradients by STDBP.
 
-    Reports per step ``backward_events``, ``dense_backward_events``, ``silent_fraction.<layer>``
-    (:mod:`wb_stdbp.metrics`) and ``grad_norm.<layer>``.
+    Reports per step ``backward_events`` (the (neuron, sample) pairs that fired: the only ones
+    STDBP works on), ``dense_backward_events`` (every pair), ``silent_fraction.<layer>`` and
+    ``grad_norm.<layer>``, counted by :mod:`wb_core.backward_metrics` on the layers' firing
+    times, as for every rule.
     """
 
     def __init__(self, model: torch.nn.Module, *, epochs: int, steps_per_epoch: int,
@@ -86,12 +88,10 @@ class STDBPTrainer:
                                  grad_clip=grad_clip)
         self.optimizer, self.scheduler = self._base.optimizer, self._base.scheduler
         self.grad_clip = grad_clip
-        layers = list(time_layers(model).values())
+        layers = [m for m in model.modules() if isinstance(m, SpikeTimeLayer)]
         self.horizon = layers[-1].horizon if layers else DEFAULT_HORIZON  # the output's
-        self.counts = SpikeTimeMetrics(model)
-        grad_keys = {k: v for k, v in self._base.metric_reductions.items()
-                     if k.startswith("grad_norm.")}
-        self.metric_reductions = {**self.counts.reductions(), **grad_keys}
+        self.counts: BackwardMetrics = self._base.backward_metrics
+        self.metric_reductions = self._base.metric_reductions
 
     @property
     def lr(self) -> float:
