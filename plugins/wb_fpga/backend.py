@@ -65,10 +65,13 @@ class FpgaBackend:
         return self._nets[key]
 
     def check(self, ctx: DeployContext) -> list[FitIssue]:
+        from wb_sim.backend import firing_time_refusal, takes_encoder_spikes
         from wb_sim.convert import check as convert_check
 
-        from wb_sim.backend import takes_encoder_spikes
-
+        refused = firing_time_refusal(ctx, "the FPGA core runs spike trains step by step and "
+                                           "has no firing-time neurons")
+        if refused:
+            return refused
         issues = list(convert_check(ctx.model))
         encoder = ctx.project.encoder.id
         if encoder != "wb_core.direct" and not takes_encoder_spikes(ctx):

@@ -30,7 +30,7 @@ import torch
 
 from wb_nir.neurons import DEFAULT_DT, Unsupported, check_dynamics
 from wb_nir.neurons import to_nir as neuron_to_nir
-from workbench.pluginhost import AttentionSpec, DeployError, NeuronSpec
+from workbench.pluginhost import SPIKE_TIMES, AttentionSpec, DeployError, NeuronSpec
 
 #: key of our JSON metadata on the NIR graph and its nodes
 META_KEY = "wb_nir"
@@ -100,6 +100,9 @@ def _node_problem(model: Any, graph: Any, node_id: str) -> str:
                         "layer right before it, and this one follows something else")
         elif spec_id in _REASONS:
             return _REASONS[spec_id]
+        elif getattr(spec, "spike_code", None) == SPIKE_TIMES:
+            return ("a time-to-first-spike layer: it passes one firing time per neuron, and "
+                    "NIR's neurons integrate spike trains over time steps")
         elif isinstance(spec, AttentionSpec):
             return "NIR has no attention block (its spike-by-spike products have no NIR node)"
         elif spec_id not in {"wb_core.flatten", "wb_core.conv2d", "wb_core.avg_pool",

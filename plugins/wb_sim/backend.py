@@ -41,6 +41,11 @@ class SimBackend:
         return {"cpu": "integer event-driven simulator (numpy)"}
 
     def check(self, ctx: DeployContext) -> list[FitIssue]:
+        refused = firing_time_refusal(ctx, "the integer network runs spike trains step by step "
+                                           "(an event-driven simulator of firing times is not "
+                                           "built yet); train, evaluate and inspect it in torch")
+        if refused:
+            return refused
         issues = check(ctx.model)
         if takes_encoder_spikes(ctx):
             return issues  # the encoder's spikes are the input: no range to clip
@@ -161,6 +166,18 @@ class SimBackend:
                 "mean_pj": float(np.mean(energies)) if energies else 0.0,
                 "samples_per_s": done / seconds if seconds > 0 else None,
                 "kind": "estimate", "source": source}
+
+
+def firing_time_refusal(ctx: DeployContext, why: str) -> list[FitIssue]:
+    """One issue naming the first node that takes firing times (a time-to-first-spike layer:
+    it declares ``spike_events``), saying ``why`` the backend cannot run it; [] otherwise. One
+    line, not one per layer and a confused message about the encoder."""
+    for node in ctx.model.order:
+        if any(callable(getattr(m, "spike_events", None))
+               for m in ctx.model.layers[node].modules()):
+            return [FitIssue(node, f"a time-to-first-spike layer (it passes one firing time "
+                                   f"per neuron): {why}")]
+    return []
 
 
 def takes_encoder_spikes(ctx: DeployContext) -> bool:

@@ -16,7 +16,7 @@ from wb_stdbp.relpsp import causal_pairs, relpsp_times, sorted_prefixes, stdbp_t
 
 from workbench.core.persistence.examples import examples_dir
 from workbench.core.persistence.project_files import load_project
-from workbench.pluginhost import CompileError, EnergyMeter, Session
+from workbench.pluginhost import CompileError, DeployError, EnergyMeter, Session
 
 THETA, HORIZON, DT = 1.0, 10.0, 1e-3
 INF = math.inf
@@ -302,3 +302,23 @@ def test_one_epoch_through_the_core_reports_the_rule_metrics(digits_stdbp, plugi
     assert 0 < metrics["backward_events"] <= metrics["dense_backward_events"]
     train_samples = session.data().train.n_batches(1)
     assert metrics["dense_backward_events"] == train_samples * (24 + 24 + 10)
+
+
+def test_the_backends_refuse_a_firing_time_network_in_one_line_naming_the_node(digits_stdbp,
+                                                                               plugin_host):
+    from workbench.core.runs import catalog
+
+    session = Session(load_project(digits_stdbp), plugin_host.registry)
+    for backend, why in (("wb_sim.simulator", "runs spike trains step by step"),
+                         ("wb_fpga.fpga", "has no firing-time neurons")):
+        finished = catalog.check_fit(session, backend=backend).result()
+        assert finished.status == "ok", finished.error
+        [issue] = finished.summary["fit"]
+        assert issue["node"] == "hidden1" and issue["severity"] == "error"
+        assert "time-to-first-spike layer" in issue["message"] and why in issue["message"]
+    nir = plugin_host.registry.get("wb_nir.nir").create()
+    with pytest.raises(DeployError) as err:
+        nir.export_file(session, digits_stdbp / "net.nir")
+    assert ("node 'hidden1' (wb_stdbp.relpsp_linear): a time-to-first-spike layer"
+            in str(err.value))
+    assert not (digits_stdbp / "net.nir").exists()
