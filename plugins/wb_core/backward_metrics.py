@@ -27,7 +27,7 @@ from typing import Any
 
 import torch
 
-from workbench.pluginhost import is_neuron_module, layer_name
+from workbench.pluginhost import emits_spike_times, is_neuron_module, layer_name
 
 log = logging.getLogger(__name__)
 
@@ -36,11 +36,6 @@ def _node(qualified: str) -> str:
     """``layers.hidden1.fc`` -> ``hidden1``; a module outside a compiled graph keeps its path
     (the model itself is ``model``)."""
     return layer_name(qualified).split(".")[0] or "model"
-
-
-def emits_spike_times(module: torch.nn.Module) -> bool:
-    """A layer whose outputs are firing times (the core's ``emits_spike_times`` contract)."""
-    return bool(getattr(module, "emits_spike_times", False))
 
 
 def neuron_layers(model: torch.nn.Module) -> dict[str, torch.nn.Module]:

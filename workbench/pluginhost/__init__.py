@@ -77,6 +77,7 @@ _LAZY = {
     "quantized_modules": "workbench.core.build.quantized",
     "EnergyMeter": "workbench.core.build.energy",
     "is_neuron_module": "workbench.core.build.energy",
+    "emits_spike_times": "workbench.core.build.energy",
     "layer_name": "workbench.core.build.energy",
     "ArraySplit": "workbench.core.data.splits",
     "DatasetSplits": "workbench.core.data.splits",
@@ -91,7 +92,12 @@ _LAZY = {
 
 if TYPE_CHECKING:
     from workbench.core.build.compile import compile_graph
-    from workbench.core.build.energy import EnergyMeter, is_neuron_module, layer_name
+    from workbench.core.build.energy import (
+        EnergyMeter,
+        emits_spike_times,
+        is_neuron_module,
+        layer_name,
+    )
     from workbench.core.build.network import CompiledNetwork
     from workbench.core.build.quantized import (
         QuantizedTensor,
@@ -130,7 +136,8 @@ __all__ = [
     # projects and networks
     "PROJECT_FILE", "Project", "Component", "Graph", "Node", "CompiledNetwork", "compile_graph",
     "QuantizedTensor", "attach", "detach_quant", "quantized_modules",
-    "class_scores", "count_correct", "earliest_spike", "is_neuron_module", "layer_name",
+    "class_scores", "count_correct", "earliest_spike", "is_neuron_module",
+    "emits_spike_times", "layer_name",
     "EnergyMeter",
     # data, and the files a plugin reads for it (special files refused by name)
     "ArraySplit", "DatasetSplits", "StreamSplit", "regular_file",

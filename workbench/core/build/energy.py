@@ -196,6 +196,13 @@ def is_neuron_module(module: torch.nn.Module) -> bool:
     return callable(getattr(module, "step", None)) and callable(getattr(module, "initial_state", None))
 
 
+def emits_spike_times(module: torch.nn.Module) -> bool:
+    """The spike-time contract (docs/plugins.md): a module whose output is firing times
+    ``[1, B, ...]`` (``inf`` = silent) says so with the class attribute
+    ``emits_spike_times = True``."""
+    return getattr(module, "emits_spike_times", False) is True
+
+
 def layer_name(qualified: str) -> str:
     """``layers.conv1.conv`` -> ``conv1.conv`` (node id first)."""
     return qualified.removeprefix("layers.")

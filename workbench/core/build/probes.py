@@ -15,20 +15,13 @@ from typing import Any, Self
 
 import torch
 
-from workbench.core.build.energy import is_neuron_module, layer_name
+from workbench.core.build.energy import emits_spike_times, is_neuron_module, layer_name
 from workbench.core.model.errors import WorkbenchError
 
 
 def neuron_layers(model: torch.nn.Module) -> list[str]:
     """Names of the neuron layers of ``model`` (``conv1.neuron``, ``lif2``), in order."""
     return [layer_name(q) for q, m in model.named_modules() if is_neuron_module(m)]
-
-
-def emits_spike_times(module: torch.nn.Module) -> bool:
-    """The spike-time contract (docs/plugins.md): a module whose output is firing times
-    ``[1, B, ...]`` (``inf`` = silent) says so with the class attribute
-    ``emits_spike_times = True``."""
-    return getattr(module, "emits_spike_times", False) is True
 
 
 def spike_time_layers(model: torch.nn.Module) -> list[str]:
