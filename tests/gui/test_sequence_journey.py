@@ -31,7 +31,8 @@ def test_train_and_probe_a_sequence_project_in_the_window(make_main_window, qtbo
     # the rule's own metric: a curve in the training panel and a figure in its status line
     metrics = window.training.metrics
     metrics.flush()
-    assert metrics.extra_keys() == ["backward_events"]
+    assert metrics.extra_keys()[0] == "backward_events"  # the rule's own, then BPTT's
+    assert metrics.shown_family() == "backward events"
     steps, values = metrics.series()["backward_events"]
     assert len(values) == 2 and all(v > 0 for v in values)
     assert "backward events" in window.training.status.text() or \

@@ -144,6 +144,8 @@ class EventCountingTrainer:
         bptt = importlib.import_module("wb_core.learning").BPTTTrainer
         self.model = model
         self.inner = bptt(model, epochs=epochs, steps_per_epoch=steps_per_epoch, **params)
+        # BPTT's own metrics (dense events, silent fractions, gradient norms) pass through
+        self.metric_reductions = {**self.inner.metric_reductions, "backward_events": "sum"}
 
     @property
     def lr(self) -> float:
