@@ -2,6 +2,7 @@ import atexit
 import os
 import shutil
 import tempfile
+from typing import ClassVar
 
 import pytest
 
@@ -51,3 +52,58 @@ def pytest_collection_modifyitems(config, items):
     # stable: among equals, collection order stays
     items.sort(key=lambda item: 0 if item.nodeid.startswith(_YOSYS_TESTS)
                or item.get_closest_marker("slow") else 1)
+
+
+# -- the toy time-to-first-spike plugin (tests/fixtures/ttfs_toy_plugin.py) -----------------------
+class TTFSToy:
+    """The toy TTFS plugin loaded as module ``ttfs_toy``, and its project: ``wb_core.ttfs``
+    (t_max 2) -> flatten -> 16 time neurons (``hidden``) -> 10 output time neurons (``out``),
+    with every neuron firing except those in :attr:`SILENT` (silenced by their weights)."""
+
+    SILENT: ClassVar[dict[str, list[int]]] = {"hidden": [0], "out": [2, 7]}
+
+    def __init__(self, name: str) -> None:
+        self.name = name
+
+    def host(self):
+        from workbench.pluginhost.manager import PluginHost
+
+        host = PluginHost(strict=True)
+        host.load(modules=[self.name])
+        assert not host.report.failures
+        return host
+
+    def session(self, folder, host=None):
+        """Write the project into ``folder``, build it with the silenced weights and save
+        them; returns the :class:`Session`."""
+        import torch
+
+        from workbench.core.model.graph import Graph, Node
+        from workbench.core.model.project import Component
+        from workbench.core.persistence.project_files import load_project, save_project
+        from workbench.core.runs.session import Session
+        from workbench.testing.fixtures import make_tiny_project
+
+        project = make_tiny_project(folder)
+        project.encoder = Component("wb_core.ttfs", {"t_max": 2.0})
+        project.training.rule = Component(f"{self.name}.rule", {})
+        project.graph = Graph.chain([Node("flat", "wb_core.flatten"),
+                                     Node("hidden", f"{self.name}.first", {"out_features": 16}),
+                                     Node("out", f"{self.name}.first", {"out_features": 10})])
+        save_project(project, folder)
+        session = Session(load_project(folder), (host or self.host()).registry)
+        model = session.build()
+        with torch.no_grad():  # positive weights fire; a neuron whose weights sum <= 0 never
+            for layer, silent in self.SILENT.items():
+                weight = model.layers[layer].weight
+                weight.abs_()
+                weight[silent] *= -1
+        session.save_weights()
+        return session
+
+
+@pytest.fixture
+def ttfs_toy(plugin_module) -> TTFSToy:
+    source = os.path.join(os.path.dirname(__file__), "fixtures", "ttfs_toy_plugin.py")
+    with open(source, encoding="utf-8") as handle:
+        return TTFSToy(plugin_module("ttfs_toy", handle.read()))

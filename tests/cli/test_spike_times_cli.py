@@ -15,41 +15,23 @@ import pytest
 import torch
 from cli_helpers import run
 
-from workbench.core.model.graph import Graph, Node
-from workbench.core.model.project import Component
-from workbench.core.persistence.project_files import load_project, save_project
+from workbench.core.persistence.project_files import load_project
 from workbench.core.runs.probe import probe_sample
 from workbench.core.runs.session import Session
 from workbench.pluginhost.manager import PluginHost
-from workbench.testing.fixtures import make_tiny_project
 
-TOY_PLUGIN = Path(__file__).parents[1] / "fixtures" / "ttfs_toy_plugin.py"
-SILENT_CLASSES = (2, 7)
+SILENT_CLASSES = (2, 7)  # the toy project's silenced outputs (tests/conftest.py)
 
 
 @pytest.fixture
-def plugin(plugin_module):
-    return plugin_module("ttfs_toy", TOY_PLUGIN.read_text(encoding="utf-8"))
+def plugin(ttfs_toy):
+    return ttfs_toy.name
 
 
 @pytest.fixture
-def folder(tmp_path, plugin):
+def folder(tmp_path, ttfs_toy):
     folder = tmp_path / "ttfs"
-    project = make_tiny_project(folder)
-    project.encoder = Component("wb_core.ttfs", {"t_max": 2.0})
-    project.training.rule = Component("ttfs_toy.rule", {})
-    project.graph = Graph.chain([Node("flat", "wb_core.flatten"),
-                                 Node("hidden", "ttfs_toy.first", {"out_features": 16}),
-                                 Node("out", "ttfs_toy.first", {"out_features": 10})])
-    save_project(project, folder)
-    session = core_session(folder, plugin)
-    model = session.build()
-    with torch.no_grad():  # every neuron fires but hidden 0 and the silent classes
-        for layer, silent in (("hidden", (0,)), ("out", SILENT_CLASSES)):
-            weight = model.layers[layer].weight
-            weight.abs_()
-            weight[list(silent)] *= -1
-    session.save_weights()
+    ttfs_toy.session(folder)  # written, built with its silenced weights, saved
     return folder
 
 

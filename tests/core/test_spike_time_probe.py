@@ -9,16 +9,12 @@ from __future__ import annotations
 
 import json
 import math
-from pathlib import Path
 
 import numpy as np
 import pytest
 import torch
 
 from workbench.core.model.errors import WorkbenchError
-from workbench.core.model.graph import Graph, Node
-from workbench.core.model.project import Component
-from workbench.core.persistence.project_files import load_project, save_project
 from workbench.core.runs.probe import (
     probe_arrays,
     probe_sample,
@@ -27,37 +23,18 @@ from workbench.core.runs.probe import (
     spike_time_stats,
 )
 from workbench.core.runs.session import Session
-from workbench.pluginhost.manager import PluginHost
 from workbench.testing.fixtures import make_tiny_project
-
-TOY_PLUGIN = Path(__file__).parents[1] / "fixtures" / "ttfs_toy_plugin.py"
 
 
 @pytest.fixture
-def host(plugin_module):
-    name = plugin_module("ttfs_toy", TOY_PLUGIN.read_text(encoding="utf-8"))
-    host = PluginHost(strict=True)
-    host.load(modules=[name])
-    assert not host.report.failures
-    return host
+def host(ttfs_toy):
+    return ttfs_toy.host()
 
 
-def ttfs_session(folder: Path, host: PluginHost) -> Session:
-    project = make_tiny_project(folder)
-    project.encoder = Component("wb_core.ttfs", {"t_max": 2.0})
-    project.training.rule = Component("ttfs_toy.rule", {})
-    project.graph = Graph.chain([Node("flat", "wb_core.flatten"),
-                                 Node("hidden", "ttfs_toy.first", {"out_features": 16}),
-                                 Node("out", "ttfs_toy.first", {"out_features": 10})])
-    save_project(project, folder)
-    session = Session(load_project(folder), host.registry)
-    model = session.build()
-    with torch.no_grad():  # every neuron fires but hidden 0 and classes 2 and 7
-        for layer, silent in (("hidden", [0]), ("out", [2, 7])):
-            weight = model.layers[layer].weight
-            weight.abs_()
-            weight[silent] *= -1
-    return session
+@pytest.fixture
+def make_session(ttfs_toy, host):
+    """``make_session(folder)``: the toy TTFS project (tests/conftest.py), built and silenced."""
+    return lambda folder: ttfs_toy.session(folder, host)
 
 
 def expected_times(session: Session, index: int) -> dict[str, torch.Tensor]:
@@ -71,8 +48,8 @@ def expected_times(session: Session, index: int) -> dict[str, torch.Tensor]:
     return {"hidden": hidden[0, 0], "out": out[0, 0]}
 
 
-def test_the_probe_keeps_each_time_layers_firing_times_and_the_output_race(tmp_path, host):
-    session = ttfs_session(tmp_path / "p", host)
+def test_the_probe_keeps_each_time_layers_firing_times_and_the_output_race(tmp_path, make_session):
+    session = make_session(tmp_path / "p")
     result = probe_sample(session, 3)
     expected = expected_times(session, 3)
     assert list(result.spike_times) == ["hidden", "out"]
@@ -91,8 +68,8 @@ def test_the_probe_keeps_each_time_layers_firing_times_and_the_output_race(tmp_p
         assert not module._forward_hooks
 
 
-def test_the_summary_gives_per_layer_figures_and_the_race_with_silence_as_null(tmp_path, host):
-    session = ttfs_session(tmp_path / "p", host)
+def test_the_summary_gives_per_layer_figures_and_the_race_with_silence_as_null(tmp_path, make_session):
+    session = make_session(tmp_path / "p")
     result = probe_sample(session, 0)
     summary = probe_summary(result, weights_loaded=False)
     text = json.dumps(summary, allow_nan=False)  # valid JSON: no Infinity
@@ -110,8 +87,8 @@ def test_the_summary_gives_per_layer_figures_and_the_race_with_silence_as_null(t
     assert race["times"][race["winner"]] == pytest.approx(float(result.output_times.min()))
 
 
-def test_the_arrays_carry_each_layers_times_and_the_output_times(tmp_path, host):
-    session = ttfs_session(tmp_path / "p", host)
+def test_the_arrays_carry_each_layers_times_and_the_output_times(tmp_path, make_session):
+    session = make_session(tmp_path / "p")
     result = probe_sample(session, 1)
     arrays = probe_arrays(result)
     assert arrays["hidden/spike_times"].dtype == np.float32
@@ -124,8 +101,8 @@ def test_the_arrays_carry_each_layers_times_and_the_output_times(tmp_path, host)
         assert np.array_equal(saved["out/spike_times"], arrays["out/spike_times"])
 
 
-def test_a_layer_filter_picks_time_layers_and_an_unknown_name_lists_them(tmp_path, host):
-    session = ttfs_session(tmp_path / "p", host)
+def test_a_layer_filter_picks_time_layers_and_an_unknown_name_lists_them(tmp_path, make_session):
+    session = make_session(tmp_path / "p")
     result = probe_sample(session, 0, layers=["out"])
     assert list(result.spike_times) == ["out"]
     with pytest.raises(WorkbenchError) as caught:

@@ -19,36 +19,23 @@ import torch
 from PySide6.QtCore import Qt
 from PySide6.QtWidgets import QPushButton
 
-from workbench.core.model.graph import Graph, Node
-from workbench.core.model.project import Component
-from workbench.core.persistence.project_files import load_project, save_project
+from workbench.core.persistence.project_files import load_project
 from workbench.gui.views.spike_times import TRAINS_HINT
-from workbench.pluginhost.manager import PluginHost
 from workbench.testing.fixtures import make_tiny_project
 
 pytestmark = pytest.mark.gui
 
-TOY_PLUGIN = Path(__file__).parents[1] / "fixtures" / "ttfs_toy_plugin.py"
-SILENT_CLASSES = [2, 7]
+SILENT_CLASSES = [2, 7]  # the toy project's silenced outputs (tests/conftest.py)
 
 
 @pytest.fixture
-def host(plugin_module):
-    name = plugin_module("ttfs_toy", TOY_PLUGIN.read_text(encoding="utf-8"))
-    host = PluginHost(strict=True)
-    host.load(modules=[name])
-    assert not host.report.failures
-    return host
+def host(ttfs_toy):
+    return ttfs_toy.host()
 
 
-def ttfs_project(folder: Path):
-    project = make_tiny_project(folder)
-    project.encoder = Component("wb_core.ttfs", {"t_max": 2.0})
-    project.training.rule = Component("ttfs_toy.rule", {})
-    project.graph = Graph.chain([Node("flat", "wb_core.flatten"),
-                                 Node("hidden", "ttfs_toy.first", {"out_features": 16}),
-                                 Node("out", "ttfs_toy.first", {"out_features": 10})])
-    save_project(project, folder)
+def ttfs_project(folder: Path, ttfs_toy, host):
+    """The toy TTFS project (tests/conftest.py) with its silenced weights saved."""
+    ttfs_toy.session(folder, host)
     return load_project(folder)
 
 
@@ -69,14 +56,10 @@ def show_sample(window, qtbot, index):
 
 
 def test_the_spike_times_tab_shows_each_layers_times_and_the_output_race(make_main_window,
-                                                                         qtbot, host, tmp_path):
-    window = make_main_window(ttfs_project(tmp_path / "ttfs"), host=host)
+                                                                         qtbot, host, ttfs_toy,
+                                                                         tmp_path):
+    window = make_main_window(ttfs_project(tmp_path / "ttfs", ttfs_toy, host), host=host)
     qtbot.waitUntil(lambda: window.session.model is not None, timeout=10_000)
-    with torch.no_grad():  # every neuron fires but hidden 0 and the silent classes
-        for layer, silent in (("hidden", [0]), ("out", SILENT_CLASSES)):
-            weight = window.session.model.layers[layer].weight
-            weight.abs_()
-            weight[silent] *= -1
     window.docks["spike_times"].raise_()  # the user opens the Spike times tab
     qtbot.waitUntil(lambda: window._lazy["spike_times"].built is not None, timeout=3000)
     view = window.spike_times
@@ -161,7 +144,7 @@ def test_digits_stdbp_trained_one_epoch_shows_a_time_per_neuron_and_the_earliest
         assert len(times) == neurons  # one time per neuron ("" for a silent one)
         view.set_layer(layer)
         assert view.raster_points()[0].size == sum(t != "" for t in times)
-    widths, kinds = view.race_bars()
+    _widths, kinds = view.race_bars()
     out = np.array([float(r[2]) if r[2] else np.inf for r in rows if r[0] == "out"])
     predicted = int(view.title_text().split("predicted ")[1])
     assert kinds.index("winner") == predicted == int(np.argmin(out))
