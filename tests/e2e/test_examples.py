@@ -62,3 +62,23 @@ def test_vowels_qt_snn_reaches_90_percent_within_3_points_of_its_twin(tmp_path, 
         accuracy[name] = finished.summary["test_accuracy"]
     assert accuracy["vowels_qt_snn"] >= 0.90
     assert accuracy["vowels_qt_snn"] >= accuracy["vowels_snn"] - 0.03
+
+
+@pytest.mark.slow
+def test_the_spike_timing_rules_reach_90_percent_and_mpd_ed_stays_within_3_points_of_bptt(
+        tmp_path, plugin_host):
+    """Issue #14's floors on the shipped examples (the same 64-256-256-10 network): MPD-ED,
+    STD-ED and STDBP each reach 90 % on the digits, and MPD-ED is within 3 points of BPTT."""
+    accuracy = {}
+    for name in ("digits_mlp", "digits_mpd_ed", "digits_std_ed", "digits_stdbp"):
+        folder = shutil.copytree(examples_dir() / name, tmp_path / name,
+                                 ignore=shutil.ignore_patterns("runs", "*.safetensors"))
+        finished = Session(load_project(folder), plugin_host.registry).train().result()
+        assert finished.status == "ok", finished.error
+        accuracy[name] = finished.summary["test_accuracy"]
+        # every rule reports what its backward pass touched
+        assert 0 < finished.summary["metrics"]["backward_events"] <= \
+            finished.summary["metrics"]["dense_backward_events"]
+    assert min(accuracy[n] for n in ("digits_mpd_ed", "digits_std_ed", "digits_stdbp")) >= 0.90, \
+        accuracy
+    assert accuracy["digits_mpd_ed"] >= accuracy["digits_mlp"] - 0.03, accuracy
