@@ -60,6 +60,11 @@ def wb_neurons() -> list[NeuronSpec]:
     ]
 
 
+#: what the quantised linear and conv blocks share: their weights, bias and neuron
+_QUANTISED_SYNAPSE = (_WEIGHT_BITS, _WEIGHT_QUANT,
+                      ParamSpec("bias", False, "bool", doc="Add a (float) bias"), _POW2, _NEURON)
+
+
 @hookimpl
 def wb_blocks() -> list[BlockSpec]:
     return [
@@ -73,9 +78,7 @@ def wb_blocks() -> list[BlockSpec]:
             params=(
                 ParamSpec("out_features", 128, "int", low=1, high=1 << 20,
                           doc="Output features"),
-                _WEIGHT_BITS, _WEIGHT_QUANT,
-                ParamSpec("bias", False, "bool", doc="Add a (float) bias"),
-                _POW2, _NEURON,
+                *_QUANTISED_SYNAPSE,
             ),
         ),
         BlockSpec(
@@ -96,9 +99,7 @@ def wb_blocks() -> list[BlockSpec]:
                               "earlier ones)"),
                 ParamSpec("dilation", 1, "int", low=1, high=1024, unit="steps",
                           doc="Spacing of those steps: a window of (k − 1)·d + 1 steps"),
-                _WEIGHT_BITS, _WEIGHT_QUANT,
-                ParamSpec("bias", False, "bool", doc="Add a (float) bias"),
-                _POW2, _NEURON,
+                *_QUANTISED_SYNAPSE,
             ),
         ),
         BlockSpec(
