@@ -8,7 +8,7 @@ import torch
 
 from wb_core.backward_metrics import BackwardMetrics
 from wb_core.losses import LOSSES
-from workbench.pluginhost import count_correct
+from workbench.pluginhost import class_scores, count_correct
 
 
 class BPTTTrainer:
@@ -54,11 +54,19 @@ class BPTTTrainer:
     def lr(self) -> float:
         return float(self.optimizer.param_groups[0]["lr"])
 
+    #: the read-out that counts a batch's correct answers (a rule on firing times overrides it)
+    readout = staticmethod(class_scores)
+
+    def forward_loss(self, x: torch.Tensor, y: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """``(out, loss)`` of one batch: the one part a rule with its own loss overrides (the
+        optimiser, schedule, clipping and metrics stay this trainer's)."""
+        out = self.model(x)
+        return out, self.loss_fn(out, y)
+
     def train_step(self, x: torch.Tensor, y: torch.Tensor) -> dict[str, float]:
         self.model.train()
         with self.backward_metrics.recording() as counts:
-            out = self.model(x)
-        loss = self.loss_fn(out, y)
+            out, loss = self.forward_loss(x, y)
         if not torch.isfinite(loss):
             raise FloatingPointError(
                 f"the loss became {loss.item()} (NaN or infinite); lower the learning rate"
@@ -70,6 +78,7 @@ class BPTTTrainer:
             torch.nn.utils.clip_grad_norm_(self.model.parameters(), self.grad_clip)
         self.optimizer.step()
         self.scheduler.step()
-        return {"loss": float(loss.detach()), "correct": count_correct(out.detach(), y),
+        return {"loss": float(loss.detach()),
+                "correct": count_correct(out.detach(), y, self.readout),
                 "count": int(y.shape[0]), **self.backward_metrics.step_metrics(counts),
                 **grad_norms}

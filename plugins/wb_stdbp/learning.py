@@ -11,8 +11,9 @@ paper's) adds ``silence_penalty * mean relu(theta - V_j(t_h))`` over the silent 
 pairs of every ReL-PSP layer: it raises the potential a silent neuron reaches at the horizon
 until it fires again, and is 0 for every neuron that fires.
 
-The optimiser and its learning-rate schedule are ``wb_core.bptt``'s (the trainer holds one and
-uses its optimiser and scheduler); the backward pass itself is the layers' STDBP.
+The trainer is ``wb_core.bptt``'s with this loss (it overrides ``forward_loss``): the same
+optimiser, schedule, clipping and backward metrics; the backward pass itself is the layers'
+STDBP.
 """
 
 from __future__ import annotations
@@ -22,11 +23,10 @@ from contextlib import contextmanager
 
 import torch
 import torch.nn.functional as F
-from wb_core.backward_metrics import BackwardMetrics
 from wb_core.learning import BPTTTrainer
 
 from wb_stdbp.layers import SpikeTimeLayer
-from workbench.pluginhost import count_correct, earliest_spike
+from workbench.pluginhost import earliest_spike
 
 #: the silent value when the network has no ReL-PSP layer to say its horizon
 DEFAULT_HORIZON = 10.0
@@ -67,53 +67,31 @@ def layer_calls(model: torch.nn.Module) -> Iterator[list[tuple[SpikeTimeLayer, t
             handle.remove()
 
 
-class STDBPTrainer:
-    """One Adam (or AdamW, SGD) step per batch on :func:`first_spike_loss`, gradients by STDBP.
-
-    Reports per step ``backward_events`` (the (neuron, sample) pairs that fired: the only ones
-    STDBP works on), ``dense_backward_events`` (every pair), ``silent_fraction.<layer>`` and
-    ``grad_norm.<layer>``, counted by :mod:`wb_core.backward_metrics` on the layers' firing
-    times, as for every rule.
+class STDBPTrainer(BPTTTrainer):
+    """``wb_core.bptt``'s trainer (optimiser, schedule, clipping, the backward metrics of
+    :mod:`wb_core.backward_metrics`, counted on the layers' firing times) with this rule's loss,
+    :func:`first_spike_loss` plus the optional silence penalty; the gradients are the layers'
+    STDBP, and a batch's answers are read by the earliest output spike.
     """
+
+    readout = staticmethod(earliest_spike)
 
     def __init__(self, model: torch.nn.Module, *, epochs: int, steps_per_epoch: int,
                  optimizer: str = "adam", lr: float = 1e-3, weight_decay: float = 0.0,
                  momentum: float = 0.9, schedule: str = "cosine", min_lr_ratio: float = 0.0,
                  grad_clip: float = 0.0, silence_penalty: float = 1.0) -> None:
-        self.model = model
+        super().__init__(model, epochs=epochs, steps_per_epoch=steps_per_epoch,
+                         optimizer=optimizer, lr=lr, weight_decay=weight_decay,
+                         momentum=momentum, schedule=schedule, min_lr_ratio=min_lr_ratio,
+                         grad_clip=grad_clip)
         self.silence_penalty = silence_penalty
-        self._base = BPTTTrainer(model, epochs=epochs, steps_per_epoch=steps_per_epoch,
-                                 optimizer=optimizer, lr=lr, weight_decay=weight_decay,
-                                 momentum=momentum, schedule=schedule, min_lr_ratio=min_lr_ratio,
-                                 grad_clip=grad_clip)
-        self.optimizer, self.scheduler = self._base.optimizer, self._base.scheduler
-        self.grad_clip = grad_clip
         layers = [m for m in model.modules() if isinstance(m, SpikeTimeLayer)]
         self.horizon = layers[-1].horizon if layers else DEFAULT_HORIZON  # the output's
-        self.counts: BackwardMetrics = self._base.backward_metrics
-        self.metric_reductions = self._base.metric_reductions
 
-    @property
-    def lr(self) -> float:
-        return float(self.optimizer.param_groups[0]["lr"])
-
-    def train_step(self, x: torch.Tensor, y: torch.Tensor) -> dict[str, float]:
-        self.model.train()
-        with self.counts.recording() as counts, layer_calls(self.model) as calls:
+    def forward_loss(self, x: torch.Tensor, y: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        with layer_calls(self.model) as calls:
             out = self.model(x)
         loss = first_spike_loss(out, y, self.horizon)
         if self.silence_penalty > 0 and calls:
             loss = loss + self.silence_penalty * sum(silence_deficit(*call) for call in calls)
-        if not torch.isfinite(loss):
-            raise FloatingPointError(
-                f"the loss became {loss.item()} (NaN or infinite); lower the learning rate")
-        self.optimizer.zero_grad(set_to_none=True)
-        loss.backward()
-        grad_norms = self._base.backward_metrics.grad_norms()  # before clipping
-        if self.grad_clip > 0:
-            torch.nn.utils.clip_grad_norm_(self.model.parameters(), self.grad_clip)
-        self.optimizer.step()
-        self.scheduler.step()
-        return {"loss": float(loss.detach()),
-                "correct": count_correct(out.detach(), y, earliest_spike),
-                "count": int(y.shape[0]), **self.counts.step_metrics(counts), **grad_norms}
+        return out, loss
