@@ -24,7 +24,8 @@ def wb_backends() -> list[BackendSpec]:
             kind="simulator",
             known_targets=("cpu",),
             doc="Converts the trained network to integers and runs it event by event on the CPU "
-                "(numpy); the golden model the FPGA must match bit for bit. Energy is an "
+                "(numpy); the golden model the FPGA must match bit for bit. Time-to-first-spike "
+                "networks run from a priority queue of spike times in integer ticks. Energy is an "
                 "estimate: counted events × the INT8 45 nm table.",
             params=(
                 ParamSpec("weight_bits", 8, "int", low=2, high=16, unit="bits",
@@ -35,6 +36,10 @@ def wb_backends() -> list[BackendSpec]:
                               "are exact to 2^-frac_bits of a channel's input step"),
                 ParamSpec("input_bits", 8, "int", low=1, high=16, unit="bits",
                           doc="Unsigned width of the integer input"),
+                ParamSpec("time_bits", 8, "int", low=0, high=24, unit="bits",
+                          doc="Time-to-first-spike networks: firing times are whole ticks of "
+                              "2^-time_bits time units (8: 256 ticks per unit of the encoder's "
+                              "t_max)"),
                 ParamSpec("chunk", 8, "int", low=1, high=4096, unit="samples",
                           doc="Samples simulated between two live energy updates"),
             ),

@@ -19,8 +19,19 @@ import torch
 from wb_sim.convert import check, encoded_spikes, input_scale_for, stored_inputs, to_integer
 from wb_sim.ir import IntegerNetwork
 from wb_sim.reference import torch_integer_forward
-from wb_sim.simulate import energy_pj, int8_table, iter_simulate, simulate
-from workbench.pluginhost import DeployContext, FitIssue, RunEvent, class_scores, quantized_modules
+from wb_sim.simulate import SimResult, energy_pj, int8_table, iter_simulate, simulate
+from wb_sim.ttfs_convert import check_ttfs, input_times, is_firing_time_network, to_ttfs
+from wb_sim.ttfs_ir import TTFSNetwork, load_network
+from wb_sim.ttfs_reference import torch_ttfs_forward
+from wb_sim.ttfs_simulate import iter_simulate_ttfs, simulate_ttfs
+from workbench.pluginhost import (
+    DeployContext,
+    FitIssue,
+    RunEvent,
+    class_scores,
+    earliest_spike,
+    quantized_modules,
+)
 
 NETWORK_FILE = "network.npz"
 _STEPS = ("converting to integers", "saving network.npz", "simulating (event-driven)",
@@ -31,21 +42,19 @@ class SimBackend:
     """The integer event-driven simulator as a deployment target."""
 
     def __init__(self, weight_bits: int = 8, frac_bits: int = 8, input_bits: int = 8,
-                 chunk: int = 8) -> None:
+                 chunk: int = 8, time_bits: int = 8) -> None:
         self.weight_bits = int(weight_bits)
         self.frac_bits = int(frac_bits)
         self.input_bits = int(input_bits)
         self.chunk = int(chunk)
+        self.time_bits = int(time_bits)
 
     def targets(self) -> dict[str, str]:
         return {"cpu": "integer event-driven simulator (numpy)"}
 
     def check(self, ctx: DeployContext) -> list[FitIssue]:
-        refused = firing_time_refusal(ctx, "the integer network runs spike trains step by step "
-                                           "(an event-driven simulator of firing times is not "
-                                           "built yet); train, evaluate and inspect it in torch")
-        if refused:
-            return refused
+        if is_firing_time_network(ctx.model):
+            return check_ttfs(ctx.model) + _readout_issues(ctx)
         issues = check(ctx.model)
         if takes_encoder_spikes(ctx):
             return issues  # the encoder's spikes are the input: no range to clip
@@ -63,6 +72,8 @@ class SimBackend:
 
     # -- deploy ----------------------------------------------------------------------------
     def deploy(self, ctx: DeployContext) -> Generator[RunEvent, None, dict[str, Any]]:
+        if is_firing_time_network(ctx.model):
+            return (yield from self._deploy_ttfs(ctx))
         total = len(_STEPS)
         yield ctx.progress(0, total, _STEPS[0])
         spiking = takes_encoder_spikes(ctx)
@@ -110,7 +121,7 @@ class SimBackend:
             "quantized_layers": quantized,
             "layers": [_describe(layer) for layer in net.layers],
             "notes": list(net.notes),
-            "samples": int(len(y)),
+            "samples": len(y),
             "golden": golden,
             "accuracy": {
                 "integer": float(np.sum(sim.predictions == y)) / n,
@@ -137,18 +148,102 @@ class SimBackend:
         yield ctx.progress(total, total, "done")
         return report
 
+    def _deploy_ttfs(self, ctx: DeployContext) -> Generator[RunEvent, None, dict[str, Any]]:
+        """A firing-time network: integer ticks, a priority queue of spikes per layer, checked
+        against the dense closed form (docs/sim.md)."""
+        total = len(_STEPS)
+        yield ctx.progress(0, total, _STEPS[0])
+        net = to_ttfs(ctx.model, time_bits=self.time_bits, weight_bits=self.weight_bits,
+                      name=ctx.project.name)
+        for note in net.notes:
+            yield ctx.log(note)
+        ctx.check_cancel()
+        yield ctx.progress(1, total, _STEPS[1])
+        path = net.save(ctx.out_dir / NETWORK_FILE)
+        yield ctx.progress(2, total, _STEPS[2])
+        x, y = ctx.test_arrays()
+        ticks = input_times(net, ctx.encode, x)
+        parts = []
+        seconds = 0.0
+        chunks = iter_simulate_ttfs(net, ticks, chunk=max(self.chunk, 32))
+        while True:
+            ctx.check_cancel()  # tens of samples per second: cancel between chunks
+            started = time.perf_counter()
+            part = next(chunks, None)
+            seconds += time.perf_counter() - started
+            if part is None:
+                break
+            parts.append(part)
+        sim = SimResult.concat(parts) if parts else simulate_ttfs(net, ticks)
+        yield ctx.progress(3, total, _STEPS[3])
+        ref = torch_ttfs_forward(net, ticks)
+        ctx.check_cancel()
+        yield ctx.progress(4, total, _STEPS[4])
+        with torch.no_grad():
+            out = ctx.model(ctx.encode(torch.from_numpy(np.ascontiguousarray(x))))
+        float_pred = earliest_spike(out).argmax(-1).numpy()
+        yield ctx.progress(5, total, _STEPS[5])
+        golden = _agreement(sim, ref)
+        if not golden["bit_exact"]:
+            yield ctx.log("wb_sim and the torch closed-form reference disagree: "
+                          f"{golden}; this is a bug in wb_sim, please report it", "error")
+        table = int8_table(ctx.session.lookup)
+        energy = energy_pj(sim, table)
+        n = max(len(y), 1)
+        report = {
+            "network": str(path),
+            "kind": "time-to-first-spike",
+            "time_bits": net.time_bits,
+            "horizon_ticks": net.horizon,
+            "weight_bits": {layer.name: layer.weight_bits for layer in net.layers},
+            "layers": [{"name": layer.name, "kind": layer.kind,
+                        "weight_shape": list(layer.weight.shape),
+                        "weight_bits": layer.weight_bits,
+                        "threshold_range": [int(layer.threshold.min()),
+                                            int(layer.threshold.max())]}
+                       for layer in net.layers],
+            "notes": list(net.notes),
+            "samples": len(y),
+            "golden": golden,
+            "accuracy": {
+                "integer": float(np.sum(sim.predictions == y)) / n,
+                "float": float(np.sum(float_pred == y)) / n,
+                "integer_vs_float_agreement": float(np.sum(sim.predictions == float_pred)) / n,
+            },
+            "ops_per_sample": {
+                "dense_macs": 0.0,
+                "synaptic_events": float(sim.synaptic_events.mean()) if len(y) else 0.0,
+                "neuron_updates": float(sim.neuron_updates.mean()) if len(y) else 0.0,
+            },
+            "spikes_per_sample": {k: float(v.mean()) if len(y) else 0.0
+                                  for k, v in sim.spike_counts.items()},
+            "energy": {
+                "kind": "estimate", "pj_per_sample": float(energy.mean()) if len(y) else 0.0,
+                "power_model": f"wb_sim event counts × {table.id}",
+                "source": table.source,
+            },
+            "samples_per_s": len(y) / seconds if seconds > 0 else None,
+        }
+        yield ctx.log(f"integer accuracy {report['accuracy']['integer']:.4f}, float "
+                      f"{report['accuracy']['float']:.4f}; bit-exact with the torch closed-form "
+                      f"reference: {golden['bit_exact']}")
+        yield ctx.progress(total, total, "done")
+        return report
+
     # -- run -------------------------------------------------------------------------------
     def run(self, ctx: DeployContext) -> Generator[RunEvent, None, dict[str, Any]]:
-        net = IntegerNetwork.load(ctx.out_dir / NETWORK_FILE)
+        net = load_network(ctx.out_dir / NETWORK_FILE)
         table = int8_table(ctx.session.lookup)
         source = f"wb_sim event counts × INT8 45 nm ({table.source})"
         x, y = ctx.test_arrays()
-        x_int = network_input(net, ctx, x)
+        if isinstance(net, TTFSNetwork):
+            chunks = iter_simulate_ttfs(net, input_times(net, ctx.encode, x), chunk=self.chunk)
+        else:
+            chunks = iter_simulate(net, network_input(net, ctx, x), chunk=self.chunk)
         correct = 0
         seconds = 0.0
         energies: list[float] = []
         done = 0
-        chunks = iter_simulate(net, x_int, chunk=self.chunk)
         while True:
             ctx.check_cancel()
             started = time.perf_counter()
@@ -178,6 +273,19 @@ def firing_time_refusal(ctx: DeployContext, why: str) -> list[FitIssue]:
             return [FitIssue(node, f"a time-to-first-spike layer (it passes one firing time "
                                    f"per neuron): {why}")]
     return []
+
+
+def _readout_issues(ctx: DeployContext) -> list[FitIssue]:
+    """The integer firing-time network predicts by the earliest output spike: say so when the
+    project's learning rule reads its outputs another way."""
+    rule = ctx.session.lookup.get(ctx.project.training.rule.id)
+    resolve = getattr(rule, "resolve_readout", None)
+    if resolve is None or resolve() is earliest_spike:
+        return []
+    return [FitIssue(ctx.model.order[-1] if ctx.model.order else "",
+                     f"the learning rule {rule.id} reads the outputs another way than the "
+                     "earliest spike, which is how the integer network predicts: its accuracy "
+                     "will differ from the rule's", severity="warning")]
 
 
 def takes_encoder_spikes(ctx: DeployContext) -> bool:

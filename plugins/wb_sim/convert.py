@@ -116,7 +116,7 @@ def _block_parts(node: str, module: nn.Module, issues: list[FitIssue]):
         issues.append(FitIssue(node, "batch norm without running statistics cannot be folded "
                                      "into the weights; enable track_running_stats"))
         return None
-    if isinstance(synapse, nn.Conv2d) and not _plain_conv(synapse):
+    if isinstance(synapse, nn.Conv2d) and not plain_conv(synapse):
         issues.append(FitIssue(node, "only square convolutions with equal strides and padding, "
                                      "no dilation and no groups are supported"))
         return None
@@ -139,7 +139,7 @@ def _conv1d_issue(conv: nn.Conv1d) -> str:
             "wb_core.spiking_linear and wb_core.spiking_conv (2-D)")
 
 
-def _plain_conv(conv: nn.Conv2d) -> bool:
+def plain_conv(conv: nn.Conv2d) -> bool:
     k, s, p = conv.kernel_size, conv.stride, conv.padding
     return (k[0] == k[1] and s[0] == s[1] and isinstance(p, tuple) and p[0] == p[1]
             and conv.dilation == (1, 1) and conv.groups == 1 and conv.padding_mode == "zeros")
@@ -157,15 +157,24 @@ def _pool_size(pool: nn.MaxPool2d) -> int | None:
     return int(k)
 
 
-def _plan(model: CompiledNetwork) -> _Plan:
-    plan = _Plan()
-    issues = plan.issues
+def chain_issues(model: CompiledNetwork) -> list[FitIssue]:
+    """One issue per node that is not fed by the node before it: the integer networks are
+    chains of layers."""
     order = list(model.order)
-    for i, node in enumerate(order):  # a chain: each node fed by the one before it
+    issues = []
+    for i, node in enumerate(order):
         expected = [order[i - 1]] if i else []
         if list(model.inputs.get(node, [])) != expected:
             issues.append(FitIssue(node, "the integer network is a chain of layers; this node "
                                          "takes other inputs (a branch or a residual add)"))
+    return issues
+
+
+def _plan(model: CompiledNetwork) -> _Plan:
+    plan = _Plan()
+    issues = plan.issues
+    order = list(model.order)
+    issues.extend(chain_issues(model))
     if issues:
         return plan
     readout_seen = False
@@ -351,7 +360,7 @@ def to_integer(model: CompiledNetwork, *, time_steps: int, input_scale: float,
 
 
 # -- weights and folding ----------------------------------------------------------------------
-def _int_weight(module: nn.Module, bits: int, node: str, notes: list[str], *,
+def int_weight(module: nn.Module, bits: int, node: str, notes: list[str], *,
                 per_tensor: bool) -> tuple[np.ndarray, np.ndarray]:
     """``(q int64, s float64 [C_out])`` with ``weight = s[c] * q[c]``."""
     quant = getattr(module, "weight_quant", None)
@@ -378,7 +387,7 @@ def _int_weight(module: nn.Module, bits: int, node: str, notes: list[str], *,
     return np.clip(q, -top, top).astype(np.int64), s
 
 
-def _signed_bits(q: np.ndarray) -> int:
+def signed_bits(q: np.ndarray) -> int:
     """The smallest signed two's-complement width that holds every entry of ``q``."""
     low, high = (int(q.min()), int(q.max())) if q.size else (0, 0)
     bits = 1
@@ -417,7 +426,7 @@ def _spiking(step: _Step, in_scale: float, weight_bits: int, frac_bits: int,
     d = step.neuron.dynamics
     coded = getattr(d, "membrane_bits", None) is not None
     # a membrane code needs one grid for the whole layer: one weight scale for every channel
-    q, s = _int_weight(step.synapse, weight_bits, step.node, notes, per_tensor=coded)
+    q, s = int_weight(step.synapse, weight_bits, step.node, notes, per_tensor=coded)
     channels = q.shape[0]
     bias = (step.synapse.bias.detach().double().numpy() if step.synapse.bias is not None
             else np.zeros(channels))
@@ -470,7 +479,7 @@ def _spiking(step: _Step, in_scale: float, weight_bits: int, frac_bits: int,
         stride, padding = int(step.synapse.stride[0]), int(step.synapse.padding[0])
     else:
         padding = 0
-    return IntLayer(step.node, kind, q, _signed_bits(q), bias_int, int(frac_bits),
+    return IntLayer(step.node, kind, q, signed_bits(q), bias_int, int(frac_bits),
                     tuple(int(v) for v in step.in_shape), tuple(int(v) for v in step.out_shape),
                     IntNeuron(threshold, leak, reset, bool(getattr(d, "ternary", False)),
                               membrane_bits, membrane_shift),
@@ -479,7 +488,7 @@ def _spiking(step: _Step, in_scale: float, weight_bits: int, frac_bits: int,
 
 def _readout(step: _Step, in_scale: float, weight_bits: int, frac_bits: int,
              notes: list[str]) -> IntLayer:
-    q, s = _int_weight(step.synapse, weight_bits, step.node, notes, per_tensor=True)
+    q, s = int_weight(step.synapse, weight_bits, step.node, notes, per_tensor=True)
     scale = float(s[0]) * in_scale if s.size else in_scale
     bias = (step.synapse.bias.detach().double().numpy() if step.synapse.bias is not None
             else np.zeros(q.shape[0]))
@@ -488,7 +497,7 @@ def _readout(step: _Step, in_scale: float, weight_bits: int, frac_bits: int,
     bias_int = np.rint(bias / scale * 2.0 ** frac_bits).astype(np.int64)
     # an integrating read-out divides its running sum by T: a common scale, the argmax keeps
     integrate = bool(getattr(step.synapse, "integrate", False))
-    return IntLayer(step.node, "linear", q, _signed_bits(q), bias_int, int(frac_bits),
+    return IntLayer(step.node, "linear", q, signed_bits(q), bias_int, int(frac_bits),
                     tuple(int(v) for v in step.in_shape), (int(q.shape[0]),), None,
                     integrate=integrate)
 

@@ -27,6 +27,7 @@ from torch import nn
 
 from wb_stdbp.alpha import MAX_HORIZON_OVER_TAU, alpha_kernel, alpha_spike_times
 from wb_stdbp.relpsp import stdbp_times
+from workbench.pluginhost import RELPSP, FiringTimeNeuron
 
 Shape = tuple[int, ...]
 KERNELS = ("relpsp", "alpha")
@@ -66,6 +67,12 @@ class SpikeTimeLayer:
         check_neuron(kernel, tau, theta, horizon)
         self.kernel, self.tau, self.theta, self.horizon = kernel, float(tau), float(theta), \
             float(horizon)
+
+    @property
+    def firing_time_neuron(self) -> FiringTimeNeuron:
+        """The neuron, declared for deployment targets (the integer simulator rebuilds it)."""
+        kernel = RELPSP if self.kernel == "relpsp" else f"alpha(tau={self.tau:g})"
+        return FiringTimeNeuron(kernel, self.theta, self.horizon)
 
     def spike_events(self, x: torch.Tensor) -> torch.Tensor:
         """The inputs that fired (a time of 0 is a spike; ``inf`` is silence)."""

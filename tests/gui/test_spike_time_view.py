@@ -121,7 +121,7 @@ def test_a_spike_train_network_shows_one_line_instead(make_main_window, qtbot, t
     assert view.layers() == []
 
 
-def test_digits_stdbp_trained_one_epoch_shows_a_time_per_neuron_and_the_earliest_wins(
+def test_digits_stdbp_trained_one_epoch_shows_a_time_per_neuron_the_earliest_wins_and_deploys(
         make_main_window, qtbot, plugin_host, tmp_path):
     """The issue's check on the real plugin: ``digits_stdbp`` (ReL-PSP layers, STDBP) trained
     one epoch; every neuron has one time (or is silent) and the predicted class is the output
@@ -149,3 +149,16 @@ def test_digits_stdbp_trained_one_epoch_shows_a_time_per_neuron_and_the_earliest
     predicted = int(view.title_text().split("predicted ")[1])
     assert kinds.index("winner") == predicted == int(np.argmin(out))
     assert np.isfinite(out[predicted])
+
+    # the same trained network deployed from the Deploy panel to the integer simulator: a
+    # priority queue of spike times, bit-exact with the dense closed form
+    panel = window.show_deploy_panel()
+    assert panel.select_backend("wb_sim.simulator")
+    panel.samples_spin.setValue(24)
+    with qtbot.waitSignal(window.controller.run_finished, timeout=60_000) as finished:
+        qtbot.mouseClick(panel.deploy_button, Qt.MouseButton.LeftButton)
+    assert finished.args[1] == "ok", panel.status_label.text()
+    assert panel.summary_rows()["Checked"] == "bit-exact with the reference on 24 samples"
+    report = panel.report_rows()
+    assert report["kind"] == "time-to-first-spike" and report["golden.bit_exact"] == "True"
+    assert panel.samples_done() == 24

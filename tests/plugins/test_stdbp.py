@@ -304,18 +304,19 @@ def test_one_epoch_through_the_core_reports_the_rule_metrics(digits_stdbp, plugi
     assert metrics["dense_backward_events"] == train_samples * (24 + 24 + 10)
 
 
-def test_the_backends_refuse_a_firing_time_network_in_one_line_naming_the_node(digits_stdbp,
-                                                                               plugin_host):
+def test_the_fpga_and_nir_refuse_a_firing_time_network_in_one_line_naming_the_node(
+        digits_stdbp, plugin_host):
+    """(wb_sim runs it: tests/plugins/test_sim_ttfs.py.)"""
     from workbench.core.runs import catalog
 
     session = Session(load_project(digits_stdbp), plugin_host.registry)
-    for backend, why in (("wb_sim.simulator", "runs spike trains step by step"),
-                         ("wb_fpga.fpga", "has no firing-time neurons")):
-        finished = catalog.check_fit(session, backend=backend).result()
-        assert finished.status == "ok", finished.error
-        [issue] = finished.summary["fit"]
-        assert issue["node"] == "hidden1" and issue["severity"] == "error"
-        assert "time-to-first-spike layer" in issue["message"] and why in issue["message"]
+    finished = catalog.check_fit(session, backend="wb_fpga.fpga").result()
+    assert finished.status == "ok", finished.error
+    [issue] = finished.summary["fit"]
+    assert issue["node"] == "hidden1" and issue["severity"] == "error"
+    assert "time-to-first-spike layer" in issue["message"]
+    assert "has no firing-time neurons" in issue["message"]
+    assert not catalog.check_fit(session, backend="wb_sim.simulator").result().summary["fit"]
     nir = plugin_host.registry.get("wb_nir.nir").create()
     with pytest.raises(DeployError) as err:
         nir.export_file(session, digits_stdbp / "net.nir")

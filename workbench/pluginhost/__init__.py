@@ -30,6 +30,7 @@ from workbench.core.model.errors import (
     WeightsError,
     WorkbenchError,
 )
+from workbench.core.model.firing_time import RELPSP, FiringTimeNeuron, firing_time_neuron
 from workbench.core.model.graph import Graph, Node
 from workbench.core.model.project import PROJECT_FILE, Component, Project
 from workbench.core.model.readout import class_scores, count_correct, earliest_spike
@@ -137,7 +138,7 @@ __all__ = [
     "PROJECT_FILE", "Project", "Component", "Graph", "Node", "CompiledNetwork", "compile_graph",
     "QuantizedTensor", "attach", "detach_quant", "quantized_modules",
     "class_scores", "count_correct", "earliest_spike", "is_neuron_module",
-    "emits_spike_times", "layer_name",
+    "emits_spike_times", "layer_name", "FiringTimeNeuron", "firing_time_neuron", "RELPSP",
     "EnergyMeter",
     # data, and the files a plugin reads for it (special files refused by name)
     "ArraySplit", "DatasetSplits", "StreamSplit", "regular_file",
