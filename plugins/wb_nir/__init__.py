@@ -27,9 +27,12 @@ def wb_backends() -> list[BackendSpec]:
                 "Rockpool/Xylo, Lava/Loihi and SpiNNaker2 read; the run reads it back and "
                 "checks it against the original.",
             params=(
-                ParamSpec("dt", 1e-4, low=1e-9, high=1.0, unit="s",
-                          doc="Euler step the NIR time constants assume (tau = dt / (1 - leak)); "
-                              "snnTorch's NIR import and export use 1e-4"),
+                ParamSpec("dt", 0.0, low=0.0, high=1.0, unit="s",
+                          doc="Euler step the NIR time constants assume (tau = dt / (1 - leak)). "
+                              "Writing: 0 means 1e-4, what snnTorch's NIR import and export "
+                              "use. Reading: 0 means the step the file records, else 1e-4 "
+                              "with a warning (Norse writes 0.001 unless told otherwise, and "
+                              "records none)"),
                 ParamSpec("import_dataset", "", "str",
                           doc="Dataset of projects made by importing a NIR file; empty: the one "
                               "recorded in the file, else the embedded digits"),

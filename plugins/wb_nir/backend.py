@@ -30,11 +30,16 @@ _CHUNK = 10
 
 
 class NirBackend:
-    """Exchange backend for NIR files; ``dt`` is the Euler step written into time constants."""
+    """Exchange backend for NIR files; ``dt`` is the Euler step of the time constants: the one
+    written (0: 1e-4), and the one a file is read with (0: the file's, else 1e-4)."""
 
-    def __init__(self, dt: float = DEFAULT_DT, import_dataset: str = "") -> None:
+    def __init__(self, dt: float = 0.0, import_dataset: str = "") -> None:
         self.dt = float(dt)
         self.import_dataset = import_dataset
+
+    @property
+    def write_dt(self) -> float:
+        return self.dt or DEFAULT_DT
 
     def targets(self) -> dict[str, str]:
         """The one target: a NIR file."""
@@ -52,7 +57,7 @@ class NirBackend:
         """Write ``<out>/<project>.nir``; the report counts nodes by type and gives the size."""
         path = self._path(ctx)
         yield ctx.progress(0, 1, "converting to NIR")
-        report = write_nir(ctx.model, ctx.project, path, dt=self.dt)
+        report = write_nir(ctx.model, ctx.project, path, dt=self.write_dt)
         nodes = ", ".join(f"{n} {kind}" for kind, n in report["nodes"].items())
         yield ctx.log(f"wrote {path.name}: {nodes}; {report['edges']} edges, "
                       f"{report['bytes']} bytes")
@@ -67,7 +72,7 @@ class NirBackend:
                               where=str(path))
         lookup = ctx.session.lookup
         input_shape = tuple(ctx.model.input_shape)
-        graph, state = from_nir(read_graph(path), lookup, input_shape, dt=self.dt)
+        graph, state = from_nir(read_graph(path), lookup, input_shape, dt=self.dt or None)
         reread = build_model(graph, state, lookup, input_shape)
         yield ctx.log(f"read {path.name} back: {len(graph.nodes)} node(s)")
         table = ctx.session.cost_table()
@@ -107,8 +112,8 @@ class NirBackend:
         model = session.model if session.model is not None else session.build()
         model.eval()
         raise_unsupported(export_problems(model, session.project))
-        return write_nir(model, session.project, path, dt=self.dt)
+        return write_nir(model, session.project, path, dt=self.write_dt)
 
     def read_file(self, path: str | Path, ctx: Any) -> tuple[Any, Any]:
         """The project and network in the NIR file ``path`` (the core saves them)."""
-        return read_project(path, ctx, dataset=self.import_dataset)
+        return read_project(path, ctx, dataset=self.import_dataset, dt=self.dt or None)

@@ -14,6 +14,10 @@ two edges into the same node (NIR sums a node's incoming edges).
 ``wb_core.avg_pool``        AvgPool2d
 neuron nodes                LIF / IF (see :mod:`wb_nir.neurons`)
 ==========================  =====================================================
+
+A neuron behind quantised weights gets its threshold one float32 step lower, so that NIR's
+``v > v_threshold`` fires at the ties our ``H >= V_th`` fires at
+(:func:`wb_nir.neurons.nir_threshold`).
 """
 
 from __future__ import annotations
@@ -30,7 +34,13 @@ import torch
 
 from wb_nir.neurons import DEFAULT_DT, Unsupported, check_dynamics
 from wb_nir.neurons import to_nir as neuron_to_nir
-from workbench.pluginhost import SPIKE_TIMES, AttentionSpec, DeployError, NeuronSpec
+from workbench.pluginhost import (
+    SPIKE_TIMES,
+    AttentionSpec,
+    DeployError,
+    NeuronSpec,
+    QuantizedTensor,
+)
 
 #: key of our JSON metadata on the NIR graph and its nodes
 META_KEY = "wb_nir"
@@ -139,9 +149,9 @@ def export_problems(model: Any, project: Any) -> list[Problem]:
         neuron = _neuron_module(model, project.graph, node_id)
         if neuron is not None and neuron.dynamics.v_reset != 0.0:
             problems.append(Problem(
-                node_id, spec_id, "resets to v_reset = {:g}; snnTorch's NIR importer only takes "
-                "v_leak = v_reset = 0 (Norse and Sinabs honour it)".format(
-                    neuron.dynamics.v_reset), "warning"))
+                node_id, spec_id, f"resets to v_reset = {neuron.dynamics.v_reset:g}; snnTorch's "
+                "NIR importer only takes v_leak = v_reset = 0 (Norse and Sinabs honour it)",
+                "warning"))
     return problems
 
 
@@ -161,6 +171,11 @@ def _neuron_module(model: Any, graph: Any, node_id: str) -> Any:
     if isinstance(_spec_of(model, node_id), NeuronSpec):
         return model.layers[node_id]
     return None
+
+
+def _quantised(module: Any) -> bool:
+    """Whether ``module``'s weight is quantised (it carries a ``weight_quant`` record)."""
+    return isinstance(getattr(module, "weight_quant", None), QuantizedTensor)
 
 
 def _array(t: torch.Tensor | None) -> np.ndarray | None:
@@ -254,11 +269,15 @@ def to_nir(model: Any, project: Any, *, dt: float = DEFAULT_DT):
             kind = "if" if d.a == 1.0 else "lif"
             neuron_meta = _meta(**meta, part="neuron", neuron=info.params["neuron"])
             out_shape = tuple(int(s) for s in info.out_shape)
-            add(_name(node_id, kind), neuron_to_nir(d, out_shape, dt, neuron_meta), [syn_name])
+            add(_name(node_id, kind), neuron_to_nir(d, out_shape, dt, neuron_meta,
+                                                    _quantised(getattr(module, part))),
+                [syn_name])
             exits[node_id] = [_name(node_id, kind)]
         elif isinstance(info.spec, NeuronSpec):
             neuron_meta = _meta(**meta, neuron={"id": spec_id, "params": info.params})
-            add(_name(node_id), neuron_to_nir(module.dynamics, node_in, dt, neuron_meta), feeds)
+            quantised = bool(sources) and all(_quantised(model.layers[s]) for s in sources)
+            add(_name(node_id), neuron_to_nir(module.dynamics, node_in, dt, neuron_meta,
+                                              quantised), feeds)
             exits[node_id] = [_name(node_id)]
         elif spec_id in ("wb_core.linear", "wb_core.conv2d"):
             bn = model.layers[folded[node_id]] if node_id in folded else None

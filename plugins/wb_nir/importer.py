@@ -11,6 +11,7 @@ other files get the wb_core neuron that steps the same (see :mod:`wb_nir.neurons
 from __future__ import annotations
 
 import json
+import math
 import re
 from pathlib import Path
 from typing import Any
@@ -61,7 +62,7 @@ def read_graph(path: str | Path):
         return nir.read(str(path), type_check=False)
     except FileNotFoundError:
         raise DeployError("no such file", where=str(path)) from None
-    except Exception as exc:  # h5py/nir raise many kinds for damaged or foreign files
+    except Exception as exc:  # noqa: BLE001 - h5py/nir raise many kinds for damaged files
         raise DeployError(f"not a readable NIR file ({type(exc).__name__}: {exc})",
                           where=str(path)) from None
 
@@ -69,6 +70,44 @@ def read_graph(path: str | Path):
 def graph_metadata(graph: Any) -> dict[str, Any]:
     """What our exporter recorded on the graph (project, time steps, encoder, dt), or {}."""
     return _decode(getattr(graph, "metadata", None))
+
+
+def file_dt(graph: Any) -> float | None:
+    """The Euler step the file records: our exporter's ``dt``, else a plain ``dt`` entry in the
+    graph's metadata (NIR has no standard field for it; Norse and snnTorch write none)."""
+    plain = graph.metadata if isinstance(getattr(graph, "metadata", None), dict) else {}
+    for raw in (graph_metadata(graph).get("dt"), plain.get("dt")):
+        try:
+            value = float(np.asarray(raw, dtype=np.float64).reshape(-1)[0])
+        except (TypeError, ValueError, IndexError):
+            continue
+        if math.isfinite(value) and value > 0:
+            return value
+    return None
+
+
+def choose_dt(graph: Any, given: float | None = None) -> tuple[float, str]:
+    """The Euler step to read ``graph``'s time constants with, and where it comes from:
+    ``"given"`` (the caller's, which wins), ``"file"`` or ``"default"`` (1e-4, snnTorch's)."""
+    if given:
+        return float(given), "given"
+    recorded = file_dt(graph)
+    if recorded is not None:
+        return recorded, "file"
+    return DEFAULT_DT, "default"
+
+
+_DT_SOURCES = {"given": "as given", "file": "recorded in the file", "default": "assumed"}
+
+
+def default_dt_warning(graph: Any) -> str:
+    """The warning for a file read with the default step, "" when ``dt`` does not matter (no
+    LIF node: an IF steps the same at any ``dt``)."""
+    if not any(_kind(node) == "LIF" for node in graph.nodes.values()):
+        return ""
+    return (f"the file records no time step and none was given: its LIF time constants are "
+            f"read with dt = {DEFAULT_DT:g} s (snnTorch's); if it was written with another "
+            "(Norse's default is 0.001 s), import it again giving that dt")
 
 
 def _decode(metadata: Any) -> dict[str, Any]:
@@ -375,13 +414,13 @@ def from_nir(graph: Any, lookup: Any, input_shape: tuple[int, ...] | None = None
 
     ``input_shape`` is what the data will feed (the dataset's per-sample shape); when the NIR
     input is flat and the data is not, a flatten node is put first. ``dt`` is the Euler step
-    the file's time constants assume (default: what our exporter recorded, else 1e-4, the
-    value snnTorch uses). Raises :class:`DeployError` naming every unsupported node.
+    the file's time constants assume (default: the one the file records, else 1e-4, the value
+    snnTorch uses; see :func:`choose_dt`). Raises :class:`DeployError` naming every
+    unsupported node.
     """
     _check_supported(graph)
     order = _order(graph)
-    meta = graph_metadata(graph)
-    dt = float(dt or meta.get("dt") or DEFAULT_DT)
+    dt, _source = choose_dt(graph, dt)
     builder = _Builder(graph, lookup, dt)
     file_shape = _input_shape(graph)
     if input_shape is not None and file_shape is not None:
@@ -441,18 +480,24 @@ def _component(recorded: Any, lookup: Any, fallback: str) -> Any:
 
 
 def read_project(path: str | Path, ctx: Any, *, dataset: str = "", time_steps: int = 0,
-                 name: str = "") -> tuple[Any, Any]:
+                 name: str = "", dt: float | None = None) -> tuple[Any, Any]:
     """Read the NIR file ``path`` as a project and its network (with the file's weights).
 
     The dataset is ``dataset`` when given, else the one our exporter recorded (if installed),
-    else the embedded digits; likewise the encoder and the time steps (default 4). ``ctx`` is
-    the core's import context: it gives the installed specs and the dataset's input shape; the
-    core checks the outputs against the classes and saves the project.
+    else the embedded digits; likewise the encoder and the time steps (default 4). ``dt``
+    (when given) overrides the Euler step the file records; with neither, 1e-4 is assumed and
+    ``ctx.warn`` says so. ``ctx`` is the core's import context: it gives the installed specs
+    and the dataset's input shape; the core checks the outputs against the classes and saves
+    the project.
     """
     path = Path(path)
     lookup = ctx.lookup
     nir_graph = read_graph(path)
     meta = graph_metadata(nir_graph)
+    dt, source = choose_dt(nir_graph, dt)
+    warning = default_dt_warning(nir_graph) if source == "default" else ""
+    if warning:
+        ctx.warn(warning)
     project = Project(
         name=name or str(meta.get("project") or path.stem),
         graph=Graph(),
@@ -460,9 +505,10 @@ def read_project(path: str | Path, ctx: Any, *, dataset: str = "", time_steps: i
                  else _component(meta.get("dataset"), lookup, "wb_datasets.digits")),
         encoder=_component(meta.get("encoder"), lookup, "wb_core.direct"),
         time_steps=int(time_steps or meta.get("time_steps") or 4),
-        description=f"Imported from the NIR file {path.name}.",
+        description=f"Imported from the NIR file {path.name} (time step dt = {dt:g} s, "
+                    f"{_DT_SOURCES[source]}).",
     )
     input_shape = ctx.input_shape(project)
-    graph, state = from_nir(nir_graph, lookup, input_shape)
+    graph, state = from_nir(nir_graph, lookup, input_shape, dt=dt)
     project.graph = graph
     return project, build_model(graph, state, lookup, input_shape)

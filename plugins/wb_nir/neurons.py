@@ -56,15 +56,32 @@ def check_dynamics(module: Any) -> Any:
     return d
 
 
-def to_nir(d: Any, shape: tuple[int, ...], dt: float, metadata: dict[str, Any]):
-    """The NIR node (``LIF``, or ``IF`` when there is no leak) that steps like ``d``."""
+def nir_threshold(d: Any, quantised: bool = False) -> float:
+    """The ``v_threshold`` that makes a NIR reader, which fires at ``v > v_threshold``, fire
+    when ``d`` does.
+
+    LIF B fires at ``H > theta`` already. LIF A and IF fire at ``H >= V_th``; behind quantised
+    weights their potentials often land exactly on the threshold, so for them the value is
+    one float32 step lower: no float32 lies between the two, hence ``H > step_below(V_th)``
+    holds exactly when ``H >= V_th`` for every float32 potential (docs/nir.md, "Ties behind
+    quantised weights"). Float weights keep ``V_th``: a tie is then a rounding accident."""
+    if not (quantised and d.at_zero):
+        return float(d.v_th)
+    return float(np.nextafter(np.float32(d.v_th), np.float32(-np.inf)))
+
+
+def to_nir(d: Any, shape: tuple[int, ...], dt: float, metadata: dict[str, Any],
+           quantised: bool = False):
+    """The NIR node (``LIF``, or ``IF`` when there is no leak) that steps like ``d``;
+    ``quantised``: its input weights are quantised (see :func:`nir_threshold`)."""
     import nir
 
     def full(value: float) -> np.ndarray:
         return np.full(shape, float(value), dtype=np.float64)
 
+    v_th = nir_threshold(d, quantised)
     if d.a == 1.0:
-        return nir.IF(r=full(d.b), v_threshold=full(d.v_th), v_reset=full(d.v_reset),
+        return nir.IF(r=full(d.b), v_threshold=full(v_th), v_reset=full(d.v_reset),
                       metadata=metadata)
     leak = 1.0 - d.a  # = dt / tau
     # Parameterisation A has b == 1 - a and c == b·V_reset; B has b == 1 and c == 0. Writing
@@ -76,7 +93,7 @@ def to_nir(d: Any, shape: tuple[int, ...], dt: float, metadata: dict[str, Any]):
     else:
         r, v_leak = d.b / leak, d.c / leak
     return nir.LIF(tau=full(dt / leak), r=full(r), v_leak=full(v_leak),
-                   v_threshold=full(d.v_th), v_reset=full(d.v_reset), metadata=metadata)
+                   v_threshold=full(v_th), v_reset=full(d.v_reset), metadata=metadata)
 
 
 def _scalar(node: Any, name: str, where: str) -> float:

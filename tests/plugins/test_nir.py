@@ -19,6 +19,7 @@ from wb_nir import neurons as nir_neurons
 from wb_nir.export import to_nir
 from wb_nir.importer import build_model, from_nir
 
+from workbench.core.build.quantized import QuantizedTensor, attach
 from workbench.core.model.errors import DeployError
 from workbench.core.model.graph import Graph, Node
 from workbench.core.model.project import Component, Project, Training
@@ -320,6 +321,90 @@ def test_exported_neuron_fires_like_nir_euler(spec_id, params, plugin_host):
     x = torch.randint(-16, 80, (6, 3, 64)).float() / 64
     want = nir_euler(node, x.numpy().astype(np.float64), 1e-4)
     assert np.array_equal(neuron(x).numpy(), want)
+
+
+# -- ties at the threshold behind quantised weights --------------------------------------------
+#: one float32 step below 1.0 (float32 has 24 significant bits): where a NIR reader's
+#: ``v > v_threshold`` fires exactly when our ``H >= 1`` does
+BELOW_ONE = 1.0 - 2.0 ** -24
+
+
+def quantise(layer, bits=4, step=0.125, seed=0):
+    """Give ``layer`` random ``bits``-bit weights on the grid ``step·q`` and a zero bias (so
+    that, fed spikes, every potential is a multiple of a power of two: exact in float32)."""
+    gen = torch.Generator().manual_seed(seed)
+    q = torch.randint(-(2 ** (bits - 1)), 2 ** (bits - 1), tuple(layer.weight.shape),
+                      generator=gen)
+    attach(layer, QuantizedTensor.from_ints(q, torch.full((q.shape[0],), step), bits))
+    if layer.bias is not None:
+        with torch.no_grad():
+            layer.bias.zero_()
+
+
+def test_quantised_lif_layers_fire_at_ties_in_snntorch_as_with_us(plugin_host):
+    lif = {"id": "wb_core.lif", "params": {"tau": 2.0, "v_th": 1.0}}
+    graph = Graph.chain([
+        Node("flat", "wb_core.flatten"),
+        Node("h1", "wb_core.spiking_linear", {"out_features": 32, "neuron": lif}),
+        Node("h2", "wb_core.spiking_linear", {"out_features": 16, "neuron": lif}),
+        Node("fc", "wb_core.linear", {"out_features": 10}),
+    ])
+    session = Session(Project("ties", graph), plugin_host.registry)
+    model = session.build().eval()
+    assert to_nir(model, session.project).nodes["h1.lif"].v_threshold[0] == 1.0  # float weights
+    for i, node in enumerate(("h1", "h2")):
+        quantise(model.layers[node].fc, seed=i)
+    exported = to_nir(model, session.project)
+    for node in ("h1.lif", "h2.lif"):
+        assert np.all(exported.nodes[node].v_threshold == BELOW_ONE)
+
+    x = (torch.rand(8, 16, 1, 8, 8, generator=torch.Generator().manual_seed(2)) < 0.5).float()
+    neurons = [model.layers[node].neuron for node in ("h1", "h2")]
+    for neuron in neurons:
+        neuron.record_membrane = True
+    ours = {}
+    for node in ("h1", "h2"):
+        model.layers[node].register_forward_hook(
+            lambda m, a, out, node=node: ours.__setitem__(node, out))
+    net = import_from_nir(exported)
+    theirs = {"h1": [], "h2": []}
+    net.h1_lif.register_forward_hook(lambda m, a, out: theirs["h1"].append(out))
+    net.h2_lif.register_forward_hook(lambda m, a, out: theirs["h2"].append(out))
+    with torch.no_grad():
+        out_ours = model(x)
+        out_theirs = snntorch_steps(net, x)
+    # exact ties do happen: potentials are multiples of 1/8 halved at each step
+    assert sum(int((n.last_membrane == 1.0).sum()) for n in neurons) > 0
+    for node in ("h1", "h2"):
+        steps = torch.stack(theirs[node]).reshape(x.shape[1], x.shape[0], -1).transpose(0, 1)
+        assert torch.equal(steps, ours[node]), node  # every spike, ties included
+    assert torch.allclose(out_theirs, out_ours, atol=1e-5, rtol=0)
+
+
+def test_a_quantised_if_node_fires_at_ties_like_nir_euler_and_comes_back(plugin_host):
+    graph = Graph.chain([
+        Node("flat", "wb_core.flatten"),
+        Node("fc", "wb_core.linear", {"out_features": 10, "bias": False}),
+        Node("spikes", "wb_core.if", {"v_th": 1.0}),
+    ])
+    session = Session(Project("if_ties", graph), plugin_host.registry)
+    model = session.build().eval()
+    quantise(model.layers["fc"], seed=3)
+    exported = to_nir(model, session.project)
+    node = exported.nodes["spikes"]
+    assert np.all(node.v_threshold == BELOW_ONE)
+    x = (torch.rand(8, 16, 1, 8, 8, generator=torch.Generator().manual_seed(4)) < 0.5).float()
+    with torch.no_grad():
+        current = model.layers["fc"](x.flatten(2)).numpy().astype(np.float64)
+        ours = model(x).numpy()
+    # NIR's IF in float64: v += r·x, fires at v > v_threshold
+    want = nir_euler(node, current, 1e-4)
+    sums = np.cumsum(current, axis=0)  # the potential until the first spike
+    assert (sums == 1.0).any()  # exact ties
+    assert np.array_equal(ours, want)
+    # our importer reads it back (as one block) with the neuron that was exported: v_th = 1
+    back, _ = from_nir(exported, plugin_host.registry, (1, 8, 8))
+    assert back.node("fc").params["neuron"] == {"id": "wb_core.if", "params": {}}
 
 
 # -- files from snnTorch, unsupported nodes ---------------------------------------------------

@@ -21,7 +21,7 @@ log = logging.getLogger(PROG)
 
 #: the core's names of fields (``WorkbenchError.where``) that are options of this command line
 OPTIONS = {"epochs": "--epochs", "limit": "--limit", "sample": "--sample", "method": "--method",
-           "backend": "--backend", "target": "--target", "table": "--table"}
+           "backend": "--backend", "target": "--target", "table": "--table", "dt": "--dt"}
 #: what the progress bar says while a run of each kind goes on
 _BAR_TITLES = {"train": "training", "evaluate": "evaluating", "compress": "compressing",
                "replay": "compressing", "deploy": "deploying", "probe": "probing",

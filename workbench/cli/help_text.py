@@ -39,7 +39,8 @@ EXAMPLES = {
                "snn-workbench deploy my_project     # again, to the target it last went to"],
     "export-nir": ["snn-workbench export-nir my_project my_network.nir"],
     "import-nir": ["snn-workbench import-nir my_network.nir imported_project",
-                   "snn-workbench import-nir my_network.nir imported_project --force"],
+                   "snn-workbench import-nir my_network.nir imported_project --force",
+                   "snn-workbench import-nir norse_network.nir imported_project --dt 0.001"],
     "plugins": ["snn-workbench plugins", "snn-workbench plugins --json"],
 }
 

@@ -15,8 +15,9 @@ def run(args: argparse.Namespace, out: TextIO) -> int:
 
     host = load_host(args)
     with occupied_needs_force():
+        params = {"dt": args.dt} if args.dt is not None else None
         run_ = catalog.import_file(host.registry, path=args.input, out=args.out, fmt="nir",
-                                   overwrite=args.force)
+                                   overwrite=args.force, params=params)
         summary = drive(run_, args, out, show_log)
     if not finish(summary, args, out):
         return exit_status(summary)

@@ -180,6 +180,10 @@ def build_parser() -> argparse.ArgumentParser:
                 "The new project holds the file's network and weights.")
     p.add_argument("input", type=Path, metavar="IN.nir", help="the NIR file")
     p.add_argument("out", type=Path, metavar="OUT_PROJECT", help="folder of the new project")
+    p.add_argument("--dt", type=float, metavar="SECONDS",
+                   help="the Euler step the file's LIF time constants assume (default: the one "
+                        "the file records, else 1e-4 with a warning; Norse writes 0.001 "
+                        "unless told otherwise)")
     _force_arg(p)
     _json_arg(p)
 

@@ -215,13 +215,18 @@ def deploy(session: Any, *, backend: str | None = None, target: str | None = Non
 
 
 # -- exchange formats ------------------------------------------------------------------------
-def exchange_backend(lookup: Any, fmt: str) -> Any:
-    """A backend object that reads and writes ``fmt`` files (``"nir"``)."""
+def exchange_backend(lookup: Any, fmt: str, params: dict[str, Any] | None = None) -> Any:
+    """A backend object that reads and writes ``fmt`` files (``"nir"``), made with ``params``
+    (checked; a bad one is named by its name, e.g. ``dt``)."""
     spec = lookup.backend_for_format(fmt)
     if spec is None:
         raise WorkbenchError(f"no installed plugin reads or writes {fmt.upper()} files "
                              "(see `snn-workbench plugins`)", where=fmt)
-    return spec.create()
+    try:
+        values = spec.check_params(params or {})
+    except WorkbenchError as exc:  # "params.dt" -> "dt": the name the caller passed
+        raise WorkbenchError(exc.message, where=exc.where.rpartition(".")[2]) from None
+    return spec.create(**values)
 
 
 def export(session: Any, *, path: str | Path, fmt: str = "nir", run_id: str | None = None,
@@ -246,16 +251,17 @@ def export(session: Any, *, path: str | Path, fmt: str = "nir", run_id: str | No
 
 
 def import_file(lookup: Any, *, path: str | Path, out: str | Path, fmt: str = "nir",
-                overwrite: bool = False, run_id: str | None = None,
-                cancel: CancelToken | None = None) -> Run:
+                overwrite: bool = False, params: dict[str, Any] | None = None,
+                run_id: str | None = None, cancel: CancelToken | None = None) -> Run:
     """Read a ``fmt`` file into a new project folder ``out``; the record goes into ``out`` once
     the project is there (a failed import leaves no folder behind, not even a record).
     ``RunFinished.result`` is the new :class:`~workbench.core.runs.session.Session`.
-    Another project (or other files) at ``out`` is replaced only with ``overwrite``."""
+    Another project (or other files) at ``out`` is replaced only with ``overwrite``.
+    ``params`` are the reading backend's parameters (NIR: ``{"dt": seconds}``)."""
     from workbench.core.persistence.files import regular_file
     from workbench.core.runs.exchange import import_events
 
-    backend = exchange_backend(lookup, fmt)
+    backend = exchange_backend(lookup, fmt, params)
     source, folder = Path(path), Path(out)
     regular_file(source, WorkbenchError, what=f"{fmt.upper()} file")  # missing, a FIFO...
     holder = next((p for p in folder.absolute().parents if (p / PROJECT_FILE).is_file()), None)

@@ -15,16 +15,21 @@ from typing import Any
 from workbench.core.model.errors import WorkbenchError
 from workbench.core.model.project import PROJECT_FILE, Project
 from workbench.core.persistence.project_store import check_target
-from workbench.core.runs.events import Artifact, RunEvent, RunFinished, RunStarted
+from workbench.core.runs.events import Artifact, Log, RunEvent, RunFinished, RunStarted
 
 
 class ImportContext:
     """What an exchange backend may ask while reading: the installed specs, and the input
-    shape of a project's dataset (loaded once, through the session the import then keeps)."""
+    shape of a project's dataset (loaded once, through the session the import then keeps).
+    ``warn(message)`` adds a warning line to the import run's log."""
 
     def __init__(self, lookup: Any) -> None:
         self.lookup = lookup
+        self.warnings: list[str] = []
         self._sessions: dict[int, Any] = {}
+
+    def warn(self, message: str) -> None:
+        self.warnings.append(message)
 
     def session(self, project: Project) -> Any:
         from workbench.core.runs.session import Session
@@ -46,6 +51,8 @@ def import_events(backend: Any, lookup: Any, source: Path, folder: Path, fmt: st
                                            "out": str(folder)})
     ctx = ImportContext(lookup)
     project, model = backend.read_file(source, ctx)
+    for message in ctx.warnings:
+        yield Log(run_id, "warning", message)
     session = ctx.session(project)
     data = session.data()
     outputs = model.output_shape[-1] if getattr(model, "output_shape", None) else 0
