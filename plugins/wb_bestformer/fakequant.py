@@ -1,12 +1,12 @@
 """Binarising the weight layers of *any* compiled network (the ``binarize`` method).
 
-:func:`plan` runs one batch through the network and records, in call order, every
-``Conv1d``/``Conv2d``/``Linear`` it uses; it then picks the layers to binarise:
+:func:`plan` runs one batch through the network (the core's ``trace_layers``) and records, in
+call order, every ``Conv1d``/``Conv2d``/``Linear`` it uses; it then picks the layers to binarise:
 
 - kept in full precision: the **first** layer (every layer fed the network input itself, or,
-  when none is — e.g. after a flatten that copies — the first one called), the **last** one
-  called (the classifier), and whatever a node declares through a ``full_precision_layers()``
-  method (the BESTformer's first tokenizer conv and both heads);
+  when none is, the first one called), the **last** one called (the classifier), and whatever
+  a node declares through a ``full_precision_layers()`` method (the BESTformer's first
+  tokenizer conv and both heads);
 - binarised: all others. A layer the batch never reached is left alone (and reported).
 
 A layer directly followed by a batch norm is binarised without scale (as in BESTformer: the BN
@@ -32,9 +32,7 @@ from torch import nn
 from torch.nn.utils import parametrize
 
 from wb_bestformer.binary import BINARY_LAYERS, binarize, binary_quant, channel_scale
-from workbench.pluginhost import attach, detach_quant, layer_name
-
-WEIGHT_LAYERS = (nn.Conv1d, nn.Conv2d, nn.Linear)
+from workbench.pluginhost import attach, detach_quant, layer_name, trace_layers
 
 
 @dataclass
@@ -69,57 +67,23 @@ class BinaryWeight(nn.Module):
         return b
 
 
-def _is_leaf(module: nn.Module) -> bool:
-    return next(iter(module.children()), None) is None or isinstance(module, WEIGHT_LAYERS)
-
-
 def plan(model: nn.Module, x: torch.Tensor) -> Plan:
     """Trace one forward of ``model`` on ``x`` and decide which layers to binarise."""
     modules = dict(model.named_modules())
-    names = {id(m): n for n, m in modules.items()}
-    calls: list[str] = []
-    fed_input: set[str] = set()
-    handles = []
-
-    def hook(module: nn.Module, args: tuple) -> None:
-        name = names[id(module)]
-        calls.append(name)
-        if (isinstance(module, WEIGHT_LAYERS) and args and isinstance(args[0], torch.Tensor)
-                and args[0].data_ptr() == x.data_ptr()):
-            fed_input.add(name)
-
-    for m in modules.values():
-        if _is_leaf(m):
-            handles.append(m.register_forward_pre_hook(hook))
-    was_training = model.training
-    model.eval()
-    try:
-        with torch.no_grad():
-            model(x)
-    finally:
-        for h in handles:
-            h.remove()
-        model.train(was_training)
-
-    order: list[str] = []
+    trace = trace_layers(model, x)
+    calls, weight_layers = trace.calls, set(trace.order)
     follows_bn: dict[str, bool] = {}
     for i, name in enumerate(calls):
-        if isinstance(modules[name], WEIGHT_LAYERS) and name not in follows_bn:
-            order.append(name)
+        if name in weight_layers and name not in follows_bn:
             nxt = modules[calls[i + 1]] if i + 1 < len(calls) else None
             follows_bn[name] = isinstance(nxt, nn.modules.batchnorm._BatchNorm)
-    result = Plan(modules, order)
-    result.unused = [n for n, m in modules.items()
-                     if isinstance(m, WEIGHT_LAYERS) and n not in follows_bn]
-    if not order:
-        return result
-    keep = set(fed_input) or {order[0]}
-    keep.add(order[-1])
+    result = Plan(modules, list(trace.order), unused=list(trace.unused))
+    keep = set(trace.ends)
     declared = {id(layer) for m in modules.values()
                 if callable(getattr(m, "full_precision_layers", None))
                 for layer in m.full_precision_layers()}
-    keep |= {n for n in order if id(modules[n]) in declared}
-    for name in order:
+    keep |= {n for n in trace.order if id(modules[n]) in declared}
+    for name in trace.order:
         if name in keep:
             result.full_precision.append(name)
         else:

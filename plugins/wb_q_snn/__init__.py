@@ -51,8 +51,9 @@ def wb_compressions() -> list[CompressionSpec]:
             factory="wb_q_snn.method:apply",
             kind="binarize",
             doc="Binarises every conv/linear layer except the first and the last (8-bit), "
-                "swaps every neuron for the quantised-membrane LIF, and fine-tunes with TET + "
-                "spike regulation (Q-SNN, Wei et al. 2024; see docs/q_snn.md).",
+                "swaps every neuron for the quantised-membrane LIF (its threshold matched to the "
+                "trained weights), and fine-tunes with TET + spike regulation (Q-SNN, Wei et "
+                "al. 2024; see docs/q_snn.md).",
             params=(
                 ParamSpec("ws_dr", True, "bool",
                           doc="Weight regulation: standardise each channel, power-of-two scale, "

@@ -3,10 +3,11 @@
 Steps (docs/q_snn.md explains each):
 
 1. rewrite the graph: every neuron becomes the quantised-membrane LIF ``wb_q_snn.qlif``
-   (``wb_core.lif_b`` with the same B dynamics when ``quantize_membrane`` is off);
+   (``wb_core.lif_b`` with the same B dynamics when ``quantize_membrane`` is off), its
+   threshold matched to the trained weights (:mod:`wb_q_snn.swap`);
 2. compile it and copy the trained weights (state-dict names are unchanged);
-3. fake-quantise: the first and the last conv/linear layer with the 8-bit rule, every one in
-   between with the binary quantiser (WS-DR or plain sign);
+3. fake-quantise: the first layer (every conv/linear fed the raw input) and the last one with
+   the 8-bit rule, every one in between with the binary quantiser (WS-DR or plain sign);
 4. fine-tune with TET + spike regulation, the estimator's ``(k, t)`` set before every epoch;
 5. freeze: attach the integer records, so the project saves 1-bit / 8-bit packed weights.
 """
@@ -21,50 +22,17 @@ from torch.nn.utils import parametrize
 
 from wb_q_snn.binarize import BinaryWeight, EightBitWeight, estimator_schedule, stem_scale_value
 from wb_q_snn.regulation import QSNNLoss, RateRecorder
+from wb_q_snn.swap import replacement_neuron, swap_neurons
 from workbench.pluginhost import (
     CompressionContext,
     CompressionResult,
-    Graph,
-    NeuronSpec,
     attach,
     is_neuron_module,
+    layer_name,
+    trace_layers,
 )
 
-QLIF_ID = "wb_q_snn.qlif"
-#: the same LIF (B) dynamics without quantisation, for ``quantize_membrane=False``
-PLAIN_LIF_B = {"id": "wb_core.lif_b",
-               "params": {"lam": 0.5, "theta": 1.0, "reset": "hard", "detach_reset": False,
-                          "surrogate": "triangle", "surrogate_alpha": 1.0}}
 _WEIGHT_LAYERS = (torch.nn.Conv1d, torch.nn.Conv2d, torch.nn.Linear)
-
-
-def replacement_neuron(quantize_membrane: bool, membrane_bits: int) -> dict[str, Any]:
-    """The neuron choice every spiking layer gets."""
-    if not quantize_membrane:
-        return {"id": PLAIN_LIF_B["id"], "params": dict(PLAIN_LIF_B["params"])}
-    return {"id": QLIF_ID, "params": {"membrane_bits": int(membrane_bits)}}
-
-
-def swap_neurons(graph: Graph, lookup: Any, neuron: dict[str, Any]) -> list[str]:
-    """Point every neuron of ``graph`` (in place) at ``neuron``: node parameters of kind
-    ``neuron`` and nodes that are neurons themselves. Returns ``node.param`` names changed."""
-    changed = []
-    neuron_spec = lookup.get(neuron["id"])
-    for node in graph.nodes:
-        spec = lookup.get(node.spec)
-        if spec is None:
-            continue
-        if isinstance(spec, NeuronSpec):
-            node.spec = neuron["id"]
-            node.params = dict(neuron["params"])
-            node.spec_version = getattr(neuron_spec, "spec_version", 1)
-            changed.append(node.id)
-            continue
-        for p in spec.params:
-            if p.kind == "neuron":
-                node.params[p.name] = {"id": neuron["id"], "params": dict(neuron["params"])}
-                changed.append(f"{node.id}.{p.name}")
-    return changed
 
 
 def weight_layers(model: Any) -> list[tuple[str, str, torch.nn.Module]]:
@@ -97,15 +65,19 @@ def apply(ctx: CompressionContext, *, ws_dr: bool = True, membrane_bits: int = 8
           lr: float = 1e-3, quantize_membrane: bool = True
           ) -> Generator[Any, None, CompressionResult]:
     """Binarise, quantise the membrane, fine-tune and freeze (Q-SNN; see docs/q_snn.md)."""
+    x, _ = next(iter(ctx.batches(1)))
     layers = weight_layers(ctx.model)
-    if len(layers) < 3:
+    modules = {qualified: module for _, qualified, module in layers}
+    # the 8-bit layers: every one fed the raw input (both GL-SPS first-stage convs) and the last
+    ends = [layer_name(n) for n in trace_layers(ctx.model, x).ends]
+    if len(layers) <= len(ends):
         names = ", ".join(q for _, q, _ in layers) or "none"
-        raise ctx.fail(f"Q-SNN keeps the first and the last conv/linear layer at 8 bits and "
-                       f"binarises those between, but this network has {len(layers)} ({names}): "
-                       "nothing to binarise. Add a hidden spiking layer",
-                       node=layers[-1][0] if layers else "")
-    for _node, qualified, module in (layers[0], layers[-1]):
-        m = stem_scale_value(module.weight, stem_scale)
+        raise ctx.fail(f"Q-SNN keeps the first layer (every one fed the input) and the last "
+                       f"conv/linear layer at 8 bits and binarises those between, but this "
+                       f"network has {len(layers)} ({names}): nothing to binarise. Add a hidden "
+                       "spiking layer", node=layers[-1][0] if layers else "")
+    for qualified in ends:
+        m = stem_scale_value(modules[qualified].weight, stem_scale)
         if not m > 0:
             raise ctx.fail(f"layer {qualified!r} has {stem_scale}(w) = {m:g}, so the 8-bit rule "
                            "round(w/m·127) is undefined; use stem_scale='absmax'",
@@ -113,18 +85,24 @@ def apply(ctx: CompressionContext, *, ws_dr: bool = True, membrane_bits: int = 8
 
     graph = ctx.graph.copy()
     neuron = replacement_neuron(quantize_membrane, membrane_bits)
-    changed = swap_neurons(graph, ctx.lookup, neuron)
-    yield ctx.log(f"neurons -> {neuron['id']} in {len(changed)} place(s): {', '.join(changed)}")
+    thresholds = swap_neurons(graph, ctx.lookup, neuron)
+    yield ctx.log(f"neurons -> {neuron['id']} in {len(thresholds)} place(s): "
+                  + ", ".join(f"{place} (theta {theta:g})" if theta is not None else place
+                              for place, theta in thresholds.items()))
+    unmatched = [place for place, theta in thresholds.items() if theta is None]
+    if unmatched:
+        yield ctx.log(f"the input gain of the neuron in {', '.join(unmatched)} could not be "
+                      "measured: its replacement keeps theta 1, so the trained weights may "
+                      "drive it harder or softer than before", "warning")
     model = ctx.compile(graph)
     dropped = _copy_weights(ctx, ctx.model, model)
 
     new_layers = weight_layers(model)
-    stem_and_head = {new_layers[0][1], new_layers[-1][1]}
     binary: dict[str, BinaryWeight] = {}
     eight_bit: dict[str, EightBitWeight] = {}
     for _, qualified, module in new_layers:
         fq: BinaryWeight | EightBitWeight
-        if qualified in stem_and_head:
+        if qualified in ends:
             fq = eight_bit[qualified] = EightBitWeight(stem_scale)
         else:
             fq = binary[qualified] = BinaryWeight(ws_dr)
@@ -141,13 +119,14 @@ def apply(ctx: CompressionContext, *, ws_dr: bool = True, membrane_bits: int = 8
         schedule.append({"epoch": epoch, "k": k, "t": t})
 
     history: list[dict[str, float]] = []
-    regulated: list[str] = []
     with RateRecorder(model) as recorder:
+        rates_before = recorder.measure(x)
+        regulated = recorder.names[1:-1]
         if finetune_epochs > 0:
             history = yield from ctx.fine_tune(model, epochs=finetune_epochs, lr=lr,
                                                loss=QSNNLoss(recorder, spike_reg),
                                                on_epoch=on_epoch, label="Q-SNN fine-tune")
-        regulated = recorder.names[1:-1]
+        rates_after = recorder.measure(x)
     if spike_reg > 0 and not regulated:
         yield ctx.log("spike regulation had no layer to act on: it skips the first and the last "
                       "neuron layer, and this network has fewer than three", "warning")
@@ -155,7 +134,8 @@ def apply(ctx: CompressionContext, *, ws_dr: bool = True, membrane_bits: int = 8
     report = _freeze(ctx, new_layers, {**binary, **eight_bit})
     report.update({
         "neuron": neuron,
-        "neurons_replaced": changed,
+        "neurons_replaced": list(thresholds),
+        "thresholds": thresholds,
         "dropped_neuron_state": dropped,
         "binarized": list(binary),
         "eight_bit": list(eight_bit),
@@ -163,6 +143,7 @@ def apply(ctx: CompressionContext, *, ws_dr: bool = True, membrane_bits: int = 8
         "stem_scale": stem_scale,
         "spike_reg": spike_reg,
         "spike_reg_layers": regulated,
+        "spike_rates": {"before": rates_before, "after": rates_after},
         "schedule": schedule,
         "finetune": history,
     })

@@ -13,6 +13,7 @@ graph; ``L'`` are the recorded neuron layers except the first and the last one.
 from __future__ import annotations
 
 from collections.abc import Sequence
+from typing import Self
 
 import torch
 import torch.nn.functional as F
@@ -48,7 +49,7 @@ class RateRecorder:
         self.names: list[str] = []
         self._handles: list[torch.utils.hooks.RemovableHandle] = []
 
-    def __enter__(self) -> RateRecorder:
+    def __enter__(self) -> Self:
         self._handles.append(self.model.register_forward_pre_hook(self._clear))
         for qualified, module in self.model.named_modules():
             if module is not self.model and is_neuron_module(module):
@@ -61,6 +62,17 @@ class RateRecorder:
             handle.remove()
         self._handles.clear()
         self.rates, self.names = [], []
+
+    def measure(self, x: torch.Tensor) -> dict[str, float]:
+        """Mean rate of every neuron layer on ``x`` in eval mode (the mode is restored)."""
+        was_training = self.model.training
+        self.model.eval()
+        try:
+            with torch.no_grad():
+                self.model(x)
+        finally:
+            self.model.train(was_training)
+        return {name: round(float(rate), 4) for name, rate in zip(self.names, self.rates)}
 
     def _clear(self, module: torch.nn.Module, args: object) -> None:
         self.rates, self.names = [], []

@@ -1,7 +1,9 @@
 """Kernel importance for structured pruning (QP-SNN's SVS and the L1 baseline) and the keep rule.
 
 SVS (the paper's criterion): the numerical rank of each kernel's time-averaged spike map,
-averaged over samples. L1 (the usual baseline): the sum of |W| over the kernel.
+averaged over samples. L1: the sum of |W| over the kernel, a common magnitude baseline; it is
+not the paper's baseline (SCA, the mean |membrane potential| of the feature map), which is not
+implemented.
 """
 
 from __future__ import annotations

@@ -32,6 +32,12 @@ _SACC_NORM = ParamSpec("sacc_surrogate_norm", True, "bool",
 _THRESHOLD_UNITS = ParamSpec("threshold_units", "std", "choice", choices=("std", "salience"),
                              doc="Units of the learnable saccadic threshold: multiples of the "
                                  "running std of the potential [R], or salience as printed")
+_THRESHOLD_RULE = ParamSpec("threshold_rule", "selective", "choice",
+                            choices=("selective", "median"),
+                            doc="selective: the saccadic threshold stays positive and starts where "
+                                "at most half of the tokens are selected, so the mask never "
+                                "selects every token through ties at 0 [R]; median: a free "
+                                "threshold starting at the median of the potential")
 _TIME_STEPS = ParamSpec("time_steps", 4, "int", low=1, high=4096, unit="steps",
                         doc="Largest T the saccadic neuron supports (size of M_w and V_th); "
                             "shorter runs use the leading block (causal truncation)")
@@ -47,8 +53,8 @@ def wb_attention() -> list[AttentionSpec]:
             doc="Per-token salience Q'·α integrated over time by a saccadic neuron; its binary "
                 "mask gates V. Linear in the number of tokens (SNN-ViT, Wang et al. 2025; "
                 "see docs/snn_vit.md).",
-            params=(_HEADS, _MODE, _SALIENCE_NORM, _SACC_NORM, _THRESHOLD_UNITS, _TIME_STEPS,
-                    _NEURON),
+            params=(_HEADS, _MODE, _SALIENCE_NORM, _SACC_NORM, _THRESHOLD_UNITS, _THRESHOLD_RULE,
+                    _TIME_STEPS, _NEURON),
         ),
         AttentionSpec(
             id="wb_snn_vit.ssa",
@@ -77,7 +83,8 @@ def wb_attention() -> list[AttentionSpec]:
                 _HEADS,
                 ParamSpec("mlp_ratio", 4, "int", low=1, high=64,
                           doc="Hidden width of the MLP as a multiple of the token width"),
-                _MODE, _SALIENCE_NORM, _SACC_NORM, _THRESHOLD_UNITS, _TIME_STEPS, _NEURON,
+                _MODE, _SALIENCE_NORM, _SACC_NORM, _THRESHOLD_UNITS, _THRESHOLD_RULE, _TIME_STEPS,
+                _NEURON,
             ),
         ),
         AttentionSpec(
@@ -97,7 +104,7 @@ def wb_attention() -> list[AttentionSpec]:
                 ParamSpec("attention", "sssa", "choice", choices=("sssa", "ssa"),
                           doc="Saccadic (SSSA) or Spikformer (SSA) attention"),
                 ParamSpec("mlp_ratio", 4, "int", low=1, high=64, doc="MLP hidden width / D"),
-                _MODE,
+                _MODE, _SALIENCE_NORM, _SACC_NORM, _THRESHOLD_UNITS, _THRESHOLD_RULE,
                 _TIME_STEPS,
                 ParamSpec("classes", 10, "int", low=1, high=100_000, doc="Output classes"),
                 _NEURON,

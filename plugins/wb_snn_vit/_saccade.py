@@ -9,10 +9,20 @@ mixing matrix and thresholds it into a binary mask::
     S[t] = Heaviside(H[t] - V_th[t])                         # Heaviside(0) = 1
 
 ``M_w`` starts as the identity (``A = 0``, ``a = softplus^-1(1 - 1e-3)``). ``V_th`` is learnable,
-one value per step, initialised on the first training forward to the median of ``H[t]`` [R], so
-about half of the tokens are selected. The backward pass uses the sigmoid surrogate (alpha 4) on
-``(H - V_th) / sigma_H[t]``, where ``sigma_H`` is a detached running std of ``H[t]`` (momentum
-0.1, like BatchNorm) [R]; with ``surrogate_norm=False`` ``sigma_H = 1``.
+one value per step, initialised on the first training forward from ``H[t]`` [R] by the
+``threshold_rule``:
+
+- ``"selective"`` (default): ``V_th[t] > 0`` always (kept through a softplus), starting at the
+  smallest value of ``H[t]`` that selects at most half of the tokens (and never at or below 0).
+  A token with zero potential (no query or no key spike so far) is never selected, and tokens
+  tied at the median cannot make the mask all ones.
+- ``"median"``: ``V_th[t]`` free, starting at the median of ``H[t]``. Where more than half of
+  the tokens have ``H = 0`` (an untrained network's silent queries) the median is 0 and
+  ``Heaviside(0) = 1`` selects every token; training then tends to lower the threshold further.
+
+The backward pass uses the sigmoid surrogate (alpha 4) on ``(H - V_th) / sigma_H[t]``, where
+``sigma_H`` is a detached running std of ``H[t]`` (momentum 0.1, like BatchNorm) [R]; with
+``surrogate_norm=False`` ``sigma_H = 1``.
 
 ``threshold_units`` says in which units the learnable vector ``v_th`` is kept [R]:
 
@@ -37,6 +47,7 @@ from torch import nn
 #: the diagonal of ``M_w`` is ``softplus(a) + DIAG_EPS``
 DIAG_EPS = 1e-3
 THRESHOLD_UNITS = ("std", "salience")
+THRESHOLD_RULES = ("selective", "median")
 
 
 class _SaccadeSpike(torch.autograd.Function):
@@ -62,8 +73,27 @@ class _SaccadeSpike(torch.autograd.Function):
         return grad_h, grad_v, None, None
 
 
-def _inverse_softplus(y: float) -> float:
-    return math.log(math.expm1(y))
+def inverse_softplus(y: torch.Tensor) -> torch.Tensor:
+    """``x`` with ``softplus(x) = y`` for ``y > 0`` (stable for small and large ``y``)."""
+    return y + torch.log(-torch.expm1(-y))
+
+
+def selective_start(flat: torch.Tensor, fallback: torch.Tensor) -> torch.Tensor:
+    """Per row of ``flat [T, M]``: the smallest value ``v`` in the row with ``v > 0`` that
+    selects (``h >= v``) at most half of the row, i.e. the first value above the lower median.
+
+    Where the upper half is one tied value, that value (its tokens are the most salient);
+    where this is not positive, the smallest positive value (every token with positive
+    potential); where no value is positive, ``fallback`` (nothing is salient yet).
+    """
+    ordered = flat.sort(dim=1).values
+    median = ordered[:, (ordered.shape[1] - 1) // 2].unsqueeze(1)
+    inf = torch.full_like(ordered, math.inf)
+    above = torch.where(ordered > median, ordered, inf).amin(1)
+    start = torch.where(above.isfinite(), above, ordered[:, -1])
+    positive = torch.where(ordered > 0, ordered, inf).amin(1)
+    start = torch.where(start > 0, start, positive)
+    return torch.where(start.isfinite(), start, fallback.to(start.dtype))
 
 
 class SaccadicNeuron(nn.Module):
@@ -81,24 +111,33 @@ class SaccadicNeuron(nn.Module):
         Momentum of the running std (BatchNorm convention: new = (1 - m) old + m batch).
     threshold_units : {"std", "salience"}
         Units of the learnable ``v_th``: multiples of the running std of ``H[t]``, or salience.
+    threshold_rule : {"selective", "median"}
+        ``selective``: ``V_th > 0`` (softplus), starting where at most half of the tokens are
+        selected; ``median``: ``V_th`` free, starting at the median of ``H[t]``.
     """
 
     def __init__(self, time_steps: int, *, surrogate_norm: bool = True, alpha: float = 4.0,
-                 momentum: float = 0.1, threshold_units: str = "std") -> None:
+                 momentum: float = 0.1, threshold_units: str = "std",
+                 threshold_rule: str = "selective") -> None:
         super().__init__()
         if time_steps < 1:
             raise ValueError(f"time_steps must be at least 1, got {time_steps}")
         if threshold_units not in THRESHOLD_UNITS:
             raise ValueError(f"threshold_units must be one of {THRESHOLD_UNITS}, "
                              f"got {threshold_units!r}")
+        if threshold_rule not in THRESHOLD_RULES:
+            raise ValueError(f"threshold_rule must be one of {THRESHOLD_RULES}, "
+                             f"got {threshold_rule!r}")
         self.threshold_units = threshold_units
+        self.threshold_rule = threshold_rule
         self.time_steps = int(time_steps)
         self.surrogate_norm = bool(surrogate_norm)
         self.alpha = float(alpha)
         self.momentum = float(momentum)
         n = self.time_steps
         self.A = nn.Parameter(torch.zeros(n, n))
-        self.a = nn.Parameter(torch.full((n,), _inverse_softplus(1.0 - DIAG_EPS)))
+        diag = torch.full((n,), 1.0 - DIAG_EPS, dtype=torch.float64)
+        self.a = nn.Parameter(inverse_softplus(diag).to(torch.get_default_dtype()))
         self.v_th = nn.Parameter(torch.zeros(n))
         self.register_buffer("mask", torch.tril(torch.ones(n, n), -1), persistent=False)
         self.register_buffer("h_std", torch.ones(n))
@@ -125,9 +164,26 @@ class SaccadicNeuron(nn.Module):
         """The effective ``V_th`` (first ``steps`` steps), in units of the potential ``H``."""
         steps = self.time_steps if steps is None else steps
         self._check_steps(steps)
-        if self.threshold_units == "salience":
-            return self.v_th[:steps]
-        return self.v_th[:steps] * self.h_std[:steps]
+        v = self.v_th[:steps]
+        if self.threshold_rule == "selective":
+            v = nn.functional.softplus(v)
+        return v if self.threshold_units == "salience" else v * self.h_std[:steps]
+
+    def set_threshold(self, values: torch.Tensor) -> None:
+        """Set the effective ``V_th`` of the first ``len(values)`` steps (the inverse of
+        :meth:`threshold`); a ``selective`` threshold must be positive."""
+        steps = values.shape[0]
+        self._check_steps(steps)
+        with torch.no_grad():
+            v = values.to(self.v_th.dtype)
+            if self.threshold_units == "std":
+                v = v / self.h_std[:steps]
+            if self.threshold_rule == "selective":
+                if bool((v <= 0).any()):
+                    raise ValueError("a selective saccadic threshold must be positive; use "
+                                     "threshold_rule='median' for a free one")
+                v = inverse_softplus(v)
+            self.v_th[:steps] = v
 
     def folded_threshold(self, steps: int) -> torch.Tensor:
         """``M_w^{-1} V_th`` for the first ``steps`` steps (the V2 form, see docs/snn_vit.md)."""
@@ -143,8 +199,9 @@ class SaccadicNeuron(nn.Module):
         return (w @ p.reshape(steps, -1)).view(p.shape)
 
     def observe(self, h: torch.Tensor) -> None:
-        """Training statistics: on the first call set ``V_th[t]`` to the median of ``H[t]`` [R]
-        and the running std to the batch std; afterwards update the running std."""
+        """Training statistics: on the first call set ``V_th[t]`` from ``H[t]`` (the
+        ``threshold_rule``) [R] and the running std to the batch std; afterwards update the
+        running std."""
         steps = h.shape[0]
         with torch.no_grad():
             flat = h.detach().reshape(steps, -1)
@@ -155,10 +212,10 @@ class SaccadicNeuron(nn.Module):
             # A step with constant H (e.g. no key spike anywhere) says nothing about the scale.
             self.h_std[:steps] = torch.where(std > 0, new, old)
             if first:
-                median = flat.median(dim=1).values.to(self.v_th.dtype)
-                if self.threshold_units == "std":
-                    median = median / self.h_std[:steps]
-                self.v_th[:steps] = median
+                if self.threshold_rule == "median":
+                    self.set_threshold(flat.median(dim=1).values)
+                else:
+                    self.set_threshold(selective_start(flat, self.h_std[:steps]))
             self.initialised.fill_(True)
 
     def sigma(self, steps: int, like: torch.Tensor) -> torch.Tensor:
@@ -199,4 +256,5 @@ class SaccadicNeuron(nn.Module):
 
     def extra_repr(self) -> str:
         return (f"time_steps={self.time_steps}, surrogate_norm={self.surrogate_norm}, "
-                f"alpha={self.alpha:g}, threshold_units={self.threshold_units}")
+                f"alpha={self.alpha:g}, threshold_units={self.threshold_units}, "
+                f"threshold_rule={self.threshold_rule}")

@@ -5,10 +5,11 @@ Both modules return ``(out, maps)`` (an AttentionSpec's contract) and share two 
 - ``record_maps`` (default off): when on, ``maps`` holds detached tensors for the attention view
   (SSSA: ``{"kind": "sssa", "mask": S[T, B, h, N], "salience": P[T, B, h, N]}``; SSA:
   ``{"kind": "ssa", "attention": scores[T, B, h, N, N]}``); when off, ``maps = {}`` at no cost.
-- ``count_ops`` (default off): when on, each forward sets ``last_ops = {"macs", "sops"}``, the
-  operations of the attention *core* for the whole batch (the Q/K/V/output projections are
-  ``nn.Linear`` layers that the core's energy meter counts by itself). The rules are in
-  ``docs/snn_vit.md``.
+- ``count_ops`` (default off): when on, each forward sets ``last_ops = {"macs", "sops",
+  "products"}``, the operations of the attention *core* for the whole batch, counted exactly,
+  and the spike × spike products among the SOPs, to which the energy meter applies the
+  project's ``sop_counting`` (the Q/K/V/output projections are ``nn.Linear`` layers that the
+  meter counts by itself). The rules are in ``docs/snn_vit.md``.
 """
 
 from __future__ import annotations
@@ -27,6 +28,7 @@ from wb_snn_vit._layers import (
     need_tokens,
 )
 from wb_snn_vit._saccade import SaccadicNeuron
+from workbench.pluginhost import spike_product_ops
 
 MODES = ("train_v1", "v2")
 SALIENCE_NORMS = ("rate", "count")
@@ -56,7 +58,7 @@ class _SpikingAttention(nn.Module):
         self.proj = SpikingLinear(dim, dim, neuron)  # [R] Spikformer's Linear -> BN -> SN
         self.record_maps = False
         self.count_ops = False
-        self.last_ops: dict[str, float] | None = None
+        self.last_ops: dict | None = None
 
     def _check(self, x: torch.Tensor) -> None:
         if x.dim() != 4 or x.shape[-1] != self.dim:
@@ -88,11 +90,15 @@ class SSSA(_SpikingAttention):
     threshold_units : {"std", "salience"}
         Units of the learnable threshold vector: multiples of the running std of ``H[t]`` [R],
         or the salience itself (see :mod:`wb_snn_vit._saccade`).
+    threshold_rule : {"selective", "median"}
+        ``selective`` [R]: a positive threshold starting where at most half of the tokens are
+        selected; ``median``: a free one starting at the median of ``H[t]``.
     """
 
     def __init__(self, dim: int, heads: int, neuron: NeuronBuilder, *, mode: str = "train_v1",
                  salience_norm: str = "rate", sacc_surrogate_norm: bool = True,
-                 time_steps: int = 4, threshold_units: str = "std") -> None:
+                 time_steps: int = 4, threshold_units: str = "std",
+                 threshold_rule: str = "selective") -> None:
         super().__init__(dim, heads, neuron)
         if mode not in MODES:
             raise ValueError(f"mode must be one of {MODES}, got {mode!r}")
@@ -102,7 +108,8 @@ class SSSA(_SpikingAttention):
         self.mode = mode
         self.salience_norm = salience_norm
         self.saccade = SaccadicNeuron(time_steps, surrogate_norm=sacc_surrogate_norm,
-                                      threshold_units=threshold_units)
+                                      threshold_units=threshold_units,
+                                      threshold_rule=threshold_rule)
 
     def _normalised(self, qc: torch.Tensor, kc: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         """``(q, κ)``: query counts ``[T, B, h, N]`` and key activity ``[T, B, h]``."""
@@ -140,7 +147,7 @@ class SSSA(_SpikingAttention):
             maps = {"kind": "sssa", "mask": s.detach(), "salience": p.detach()}
         return self.proj(y), maps
 
-    def core_ops(self, q: torch.Tensor, k: torch.Tensor) -> dict[str, float]:
+    def core_ops(self, q: torch.Tensor, k: torch.Tensor) -> dict:
         """Operations of the attention core for this batch (docs/snn_vit.md, "Energy").
 
         - ``Q'``: one AC per Q spike; ``α``: one AC per K spike (α is the head's total key
@@ -152,6 +159,9 @@ class SSSA(_SpikingAttention):
           (``M_w^{-1}V_th`` depends on parameters only and is computed once);
         - threshold comparisons are neuron updates (not counted, docs/energy.md) and ``S ⊙ V`` is a
           mask: zero cost.
+
+        No spike × spike product is computed (``products`` is empty), so the counts are the
+        same under both ``sop_counting`` modes.
         """
         with torch.no_grad():
             steps, batch, tokens = q.shape[0], q.shape[1], q.shape[2]
@@ -162,7 +172,7 @@ class SSSA(_SpikingAttention):
             else:
                 macs = float(steps * batch * heads * tokens
                              + batch * heads * tokens * steps * (steps + 1) // 2)
-        return {"macs": macs, "sops": sops}
+        return {"macs": macs, "sops": sops, "products": []}
 
 
 class _ThresholdScaled(nn.Module):
@@ -236,16 +246,15 @@ class SSA(_SpikingAttention):
         return self.proj(self.attn_neuron(y)), maps
 
     def core_ops(self, q: torch.Tensor, k: torch.Tensor, v: torch.Tensor,
-                 attn: torch.Tensor) -> dict[str, float]:
+                 attn: torch.Tensor) -> dict:
         """Exact counts (docs/energy.md): one AC per non-zero product term of ``Q K^T``
         (``sum((Q≠0) @ (K≠0)^T)``) and of ``attn V`` (``sum((attn≠0) @ (V≠0))``: V is
-        binary, so each term adds an ``attn`` entry, no multiply). The constant ``scale`` folds
-        into the attention neuron's threshold: no MACs."""
-        with torch.no_grad():
-            qh, kh, vh = (_nonzero(head_split(t, self.heads)) for t in (q, k, v))
-            qk = (qh @ kh.transpose(-1, -2)).sum()
-            av = (_nonzero(attn) @ vh).sum()
-        return {"macs": 0.0, "sops": float(qk + av)}
+        binary, so each term adds an ``attn`` entry, no multiply); both products are listed in
+        ``products`` for the meter's ``rate`` mode. The constant ``scale`` folds into the
+        attention neuron's threshold: no MACs."""
+        qh, kh, vh = (head_split(t, self.heads) for t in (q, k, v))
+        products = [spike_product_ops(qh, kh.transpose(-1, -2)), spike_product_ops(attn, vh)]
+        return {"macs": 0.0, "sops": sum(p["terms"] for p in products), "products": products}
 
 
 # -- factories (BlockSpec contract: factory(in_shapes, **params)) --------------------------------
@@ -253,11 +262,12 @@ class SSA(_SpikingAttention):
 
 def sssa(in_shapes: list[Shape], neuron: NeuronBuilder, heads: int = 4, mode: str = "train_v1",
          salience_norm: str = "rate", sacc_surrogate_norm: bool = True,
-         time_steps: int = 4, threshold_units: str = "std") -> SSSA:
+         time_steps: int = 4, threshold_units: str = "std",
+         threshold_rule: str = "selective") -> SSSA:
     _, dim = need_tokens(in_shapes, "SSSA")
     return SSSA(dim, heads, neuron, mode=mode, salience_norm=salience_norm,
                 sacc_surrogate_norm=sacc_surrogate_norm, time_steps=time_steps,
-                threshold_units=threshold_units)
+                threshold_units=threshold_units, threshold_rule=threshold_rule)
 
 
 def ssa(in_shapes: list[Shape], neuron: NeuronBuilder, heads: int = 4, scale: float = 0.125,

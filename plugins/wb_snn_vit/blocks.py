@@ -43,20 +43,22 @@ class SNNViTBlock(AttentionFlags, nn.Module):
         Attention heads.
     mlp_ratio : int
         MLP hidden width ``r·D``.
-    mode, salience_norm, sacc_surrogate_norm, time_steps, threshold_units
+    mode, salience_norm, sacc_surrogate_norm, time_steps, threshold_units, threshold_rule
         Passed to :class:`~wb_snn_vit.attention.SSSA` (ignored by SSA).
     """
 
     def __init__(self, dim: int, neuron: NeuronBuilder, *, attention: str = "sssa",
                  heads: int = 4, mlp_ratio: int = 4, mode: str = "train_v1",
                  salience_norm: str = "rate", sacc_surrogate_norm: bool = True,
-                 time_steps: int = 4, threshold_units: str = "std") -> None:
+                 time_steps: int = 4, threshold_units: str = "std",
+                 threshold_rule: str = "selective") -> None:
         super().__init__()
         self.attention: SSSA | SSA
         if attention == "sssa":
             self.attention = SSSA(dim, heads, neuron, mode=mode, salience_norm=salience_norm,
                                   sacc_surrogate_norm=sacc_surrogate_norm,
-                                  time_steps=time_steps, threshold_units=threshold_units)
+                                  time_steps=time_steps, threshold_units=threshold_units,
+                                  threshold_rule=threshold_rule)
         elif attention == "ssa":
             self.attention = SSA(dim, heads, neuron)
         else:
@@ -81,12 +83,12 @@ class TokenMean(nn.Module):
 def block(in_shapes: list[Shape], neuron: NeuronBuilder, attention: str = "sssa", heads: int = 4,
           mlp_ratio: int = 4, mode: str = "train_v1", salience_norm: str = "rate",
           sacc_surrogate_norm: bool = True, time_steps: int = 4,
-          threshold_units: str = "std") -> SNNViTBlock:
+          threshold_units: str = "std", threshold_rule: str = "selective") -> SNNViTBlock:
     _, dim = need_tokens(in_shapes, "an SNN-ViT block")
     return SNNViTBlock(dim, neuron, attention=attention, heads=heads, mlp_ratio=mlp_ratio,
                        mode=mode, salience_norm=salience_norm,
                        sacc_surrogate_norm=sacc_surrogate_norm, time_steps=time_steps,
-                       threshold_units=threshold_units)
+                       threshold_units=threshold_units, threshold_rule=threshold_rule)
 
 
 def token_mean(in_shapes: list[Shape]) -> TokenMean:

@@ -61,7 +61,7 @@ def test_compress_and_deploy_help_list_what_the_plugins_offer(plugin_host):
         assert f"  {spec.id}  {spec.display_name}" in text
         for p in spec.params:
             assert f"      {p.name}=" in text
-    assert "ratio=0.5 (float, 0..1)" in text  # default, type and range beside each name
+    assert "ratio=0.5 (str, 0..1)" in text  # default, type and range beside each name
 
     text = help_text("deploy")
     for spec in registry.of_kind("backend"):

@@ -436,3 +436,51 @@ def test_modules_that_count_their_own_ops_are_in_the_ledger():
     assert layer["kind"] == "attention"
     assert layer["sops"] == pytest.approx(4.0) and layer["macs"] == pytest.approx(10.0 / 3)
     assert layer["pj"] == pytest.approx(4.0 * 0.9 + 10.0 / 3 * 4.6)
+
+
+def test_spike_product_ops_by_hand():
+    """a = [[1, 0], [1, 1]] (channel 0: 2 spikes, channel 1: 1), b = [[0, 1], [1, 1]] (row 0:
+    1 spike, row 1: 2): a @ b has 2*1 + 1*2 = 4 terms with both factors non-zero, out of
+    2*2*2 = 8; each factor has 3 of 4 entries non-zero. Ternary -1 counts like 1."""
+    from workbench.core.build.energy import spike_product_ops
+
+    a = torch.tensor([[1.0, 0.0], [-1.0, 1.0]])
+    b = torch.tensor([[0.0, 1.0], [1.0, -1.0]])
+    assert spike_product_ops(a, b) == {"terms": 4.0, "dense": 8.0, "rate_a": 0.75,
+                                       "rate_b": 0.75}
+    # batched: a second pair with no spike in a adds 8 dense terms and no exact one
+    batched = spike_product_ops(torch.stack([a, torch.zeros(2, 2)]), torch.stack([b, b]))
+    assert batched == {"terms": 4.0, "dense": 16.0, "rate_a": 0.375, "rate_b": 0.75}
+
+
+@pytest.mark.parametrize(("counting", "sops"), [
+    # 2 other ACs + the product's 4 exact terms; or + 8 dense terms * 3/4 * 3/4 = 4.5
+    ("exact", 6.0),
+    ("rate", 6.5),
+])
+def test_sop_counting_reaches_the_attention_cores_products(counting, sops):
+    from workbench.core.build.energy import spike_product_ops
+
+    a = torch.tensor([[1.0, 0.0], [1.0, 1.0]])
+    b = torch.tensor([[0.0, 1.0], [1.0, 1.0]])
+
+    class Core(torch.nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.count_ops = False
+            self.last_ops = None
+
+        def forward(self, x):
+            if self.count_ops:
+                product = spike_product_ops(a, b)
+                self.last_ops = {"macs": 0.0, "sops": 2.0 + product["terms"],
+                                 "products": [product]}
+            return x
+
+    net = torch.nn.Sequential(Core())
+    with EnergyMeter(net, sop_counting=counting) as meter:
+        net(torch.ones(1, 1, 2))  # one sample
+    report = meter.report(CostTable("t", "t", 4.6, 0.9, "src"))
+    (layer,) = report.layers
+    assert report.sop_counting == counting and report.to_dict()["sop_counting"] == counting
+    assert layer["sops"] == pytest.approx(sops, rel=1e-12)

@@ -19,9 +19,9 @@ def test_an_example_from_the_menu_opens_the_users_copy(make_main_window, qtbot):
     window = make_main_window()
     menu = {action.text(): action for action in window.examples_menu.actions()}
     assert sorted(menu) == ["digits_bestformer", "digits_conv", "digits_mlp", "digits_mpd_ed",
-                            "digits_snn_vit_ssa", "digits_snn_vit_sssa", "digits_std_ed",
-                            "digits_stdbp", "eeg_qt_snn", "eeg_snn", "vowels_qt_snn",
-                            "vowels_snn"]
+                            "digits_q_snn", "digits_snn_vit_ssa", "digits_snn_vit_sssa",
+                            "digits_std_ed", "digits_stdbp", "eeg_qt_snn", "eeg_snn",
+                            "vowels_qt_snn", "vowels_snn"]
     shipped = (examples_dir() / "digits_mlp" / "project.json").read_bytes()
     copy = user_projects_dir() / "digits_mlp"
 

@@ -30,8 +30,9 @@ def snapshot(folder: Path) -> dict[str, bytes]:
 def test_the_examples_ship_inside_the_package():
     names = [p.name for p in list_examples()]
     assert names == ["digits_bestformer", "digits_conv", "digits_mlp", "digits_mpd_ed",
-                     "digits_snn_vit_ssa", "digits_snn_vit_sssa", "digits_std_ed",
-                     "digits_stdbp", "eeg_qt_snn", "eeg_snn", "vowels_qt_snn", "vowels_snn"]
+                     "digits_q_snn", "digits_snn_vit_ssa", "digits_snn_vit_sssa",
+                     "digits_std_ed", "digits_stdbp", "eeg_qt_snn", "eeg_snn", "vowels_qt_snn",
+                     "vowels_snn"]
     assert examples_dir().parent.name == "resources"
     assert examples_dir().parents[1] == Path(__import__("workbench").__file__).parent
 

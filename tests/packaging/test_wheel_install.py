@@ -25,7 +25,7 @@ import pytest
 
 ROOT = Path(__file__).resolve().parents[2]
 SOURCES = ("pyproject.toml", "README.md", "workbench", "plugins")
-EXAMPLES = ["digits_bestformer", "digits_conv", "digits_mlp", "digits_mpd_ed",
+EXAMPLES = ["digits_bestformer", "digits_conv", "digits_mlp", "digits_mpd_ed", "digits_q_snn",
             "digits_snn_vit_ssa", "digits_snn_vit_sssa", "digits_std_ed", "digits_stdbp",
             "eeg_qt_snn", "eeg_snn", "vowels_qt_snn", "vowels_snn"]
 

@@ -19,14 +19,16 @@ from wb_q_snn.binarize import (
     tanh_sign,
     wsdr_binarize,
 )
-from wb_q_snn.method import QLIF_ID, swap_neurons, weight_layers
+from wb_q_snn.method import weight_layers
 from wb_q_snn.neuron import QuantizedLIF, membrane_levels, qlif, quantize_membrane
 from wb_q_snn.regulation import QSNNLoss, RateRecorder, spike_regulation, tet_loss
+from wb_q_snn.swap import PLAIN_LIF_B, QLIF_ID, input_units, swap_neurons
 
 from workbench.core.build.compile import compile_graph
 from workbench.core.build.energy import EnergyMeter, is_neuron_module
 from workbench.core.build.info import describe
 from workbench.core.model.graph import Graph, Node
+from workbench.core.persistence.examples import examples_dir
 from workbench.core.persistence.project_files import load_project
 from workbench.core.runs import catalog
 from workbench.core.runs.events import RunFinished
@@ -133,7 +135,7 @@ def test_spike_regulation_zero_at_half_and_gradient():
 def test_estimator_schedule(epochs):
     k0, t0 = estimator_schedule(0, epochs)
     assert math.isclose(t0, 0.1) and math.isclose(k0, 10.0)
-    k_last, t_last = estimator_schedule(epochs - 1, epochs)
+    _k_last, t_last = estimator_schedule(epochs - 1, epochs)
     assert math.isclose(t_last, 10 ** (1 - 2 / epochs)) and t_last < 10
     if epochs == 300:
         assert round(t_last, 2) == 9.85
@@ -146,7 +148,7 @@ def test_estimator_schedule(epochs):
 def test_eight_bit_rule_codes():
     w = torch.randn(8, 12, generator=gen(5), dtype=F64)
     w[0, 0] = -3 * float(w.max())  # min(w) < -max(w): the code's "max" rule leaves the range
-    q, m = stem_codes(w, "max")
+    q, _m = stem_codes(w, "max")
     assert int(q.max()) == 127 and int(q.min()) < -127
     quant = EightBitWeight("max").freeze(w)
     assert quant.bits > 8  # stored wider than 8 bits, exactly
@@ -211,7 +213,7 @@ def _three_layer_graph() -> Graph:
         Node("flat", "wb_core.flatten"),
         Node("h1", "wb_core.spiking_linear", {"out_features": 24}),
         Node("h2", "wb_core.linear", {"out_features": 24}),
-        Node("n2", "wb_core.lif"),
+        Node("n2", "wb_core.lif_b"),
         Node("h3", "wb_core.spiking_linear", {"out_features": 24}),
         Node("fc", "wb_core.linear", {"out_features": 10}),
     ])
@@ -221,9 +223,13 @@ def test_swap_neurons_and_spike_regulation_on_compiled_network(plugin_host):
     graph = _three_layer_graph()
     changed = swap_neurons(graph, plugin_host.registry, {"id": QLIF_ID,
                                                          "params": {"membrane_bits": 4}})
-    assert changed == ["h1.neuron", "n2", "h3.neuron"]
-    assert graph.node("n2").spec == QLIF_ID and graph.node("n2").params == {"membrane_bits": 4}
-    assert graph.node("h1").params["neuron"] == {"id": QLIF_ID, "params": {"membrane_bits": 4}}
+    # LIF (A) with tau 2 charges half its input, so theta 1 / (1/2) = 2 keeps the trained units;
+    # LIF (B) has input gain 1 and keeps its theta
+    assert changed == {"h1.neuron": 2.0, "n2": 1.0, "h3.neuron": 2.0}
+    assert graph.node("n2").spec == QLIF_ID
+    assert graph.node("n2").params == {"membrane_bits": 4, "theta": 1.0}
+    assert graph.node("h1").params["neuron"] == {"id": QLIF_ID,
+                                                 "params": {"membrane_bits": 4, "theta": 2.0}}
     torch.manual_seed(0)
     model = compile_graph(graph, plugin_host.registry, (1, 8, 8))
     assert [q for _, q, _ in weight_layers(model)] == ["h1.fc", "h2", "h3.fc", "fc"]
@@ -245,6 +251,84 @@ def test_swap_neurons_and_spike_regulation_on_compiled_network(plugin_host):
     with EnergyMeter(model) as meter:  # the energy meter counts qlif layers as neurons
         model(x)
     assert set(meter._neurons) == {"h1.neuron", "n2", "h3.neuron"}
+
+
+# -- the neuron swap keeps the trained units ------------------------------------------------------
+@pytest.mark.parametrize(("choice", "units"), [
+    ({"id": "wb_core.lif", "params": {}}, (0.5, 1.0)),  # H = V/2 + X/2
+    ({"id": "wb_core.lif", "params": {"tau": 4.0, "v_th": 0.6, "v_reset": 0.2}}, (0.25, 0.6)),
+    ({"id": "wb_core.lif_b", "params": {"theta": 0.8}}, (1.0, 0.8)),
+    ({"id": QLIF_ID, "params": {}}, (1.0, 1.0)),
+])
+def test_input_units_of_a_neuron(plugin_host, choice, units):
+    spec = plugin_host.registry.get(choice["id"])
+    gain, threshold = input_units(spec.create(**spec.check_params(choice["params"])))
+    assert math.isclose(gain, units[0], rel_tol=1e-9) and threshold == units[1]
+
+
+def _conv_bn_graph() -> Graph:
+    return Graph.chain([
+        Node("c1", "wb_core.spiking_conv", {"out_channels": 6}),  # conv -> BN -> LIF (A)
+        Node("c2", "wb_core.spiking_conv", {"out_channels": 6}),
+        Node("flat", "wb_core.flatten"),
+        Node("fc", "wb_core.linear", {"out_features": 10}),
+    ])
+
+
+def _spikes(model, x) -> dict[str, torch.Tensor]:
+    """Every neuron layer's output on ``x``, by module name."""
+    out: dict[str, torch.Tensor] = {}
+    handles = [m.register_forward_hook(lambda _m, _a, y, n=name: out.__setitem__(n, y))
+               for name, m in model.named_modules() if is_neuron_module(m)]
+    with torch.no_grad():
+        model(x)
+    for handle in handles:
+        handle.remove()
+    return out
+
+
+@pytest.mark.parametrize("neuron", ["plain", "quantised"])
+def test_swapped_network_fires_like_the_trained_one(plugin_host, neuron):
+    """Weights trained under LIF (A), input gain 1/2, must not drive Q-SNN's gain-1 neuron twice
+    as hard: the threshold carries the factor, wherever a batch norm sits."""
+    reg = plugin_host.registry
+    torch.manual_seed(0)
+    original = compile_graph(_conv_bn_graph(), reg, (1, 8, 8))
+    g = gen(12)
+    for bn in (m for m in original.modules() if isinstance(m, torch.nn.BatchNorm2d)):
+        n = bn.num_features  # trained-looking norms, so that both layers fire in eval mode too
+        bn.weight.data = 1 + 2 * torch.rand(n, generator=g)
+        bn.bias.data = torch.rand(n, generator=g) - 0.5
+        bn.running_mean = 0.1 * torch.randn(n, generator=g)
+        bn.running_var = 0.02 + 0.2 * torch.rand(n, generator=g)
+    x = torch.rand(4, 16, 1, 8, 8, generator=gen(11)) * 3
+    choice = (PLAIN_LIF_B if neuron == "plain"
+              else {"id": QLIF_ID, "params": {"membrane_bits": 8}})
+
+    def swapped(graph: Graph):
+        model = compile_graph(graph, reg, (1, 8, 8))
+        model.load_state_dict(original.state_dict(), strict=False)
+        return model
+
+    graph = _conv_bn_graph()
+    swap_neurons(graph, reg, choice)
+    model = swapped(graph)
+    unmatched = _conv_bn_graph()  # the same neuron with its own theta 1: the old behaviour
+    for node in unmatched.nodes[:2]:
+        node.params["neuron"] = choice
+    # The plain LIF (B) reproduces LIF (A) at every step, even in training mode where each batch
+    # norm normalises with the batch's statistics; the quantised membrane (tanh) only at the first
+    # step, which the stored state does not reach yet, so there the norms must not pool the later
+    # steps' statistics (eval mode).
+    plain = neuron == "plain"
+    ref, new, old = (_spikes(m.train(plain), x) for m in (original, model, swapped(unmatched)))
+    assert set(ref) == {"layers.c1.neuron", "layers.c2.neuron"}
+    steps = slice(None) if plain else slice(0, 1)
+    for spikes in ref.values():  # fires (dozens of spikes), and not everywhere
+        assert spikes[steps].sum() >= 20 and float(spikes[steps].mean()) < 0.5
+    for name in ref:
+        assert torch.equal(new[name][steps], ref[name][steps]), name
+    assert not torch.equal(old["layers.c1.neuron"][0], ref["layers.c1.neuron"][0])
 
 
 # -- the compression pass through the core -------------------------------------------------------
@@ -270,6 +354,8 @@ def test_compress_digits_mlp_workflow(plugin_host, trained_copy, tmp_path):
     assert report["binarized"] == ["hidden2.fc"] and report["eight_bit"] == ["hidden1.fc", "fc"]
     assert report["schedule"] == [{"epoch": 0, "k": 10.0, "t": 0.1}]
     assert report["spike_reg_layers"] == []  # two neuron layers: first and last are excluded
+    assert report["thresholds"] == {"hidden1.neuron": 2.0, "hidden2.neuron": 2.0}  # LIF (A)
+    assert list(report["spike_rates"]["after"]) == ["hidden1.neuron", "hidden2.neuron"]
 
     reloaded = Session(load_project(out), plugin_host.registry)
     model = reloaded.build()
@@ -289,6 +375,41 @@ def test_compress_digits_mlp_workflow(plugin_host, trained_copy, tmp_path):
     compressed = session.compressed[1].eval()
     with torch.no_grad():
         assert torch.equal(model.eval()(x), compressed(x))
+
+
+def _untrained_example(plugin_host) -> Session:
+    project = load_project(examples_dir() / "digits_q_snn")
+    project.folder = None  # nothing is written into the shipped example
+    project.time_steps = 2  # half the cost; what is checked does not depend on T
+    project.training.batch_size = 256  # a few large fine-tuning steps
+    session = Session(project, plugin_host.registry)
+    torch.manual_seed(0)
+    session.build(load_saved_weights=False)
+    session.weights_loaded = True  # an in-memory network stands for a trained one
+    return session
+
+
+def test_spike_regulation_acts_on_the_digits_q_snn_example(plugin_host):
+    """The example has four neuron layers, so the regulation has two to pull towards rate 0.5:
+    one epoch with a strong λ_f ends nearer 0.5 there than the same epoch without it."""
+    spec = plugin_host.registry.get("wb_q_snn.q_snn")
+    session = _untrained_example(plugin_host)  # each pass starts from a copy of its network
+    reports = {}
+    for lam in (0.0, 10.0):
+        done = finished(catalog.compress(session, method=spec.id,
+                                         params={"finetune_epochs": 1, "spike_reg": lam,
+                                                 "lr": 0.05}, limit=1))
+        assert done.status == "ok", done.error + done.traceback
+        reports[lam] = done.summary["report"]
+    regulated = ["conv2.neuron", "conv3.neuron"]
+    assert all(r["spike_reg_layers"] == regulated for r in reports.values())
+    rates = {lam: r["spike_rates"] for lam, r in reports.items()}
+    assert rates[0.0]["before"] == rates[10.0]["before"]  # the same start
+
+    def distance(lam: float) -> float:
+        return sum((rates[lam]["after"][name] - 0.5) ** 2 for name in regulated)
+
+    assert distance(10.0) < distance(0.0) - 0.1
 
 
 def test_compress_baseline_variant_without_finetune(plugin_host, trained_copy):

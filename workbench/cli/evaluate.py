@@ -32,6 +32,7 @@ def run(args: argparse.Namespace, out: TextIO) -> int:
           f"{energy['macs_per_sample']:.0f} MACs + {energy['sops_per_sample']:.0f} SOPs, each "
           "layer priced at its width (below)", file=out)
     print(f"source: {energy['source']}", file=out)
+    print(f"SOP counting: {energy.get('sop_counting', 'exact')} (docs/energy.md)", file=out)
     if energy.get("pricing"):  # reports saved before the ledger priced widths have none
         print(f"pricing: {energy['pricing']}", file=out)
     print(f"{'layer':<18}{'input':>8}{'rate':>8}{'MACs':>12}{'SOPs':>12}{'priced at':>12}"

@@ -72,6 +72,7 @@ hookimpl = pluggy.HookimplMarker(PROJECT_NAME)
 _LAZY = {
     "CompiledNetwork": "workbench.core.build.network",
     "compile_graph": "workbench.core.build.compile",
+    "trace_layers": "workbench.core.build.first_layers",
     "QuantizedTensor": "workbench.core.build.quantized",
     "attach": "workbench.core.build.quantized",
     "detach_quant": "workbench.core.build.quantized",
@@ -80,6 +81,7 @@ _LAZY = {
     "is_neuron_module": "workbench.core.build.energy",
     "emits_spike_times": "workbench.core.build.energy",
     "layer_name": "workbench.core.build.energy",
+    "spike_product_ops": "workbench.core.build.energy",
     "ArraySplit": "workbench.core.data.splits",
     "DatasetSplits": "workbench.core.data.splits",
     "StreamSplit": "workbench.core.data.streaming",
@@ -98,7 +100,9 @@ if TYPE_CHECKING:
         emits_spike_times,
         is_neuron_module,
         layer_name,
+        spike_product_ops,
     )
+    from workbench.core.build.first_layers import trace_layers
     from workbench.core.build.network import CompiledNetwork
     from workbench.core.build.quantized import (
         QuantizedTensor,
@@ -136,10 +140,11 @@ __all__ = [
     "Backend", "ExchangeBackend", "Trainer", "Encoder",
     # projects and networks
     "PROJECT_FILE", "Project", "Component", "Graph", "Node", "CompiledNetwork", "compile_graph",
+    "trace_layers",
     "QuantizedTensor", "attach", "detach_quant", "quantized_modules",
     "class_scores", "count_correct", "earliest_spike", "is_neuron_module",
     "emits_spike_times", "layer_name", "FiringTimeNeuron", "firing_time_neuron", "RELPSP",
-    "EnergyMeter",
+    "EnergyMeter", "spike_product_ops",
     # data, and the files a plugin reads for it (special files refused by name)
     "ArraySplit", "DatasetSplits", "StreamSplit", "regular_file",
     # runs

@@ -17,6 +17,12 @@ look at the layer's real input:
   layer whose input is identical at every time step, as under direct encoding, is counted
   once per sample, not T times (the Spikformer-family convention).
 
+Operations no hook can see, the spike × spike products inside an attention core, are counted
+by the module itself (``count_ops``/``last_ops``, see :meth:`EnergyMeter.__enter__`). It lists
+each product it computed (:func:`spike_product_ops`) and the meter applies ``sop_counting`` to
+them: ``"exact"`` one AC per product term with both factors non-zero, ``"rate"`` the dense
+term count × the two factors' firing rates.
+
 Neuron layers report their firing rate and the number of neuron updates separately; the papers
 do not price those. Energy = MACs × E_MAC + SOPs × E_AC of the chosen cost table, and every
 figure is labelled an **estimate** with the table's source.
@@ -203,6 +209,22 @@ def emits_spike_times(module: torch.nn.Module) -> bool:
     return getattr(module, "emits_spike_times", False) is True
 
 
+def spike_product_ops(a: torch.Tensor, b: torch.Tensor) -> dict[str, float]:
+    """What the ledger needs of one spike × spike matrix product ``a @ b`` (batched over the
+    leading dimensions), as an entry of an attention core's ``last_ops["products"]``:
+
+    - ``terms``: product terms with both factors non-zero, one AC each (the exact count);
+    - ``dense``: all product terms, ``numel(a @ b) × k``;
+    - ``rate_a``, ``rate_b``: the fraction of non-zero entries of each factor.
+    """
+    with torch.no_grad():
+        # float64: counts stay exact integers far beyond float32's 2**24
+        a_nz, b_nz = ((x.detach() != 0).to(torch.float64) for x in (a, b))
+        out = a_nz @ b_nz
+        return {"terms": float(out.sum()), "dense": float(out.numel() * a.shape[-1]),
+                "rate_a": float(a_nz.mean()), "rate_b": float(b_nz.mean())}
+
+
 def layer_name(qualified: str) -> str:
     """``layers.conv1.conv`` -> ``conv1.conv`` (node id first)."""
     return qualified.removeprefix("layers.")
@@ -240,7 +262,9 @@ class EnergyMeter:
             elif hasattr(module, "count_ops") and hasattr(module, "last_ops"):
                 # Operations no Conv/Linear hook can see (spike x spike products inside an
                 # attention core): the module counts them itself while ``count_ops`` is on
-                # and reports ``last_ops = {"macs": .., "sops": ..}`` for the whole batch. (A
+                # and reports ``last_ops = {"macs": .., "sops": .., "products": [..]}`` for the
+                # whole batch: ``sops`` counted exactly, ``products`` the spike x spike products
+                # among them (``spike_product_ops``), which ``sop_counting`` applies to. (A
                 # wrapper that only forwards ``count_ops`` to an inner module has no
                 # ``last_ops`` and is not listed twice.)
                 module.count_ops = True
@@ -263,6 +287,10 @@ class EnergyMeter:
             count = self._layers[name]
             count.macs += float(ops.get("macs", 0.0))
             count.sops += float(ops.get("sops", 0.0))
+            if self.sop_counting == "rate":
+                # the literature's shortcut in place of the exact terms already in ``sops``
+                count.sops += sum(p["dense"] * p["rate_a"] * p["rate_b"] - p["terms"]
+                                  for p in ops.get("products", ()))
             count.spike_input = bool(ops.get("spike_input", True))
 
         return hook
