@@ -20,8 +20,8 @@ Like the SNN-ViT attentions, the module returns ``(out, maps)`` and has two swit
 - ``record_maps``: ``maps = {"kind": "ssa", "variant": "quadratic", "attention": A}`` (the
   SNN-ViT attention view draws the ``N × N`` map) or, for the linear variant,
   ``{"kind": "bssa_linear", "variant": "linear", "kv": A [T, B, h, d, d]}``; else ``{}``.
-- ``count_ops``: ``last_ops = {"macs", "sops"}`` of the attention core for the batch (the
-  projections are ``nn.Linear`` layers that the energy meter counts by itself).
+- ``count_ops``: ``last_ops = {"macs", "sops", "products"}`` of the attention core for the
+  batch (the projections are ``nn.Linear`` layers that the energy meter counts by itself).
 """
 
 from __future__ import annotations
@@ -41,6 +41,7 @@ from wb_bestformer._layers import (
     neuron_variant,
 )
 from wb_bestformer.binary import BinaryLinear
+from workbench.pluginhost import spike_product_ops
 
 VARIANTS = ("quadratic", "linear")
 #: Y is scaled by this constant times λ (the released code's 0.125)
@@ -57,11 +58,6 @@ class BinaryProjection(nn.Sequential):
         if neuron is not None:
             parts["neuron"] = neuron()
         super().__init__(parts)
-
-
-def _nonzero(x: torch.Tensor) -> torch.Tensor:
-    # float64: counts stay exact integers far beyond float32's 2**24
-    return (x != 0).to(torch.float64)
 
 
 class BSSA(nn.Module):
@@ -144,21 +140,20 @@ class BSSA(nn.Module):
         return out, maps
 
     def core_ops(self, q: torch.Tensor, k: torch.Tensor, v: torch.Tensor,
-                 a: torch.Tensor) -> dict[str, float]:
+                 a: torch.Tensor) -> dict:
         """Exact counts (docs/energy.md): one AC per non-zero product term of the two binary
-        products (quadratic: ``Q K^T`` and ``A V``; linear: ``K^T V`` and ``Q A``). The factor
-        ``0.125·λ`` folds into the threshold of ``SN_0.5`` when every λ in use is positive (no
-        MAC); otherwise each entry of ``Y`` costs one MAC."""
-        with torch.no_grad():
-            qh, kh, vh = (_nonzero(head_split(t, self.heads)) for t in (q, k, v))
-            an = _nonzero(a)
-            if self.variant == "quadratic":
-                sops = (qh @ kh.transpose(-1, -2)).sum() + (an @ vh).sum()
-            else:
-                sops = (kh.transpose(-1, -2) @ vh).sum() + (qh @ an).sum()
-            folded = bool((self.lam[: q.shape[0]] > 0).all())
-            macs = 0.0 if folded else float(q.numel())
-        return {"macs": macs, "sops": float(sops)}
+        products (quadratic: ``Q K^T`` and ``A V``; linear: ``K^T V`` and ``Q A``), both listed
+        in ``products`` for the meter's ``rate`` mode. The factor ``0.125·λ`` folds into the
+        threshold of ``SN_0.5`` when every λ in use is positive (no MAC); otherwise each entry
+        of ``Y`` costs one MAC."""
+        qh, kh, vh = (head_split(t, self.heads) for t in (q, k, v))
+        if self.variant == "quadratic":
+            products = [spike_product_ops(qh, kh.transpose(-1, -2)), spike_product_ops(a, vh)]
+        else:
+            products = [spike_product_ops(kh.transpose(-1, -2), vh), spike_product_ops(qh, a)]
+        folded = bool((self.lam[: q.shape[0]] > 0).all())
+        macs = 0.0 if folded else float(q.numel())
+        return {"macs": macs, "sops": sum(p["terms"] for p in products), "products": products}
 
 
 def bssa(in_shapes: list[Shape], neuron: NeuronBuilder, heads: int = 4,

@@ -6,10 +6,13 @@ with saccadic attention, on 2 CPU cores.
 
 from __future__ import annotations
 
+import io
+import json
 import shutil
 
 import pytest
 
+from workbench.cli import main
 from workbench.core.persistence.examples import examples_dir
 from workbench.core.persistence.project_files import load_project
 from workbench.core.runs.session import Session
@@ -57,7 +60,8 @@ def test_vowels_qt_snn_reaches_90_percent_within_3_points_of_its_twin(tmp_path, 
     accuracy = {}
     for name in ("vowels_qt_snn", "vowels_snn"):
         folder = shutil.copytree(examples_dir() / name, tmp_path / name)
-        finished = Session(load_project(folder), plugin_host.registry).train().result()
+        finished = Session(load_project(folder), plugin_host.registry).train(
+            save_weights=True).result()
         assert finished.status == "ok", finished.error
         accuracy[name] = finished.summary["test_accuracy"]
     assert accuracy["vowels_qt_snn"] >= 0.90
@@ -73,7 +77,8 @@ def test_the_spike_timing_rules_reach_90_percent_and_mpd_ed_stays_within_3_point
     for name in ("digits_mlp", "digits_mpd_ed", "digits_std_ed", "digits_stdbp"):
         folder = shutil.copytree(examples_dir() / name, tmp_path / name,
                                  ignore=shutil.ignore_patterns("runs", "*.safetensors"))
-        finished = Session(load_project(folder), plugin_host.registry).train().result()
+        finished = Session(load_project(folder), plugin_host.registry).train(
+            save_weights=True).result()
         assert finished.status == "ok", finished.error
         accuracy[name] = finished.summary["test_accuracy"]
         # every rule reports what its backward pass touched
@@ -82,3 +87,14 @@ def test_the_spike_timing_rules_reach_90_percent_and_mpd_ed_stays_within_3_point
     assert min(accuracy[n] for n in ("digits_mpd_ed", "digits_std_ed", "digits_stdbp")) >= 0.90, \
         accuracy
     assert accuracy["digits_mpd_ed"] >= accuracy["digits_mlp"] - 0.03, accuracy
+    # the trained time-to-first-spike project on the integer simulator, from the command line:
+    # the priority queue agrees with the torch closed form on every test sample
+    out = io.StringIO()
+    code = main(["deploy", str(tmp_path / "digits_stdbp"), "--backend", "wb_sim.simulator",
+                 "--limit", "100000", "--out", str(tmp_path / "deployed"), "--json"], out=out)
+    assert code == 0
+    report = json.loads(out.getvalue().splitlines()[-1])["report"]
+    test_samples = len(Session(load_project(tmp_path / "digits_stdbp"),
+                               plugin_host.registry).data().test)
+    assert report["golden"]["samples"] == test_samples and report["golden"]["bit_exact"]
+    assert report["accuracy"]["integer"] >= 0.90

@@ -287,7 +287,11 @@ def test_counted_attention_ops_match_the_dense_count_for_all_ones(variant):
     assert bool((a == 1).all())  # Q K^T = d >= 2 (or K^T V = N): every entry fires
     ops = attn.core_ops(ones, ones, ones, a)
     per_head = 2 * n * n * d if variant == "quadratic" else 2 * n * d * d
-    assert ops == {"macs": 0.0, "sops": float(t * b * h * per_head)}
+    assert ops["macs"] == 0.0 and ops["sops"] == float(t * b * h * per_head)
+    # all ones: the rate count (dense terms x rate x rate) is the exact one, product by product
+    assert [p["terms"] for p in ops["products"]] == [t * b * h * per_head / 2] * 2
+    assert all(p["dense"] == p["terms"] and p["rate_a"] == p["rate_b"] == 1.0
+               for p in ops["products"])
     with torch.no_grad():
         attn.lam[0, 0, 0] = -1.0  # a negative scale no longer folds into the threshold
     assert attn.core_ops(ones, ones, ones, a)["macs"] == float(ones.numel())
