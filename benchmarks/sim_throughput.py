@@ -1,24 +1,38 @@
-"""Integer inference throughput: wb_sim against our torch inference and Brian2.
+"""Integer inference throughput: wb_sim against dense torch and Brian2, and where each wins.
 
-Trains the ``digits_mlp`` example (LIF 64-256-256-10, T = 4) for a few epochs, converts it to
-integers (8-bit weights, ``wb_sim.convert.to_integer``) and runs the same test samples through:
+Part 1 trains the ``digits_mlp`` example (LIF 64-256-256-10, T = 4) for a few epochs, converts it
+to integers (8-bit weights, ``wb_sim.convert.to_integer``) and runs the same test samples
+through:
 
-- ``wb_sim``: the event-driven integer simulator (numpy + scipy's CSR product);
+- ``wb_sim``: the event-driven integer simulator (numpy + scipy's CSR product), on the whole
+  batch at once and streamed in the backend's default chunks (``iter_simulate``);
 - ``torch float``: the trained float model (``CompiledNetwork``, dense float32);
 - ``torch integer``: the dense integer reference ``wb_sim.reference.torch_integer_forward``;
 - ``Brian2``: the same integer LIF equations written as Brian2 ``NeuronGroup``s (one neuron per
   sample and unit) and ``Synapses`` whose ``on_pre`` adds the integer weight to an accumulator,
-  with the numpy code-generation target. Every value is an integer held exactly in float64;
-  the leak ``V >> k`` is ``floor(V / 2**k)``. The objects are ordered inside each time step so
-  a layer's spikes reach the next layer in the same step, as in wb_sim.
+  with the ``numpy`` and the compiled ``cython`` code-generation targets. Every value is an
+  integer held exactly in float64; the leak ``V >> k`` is ``floor(V / 2**k)``. The objects are
+  ordered inside each time step so a layer's spikes reach the next layer in the same step, as
+  in wb_sim.
 
-It prints samples/s for each, the ratios, and whether Brian2's logits, predictions and spike
-counts agree with wb_sim's. Brian2 is timed on ``run()`` alone, after a zero-length run that
-generates its code (construction and code generation are reported apart), in chunks of
-``--brian-chunk`` samples to bound the memory its per-sample synapses take. The others report
-the best of ``--rounds`` runs over all samples at once.
+Every engine is timed over ``--rounds`` runs after a warm-up (a run of a quick engine repeats
+its call until it lasts about 0.1 s, and the engines take turns); the table gives the median
+samples/s and the range (slowest to fastest run). Brian2 is timed on ``run()`` alone: each
+chunk of ``--brian-chunk`` samples (chunks bound the memory its per-sample synapses take) is
+built once, run for zero time to generate and compile its code, stored, and then restored
+before each timed run; construction and code generation are reported apart. Each ``run()``
+call also costs Brian2 a fixed time before its first step, which dominates at T = 4; the
+"steps only" rows leave it out (a run ``LONG_RUN`` times as long, less a zero-length run,
+divided by ``LONG_RUN``). The script checks that Brian2's logits, predictions and spike counts
+equal wb_sim's.
 
-    python benchmarks/sim_throughput.py [--epochs 6] [--samples 360] [--json]
+Part 2 sweeps the firing rate and the layer width: the same architecture with hidden layers
+of ``--widths`` neurons, untrained (seed 0), converted the same way; the hidden thresholds are
+scaled (bisection on a common factor) until the hidden neurons fire about ``--rates`` spikes per
+neuron per step on the test samples. It prints wb_sim's time per batch against dense torch
+(float and integer, whose work does not depend on the firing rate) and the speed ratio.
+
+    OMP_NUM_THREADS=1 python benchmarks/sim_throughput.py [--rounds 5] [--json]
 
 Brian2 2.9.0 does not import with NumPy >= 2.4 (it wraps ``ndarray.ptp``, which NumPy removed;
 fixed upstream in brian-team/brian2#1705). When that is the case, this script applies the same
@@ -32,8 +46,11 @@ import importlib.abc
 import importlib.machinery
 import json
 import os
+import statistics
 import sys
 import time
+from collections.abc import Callable
+from dataclasses import replace
 
 import numpy as np
 
@@ -68,9 +85,9 @@ def import_brian2():
     return brian2
 
 
-def brian2_run(b2, net, x_int: np.ndarray) -> tuple[dict, float, float]:
-    """Simulate ``net`` on ``x_int`` in Brian2; returns (result, build seconds, run seconds)."""
-    started = time.perf_counter()
+def brian2_build(b2, net, x_int: np.ndarray):
+    """``net`` on the samples ``x_int`` as a Brian2 ``Network``, its code generated (a
+    zero-length run) and its state stored; returns (network, read-out group, spike monitors)."""
     b2.start_scope()
     b2.defaultclock.dt = 1 * b2.ms
     batch = x_int.shape[0]
@@ -119,19 +136,53 @@ def brian2_run(b2, net, x_int: np.ndarray) -> tuple[dict, float, float]:
         source, weighted = group, False
     objects += list(monitors.values())
     network = b2.Network(objects)
-    # A zero-length run generates and compiles the code, so the timed run below is the
-    # simulation itself (a fairer figure for Brian2 than one that includes code generation).
+    # A zero-length run generates (and for cython compiles) the code, so the timed runs are
+    # the simulation itself (a fairer figure for Brian2 than one that includes code generation).
     network.run(0 * b2.ms, namespace={})
-    built = time.perf_counter() - started
-    started = time.perf_counter()
-    network.run(net.time_steps * b2.defaultclock.dt, namespace={})
-    ran = time.perf_counter() - started
-    logits = np.rint(np.asarray(readout_group.logit[:])).astype(np.int64).reshape(batch, -1)
-    # SpikeMonitor counts per neuron; neurons are numbered sample-major.
-    counts = {name: np.asarray(m.count[:]).reshape(batch, -1).sum(axis=1).astype(np.int64)
-              for name, m in monitors.items()}
-    return {"logits": logits, "predictions": np.argmax(logits, axis=1),
-            "spike_counts": counts}, built, ran
+    network.store()
+    return network, readout_group, monitors
+
+
+#: Brian2's time steps alone are timed on a run this many times as long, less a zero-length
+#: run: at T = 4 the steps of the compiled target take less time than one run() call's fixed
+#: cost varies by.
+LONG_RUN = 5
+
+
+def brian2_rounds(b2, target: str, net, x_int: np.ndarray, chunk: int, rounds: int
+                  ) -> tuple[dict, float, dict[str, list[float]]]:
+    """Brian2 with code-generation ``target`` on all of ``x_int``, ``chunk`` samples per
+    network: (the result of the last run, seconds to build, seconds per round over all chunks
+    of: ``run`` (T steps), ``fixed`` (a zero-length run: the fixed cost of a call) and
+    ``steps`` (the steps of a ``LONG_RUN`` times longer run, divided by ``LONG_RUN``))."""
+    b2.prefs.codegen.target = target
+    batch = x_int.shape[0]
+    built, parts = 0.0, []
+    seconds = {kind: [0.0] * rounds for kind in ("fixed", "long", "run")}
+    for start in range(0, batch, chunk):
+        started = time.perf_counter()
+        network, readout, monitors = brian2_build(b2, net, x_int[start:start + chunk])
+        built += time.perf_counter() - started
+        for r in range(rounds):
+            # the T-step run last: its logits and spike counts are the result
+            for kind, steps in (("fixed", 0), ("long", LONG_RUN * net.time_steps),
+                                ("run", net.time_steps)):
+                network.restore()
+                started = time.perf_counter()
+                network.run(steps * b2.defaultclock.dt, namespace={})
+                seconds[kind][r] += time.perf_counter() - started
+        part = len(x_int[start:start + chunk])
+        logits = np.rint(np.asarray(readout.logit[:])).astype(np.int64).reshape(part, -1)
+        # SpikeMonitor counts per neuron; neurons are numbered sample-major.
+        counts = {name: np.asarray(m.count[:]).reshape(part, -1).sum(axis=1).astype(np.int64)
+                  for name, m in monitors.items()}
+        parts.append((logits, counts))
+    logits = np.concatenate([p[0] for p in parts])
+    counts = {k: np.concatenate([p[1][k] for p in parts]) for k in parts[0][1]}
+    seconds["steps"] = [(long - fixed) / LONG_RUN
+                        for long, fixed in zip(seconds.pop("long"), seconds["fixed"])]
+    return ({"logits": logits, "predictions": np.argmax(logits, axis=1), "spike_counts": counts},
+            built, seconds)
 
 
 def _schedule(group, order: int) -> None:
@@ -149,36 +200,39 @@ def _all_to_all(batch: int, fan_in: int, width: int) -> tuple[np.ndarray, np.nda
     return pre.reshape(-1), post.reshape(-1)
 
 
-# -- the rest ----------------------------------------------------------------------------------
-def best_rate(fn, samples: int, rounds: int) -> float:
-    """Samples per second of the fastest of ``rounds`` calls (after one warm-up)."""
-    fn()
-    best = float("inf")
-    for _ in range(rounds):
+# -- timing ----------------------------------------------------------------------------------
+def run_times(engines: dict[str, Callable[[], object]], rounds: int,
+              least: float = 0.1) -> dict[str, list[float]]:
+    """Seconds per call of each engine in each of ``rounds`` rounds, after one warm-up call.
+    A round repeats a quick call until it lasts about ``least`` seconds, so that the timer and
+    a moment's load matter less; the engines take turns within a round, so that a change in
+    the machine's load hits them alike."""
+    repeats = {}
+    for name, fn in engines.items():
         started = time.perf_counter()
         fn()
-        best = min(best, time.perf_counter() - started)
-    return samples / best
+        repeats[name] = max(1, round(least / max(time.perf_counter() - started, 1e-6)))
+    times: dict[str, list[float]] = {name: [] for name in engines}
+    for _ in range(rounds):
+        for name, fn in engines.items():
+            started = time.perf_counter()
+            for _ in range(repeats[name]):
+                fn()
+            times[name].append((time.perf_counter() - started) / repeats[name])
+    return times
 
 
-def main() -> int:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--epochs", type=int, default=6)
-    parser.add_argument("--samples", type=int, default=360, help="test samples (<= 360)")
-    parser.add_argument("--rounds", type=int, default=5)
-    parser.add_argument("--brian-chunk", type=int, default=90)
-    parser.add_argument("--threads", type=int, default=1, help="torch threads")
-    parser.add_argument("--json", action="store_true")
-    args = parser.parse_args()
+def spread(values: list[float]) -> dict[str, float]:
+    return {"median": statistics.median(values), "min": min(values), "max": max(values)}
 
-    import torch
 
-    torch.set_num_threads(args.threads)
-    from wb_sim.convert import input_scale_for, to_integer
-    from wb_sim.reference import torch_integer_forward
-    from wb_sim.simulate import simulate
+def rates(samples: int, seconds: list[float]) -> dict[str, float]:
+    """Samples per second: the median run and the range from the slowest to the fastest."""
+    return spread([samples / s for s in seconds])
 
-    from workbench.core.model.readout import class_scores
+
+# -- part 1: the trained digits MLP -----------------------------------------------------------
+def digits_session(args):
     from workbench.core.persistence.examples import examples_dir
     from workbench.core.persistence.project_files import load_project
     from workbench.core.runs.session import Session
@@ -187,7 +241,43 @@ def main() -> int:
     project = load_project(examples_dir() / "digits_mlp")
     project.folder = None  # never write into the example
     project.compute.threads = args.threads  # the run sets torch's threads from the project
-    session = Session(project, load_plugins().registry)
+    return Session(project, load_plugins().registry)
+
+
+def float_runner(session, model, x):
+    import torch
+
+    from workbench.core.model.readout import class_scores
+
+    encode = session.encoder()
+
+    def run():
+        with torch.no_grad():
+            return class_scores(model(encode(x))).argmax(-1).numpy()
+
+    return run
+
+
+def hidden_rate(net, result) -> float:
+    """Spikes per hidden neuron per step, over the batch."""
+    neurons = sum(int(np.prod(layer.out_shape)) for layer in net.layers if layer.neuron)
+    spikes = sum(int(c.sum()) for c in result.spike_counts.values())
+    return spikes / (neurons * net.time_steps * len(result))
+
+
+def default_chunk() -> int:
+    """The ``chunk`` the ``wb_sim.simulator`` backend streams with by default."""
+    import wb_sim
+
+    spec = wb_sim.wb_backends()[0]
+    return int(next(p.default for p in spec.params if p.name == "chunk"))
+
+
+def part_digits(args, session) -> dict:
+    from wb_sim.convert import input_scale_for, to_integer
+    from wb_sim.reference import torch_integer_forward
+    from wb_sim.simulate import iter_simulate, simulate
+
     finished = session.train(epochs=args.epochs, fresh=True).result()
     if finished.status != "ok":
         raise SystemExit(f"training failed: {finished.error}")
@@ -196,67 +286,209 @@ def main() -> int:
     data = session.data()
     x, y = next(data.test.batches(args.samples))
     y = y.numpy()
-    net = to_integer(model, time_steps=project.time_steps,
+    net = to_integer(model, time_steps=session.project.time_steps,
                      input_scale=input_scale_for(data.train), weight_bits=8)
     x_int = net.quantize_input(x.numpy())
-    n = len(y)
-    encode = session.encoder()
-
-    def run_float():
-        with torch.no_grad():
-            return class_scores(model(encode(x))).argmax(-1).numpy()
-
+    n, chunk = len(y), default_chunk()
+    run_float = float_runner(session, model, x)
     sim = simulate(net, x_int)
     ref = torch_integer_forward(net, x_int)
-    rates = {
-        "wb_sim": best_rate(lambda: simulate(net, x_int), n, args.rounds),
-        "torch float": best_rate(run_float, n, args.rounds),
-        "torch integer": best_rate(lambda: torch_integer_forward(net, x_int), n, args.rounds),
+    engines = {
+        "wb_sim (one batch)": lambda: simulate(net, x_int),
+        f"wb_sim (chunks of {chunk})": lambda: list(iter_simulate(net, x_int, chunk=chunk)),
+        "torch float": run_float,
+        "torch integer": lambda: torch_integer_forward(net, x_int),
     }
-    b2 = import_brian2()
-    b2.prefs.codegen.target = "numpy"
-    parts, built, ran = [], 0.0, 0.0
-    for start in range(0, n, args.brian_chunk):
-        part, b, r = brian2_run(b2, net, x_int[start:start + args.brian_chunk])
-        parts.append(part)
-        built, ran = built + b, ran + r
-    brian = {"logits": np.concatenate([p["logits"] for p in parts]),
-             "predictions": np.concatenate([p["predictions"] for p in parts]),
-             "spike_counts": {k: np.concatenate([p["spike_counts"][k] for p in parts])
-                              for k in parts[0]["spike_counts"]}}
-    rates["Brian2 (numpy)"] = n / ran
-    accuracy = {"wb_sim": float(np.mean(sim.predictions == y)),
-                "torch float": float(np.mean(run_float() == y)),
-                "torch integer": float(np.mean(ref.predictions == y)),
-                "Brian2 (numpy)": float(np.mean(brian["predictions"] == y))}
+    speed = {name: rates(n, t) for name, t in run_times(engines, args.rounds).items()}
+    accuracy = {name: float(np.mean(sim.predictions == y)) for name in engines if "wb_sim" in name}
+    accuracy["torch float"] = float(np.mean(run_float() == y))
+    accuracy["torch integer"] = float(np.mean(ref.predictions == y))
     agreement = {
-        "brian2_predictions_equal": float(np.mean(brian["predictions"] == sim.predictions)),
-        "brian2_logits_equal": bool(np.array_equal(brian["logits"], sim.logits)),
-        "brian2_spike_counts_equal": all(np.array_equal(brian["spike_counts"][k],
-                                                        sim.spike_counts[k])
-                                         for k in sim.spike_counts),
         "torch_integer_bit_exact": bool(np.array_equal(ref.logits, sim.logits)
                                         and np.array_equal(ref.predictions, sim.predictions)),
         "float_vs_integer_predictions_equal": float(np.mean(run_float() == sim.predictions)),
     }
-    result = {"samples": n, "time_steps": net.time_steps, "epochs": args.epochs,
-              "threads": args.threads, "samples_per_s": rates, "accuracy": accuracy,
-              "agreement": agreement, "brian2_build_s": built, "brian2_run_s": ran,
-              "brian2_version": b2.__version__, "numpy_version": np.__version__,
+    brian: dict = {"version": None, "build_s": {}, "fixed_s_per_run_call": {}, "failed": {}}
+    try:
+        b2 = import_brian2()
+        brian["version"] = b2.__version__
+    except Exception as exc:  # noqa: BLE001 - a missing or broken peer is reported, not fatal
+        brian["failed"]["import"] = f"{type(exc).__name__}: {exc}"
+        b2 = None
+    for target in ("numpy", "cython") if b2 is not None else ():
+        name = f"Brian2 ({target})"
+        try:
+            out, built, seconds = brian2_rounds(b2, target, net, x_int, args.brian_chunk,
+                                                args.rounds)
+        except Exception as exc:  # noqa: BLE001 - e.g. no C compiler for the cython target
+            brian["failed"][target] = f"{type(exc).__name__}: {str(exc).splitlines()[0]}"
+            continue
+        speed[name] = rates(n, seconds["run"])
+        speed[f"{name}, steps only"] = rates(n, seconds["steps"])
+        brian["build_s"][target] = built
+        calls = -(-n // args.brian_chunk)  # one network and one run() per chunk
+        brian["fixed_s_per_run_call"][target] = statistics.median(seconds["fixed"]) / calls
+        accuracy[name] = accuracy[f"{name}, steps only"] = float(np.mean(out["predictions"] == y))
+        agreement[f"brian2_{target}_equals_wb_sim"] = bool(
+            np.array_equal(out["logits"], sim.logits)
+            and np.array_equal(out["predictions"], sim.predictions)
+            and all(np.array_equal(out["spike_counts"][k], sim.spike_counts[k])
+                    for k in sim.spike_counts))
+    return {"samples": n, "time_steps": net.time_steps, "epochs": args.epochs, "chunk": chunk,
+            "hidden_spikes_per_neuron_step": hidden_rate(net, sim),
+            "samples_per_s": speed, "accuracy": accuracy, "agreement": agreement,
+            "brian2": brian}
+
+
+def print_digits(result: dict, args) -> None:
+    speed = result["samples_per_s"]
+    ours = speed["wb_sim (one batch)"]["median"]
+    print(f"digits_mlp (LIF 64-256-256-10), {result['epochs']} epochs, T = "
+          f"{result['time_steps']}, {result['samples']} test samples, 8-bit weights; torch "
+          f"threads {args.threads}; {args.rounds} runs each")
+    print(f"hidden layers: {result['hidden_spikes_per_neuron_step']:.3f} spikes per neuron "
+          "per step")
+    print(f"{'engine':<24}{'samples/s':>11}  {'range (runs)':<17}{'wb_sim ×':>9}"
+          f"{'accuracy':>10}")
+    for name, r in speed.items():
+        span = f"{r['min']:.0f}–{r['max']:.0f}"
+        print(f"{name:<24}{r['median']:>11.0f}  {span:<17}{ours / r['median']:>9.2f}"
+              f"{100 * result['accuracy'][name]:>9.2f}%")
+    print("wb_sim × = wb_sim's median samples/s (one batch) / this engine's median; steps "
+          f"only = without the fixed cost of each Brian2 run() call ({LONG_RUN}x longer run "
+          f"less a zero-length run, / {LONG_RUN})")
+    brian = result["brian2"]
+    for target, seconds in brian["build_s"].items():
+        print(f"Brian2 {brian['version']} ({target}): construction and code generation "
+              f"{seconds:.1f} s (not in samples/s); each run() call costs "
+              f"{brian['fixed_s_per_run_call'][target]:.2f} s before its first step "
+              "(median zero-length run)")
+    for target, why in brian["failed"].items():
+        print(f"Brian2 ({target}) did not run: {why}")
+    for key, value in result["agreement"].items():
+        print(f"{key}: {value}")
+
+
+# -- part 2: firing rate x width --------------------------------------------------------------
+def scaled(net, factor: float):
+    """A copy of ``net`` whose hidden thresholds are ``factor`` times as large (at least 1);
+    the weight arrays are shared, so their tables are built once for every copy."""
+    layers = [layer if layer.neuron is None else replace(layer, neuron=replace(
+        layer.neuron, threshold=np.maximum(np.rint(layer.neuron.threshold * factor), 1)
+        .astype(np.int64))) for layer in net.layers]
+    return replace(net, layers=layers)
+
+
+def calibrate(net, x_int, target: float, steps: int = 14):
+    """The threshold factor (bisection on its logarithm) at which the hidden layers fire
+    closest to ``target`` spikes per neuron per step on ``x_int``: (scaled net, its rate)."""
+    from wb_sim.simulate import simulate
+
+    low, high = -12.0, 12.0  # log2 of the factor: more threshold, fewer spikes
+    best = None
+    for _ in range(steps):
+        mid = (low + high) / 2
+        candidate = scaled(net, 2.0 ** mid)
+        rate = hidden_rate(candidate, simulate(candidate, x_int))
+        if best is None or abs(rate - target) < abs(best[1] - target):
+            best = (candidate, rate)
+        low, high = (mid, high) if rate > target else (low, mid)
+    return best
+
+
+def part_sweep(args, session) -> list[dict]:
+    from wb_sim.convert import input_scale_for, to_integer
+    from wb_sim.reference import torch_integer_forward
+    from wb_sim.simulate import simulate
+
+    data = session.data()
+    x, _ = next(data.test.batches(args.sweep_samples))
+    rows = []
+    for width in args.widths:
+        for node in ("hidden1", "hidden2"):
+            session.project.graph.node(node).params["out_features"] = width
+        model = session.build(load_saved_weights=False)
+        model.eval()
+        net = to_integer(model, time_steps=session.project.time_steps,
+                         input_scale=input_scale_for(data.train), weight_bits=8)
+        x_int = net.quantize_input(x.numpy())
+        started = time.perf_counter()
+        simulate(net, x_int[:1])  # the first call builds the weight tables
+        first = time.perf_counter() - started
+        engines = {"torch float": float_runner(session, model, x),
+                   "torch integer": lambda n=net, xi=x_int: torch_integer_forward(n, xi)}
+        seen = {}
+        for target in args.rates:
+            # calibrated on a few samples (quicker), the rate reported is the whole batch's
+            tuned = calibrate(net, x_int[:32], target)[0]
+            seen[target] = hidden_rate(tuned, simulate(tuned, x_int))
+            engines[f"wb_sim {target}"] = lambda n=tuned, xi=x_int: simulate(n, xi)
+        times = {name: spread(t) for name, t in run_times(engines, args.rounds).items()}
+        for target in args.rates:
+            rows.append({"width": width, "target_rate": target, "rate": seen[target],
+                         "first_call_s": first, "wb_sim_s": times[f"wb_sim {target}"],
+                         "torch float_s": times["torch float"],
+                         "torch integer_s": times["torch integer"]})
+    return rows
+
+
+def print_sweep(rows: list[dict], args) -> None:
+    print()
+    print(f"firing rate x width: 64-W-W-10 LIF, untrained (seed 0), hidden thresholds scaled; "
+          f"{args.sweep_samples} test samples, T = 4; ms per batch, median [range] of "
+          f"{args.rounds} runs; speed = dense time / wb_sim time (> 1: wb_sim is faster)")
+    print(f"{'width':>6}{'rate':>7}  {'wb_sim ms':<24}{'torch float ms':<24}"
+          f"{'torch int ms':<24}{'vs float':>9}{'vs int':>8}")
+
+    def cell(s):
+        return f"{1e3 * s['median']:.1f} [{1e3 * s['min']:.1f}–{1e3 * s['max']:.1f}]"
+
+    for row in rows:
+        ours, fl, it = row["wb_sim_s"], row["torch float_s"], row["torch integer_s"]
+        print(f"{row['width']:>6}{row['rate']:>7.3f}  {cell(ours):<24}{cell(fl):<24}"
+              f"{cell(it):<24}{fl['median'] / ours['median']:>8.2f}x"
+              f"{it['median'] / ours['median']:>7.2f}x")
+    firsts = {row["width"]: row["first_call_s"] for row in rows}
+    print("first call on 1 sample (builds the weight tables, once per network): "
+          + ", ".join(f"W={w}: {1e3 * s:.0f} ms" for w, s in firsts.items()))
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--epochs", type=int, default=6)
+    parser.add_argument("--samples", type=int, default=360, help="test samples (<= 360)")
+    parser.add_argument("--rounds", type=int, default=5, help="timed runs per engine (>= 5)")
+    parser.add_argument("--brian-chunk", type=int, default=90)
+    parser.add_argument("--threads", type=int, default=1, help="torch threads")
+    parser.add_argument("--widths", type=int, nargs="+", default=[256, 1024, 4096])
+    parser.add_argument("--rates", type=float, nargs="+", default=[0.01, 0.05, 0.1, 0.3],
+                        help="target spikes per hidden neuron per step")
+    parser.add_argument("--sweep-samples", type=int, default=128)
+    parser.add_argument("--no-sweep", action="store_true", help="part 1 only")
+    parser.add_argument("--json", action="store_true")
+    args = parser.parse_args()
+    if args.rounds < 5:
+        parser.error("--rounds: at least 5, so that the median and range mean something")
+
+    import torch
+
+    torch.set_num_threads(args.threads)
+    started = time.perf_counter()
+    session = digits_session(args)
+    result = {"digits_mlp": part_digits(args, session), "threads": args.threads,
+              "numpy_version": np.__version__, "torch_version": torch.__version__,
               "cpu_count": os.cpu_count()}
+    if not args.json:
+        print_digits(result["digits_mlp"], args)
+    if not args.no_sweep:
+        result["sweep"] = part_sweep(args, session)
+        if not args.json:
+            print_sweep(result["sweep"], args)
+    result["seconds"] = time.perf_counter() - started
     if args.json:
         print(json.dumps(result))
-        return 0
-    print(f"digits_mlp (LIF 64-256-256-10), {args.epochs} epochs, T = {net.time_steps}, "
-          f"{n} test samples, 8-bit weights; torch threads {args.threads}")
-    print(f"{'engine':<18}{'samples/s':>12}{'wb_sim ×':>10}{'accuracy':>10}")
-    for name, rate in rates.items():
-        print(f"{name:<18}{rate:>12.1f}{rates['wb_sim'] / rate:>10.1f}"
-              f"{100 * accuracy[name]:>9.2f}%")
-    print(f"Brian2 {b2.__version__}: network construction {built:.1f} s (not in samples/s), "
-          f"run {ran:.1f} s")
-    for key, value in agreement.items():
-        print(f"{key}: {value}")
+    else:
+        print(f"\n{time.perf_counter() - started:.0f} s in all")
     return 0
 
 

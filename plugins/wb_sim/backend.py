@@ -42,7 +42,7 @@ class SimBackend:
     """The integer event-driven simulator as a deployment target."""
 
     def __init__(self, weight_bits: int = 8, frac_bits: int = 8, input_bits: int = 8,
-                 chunk: int = 8, time_bits: int = 8) -> None:
+                 chunk: int = 64, time_bits: int = 8) -> None:
         self.weight_bits = int(weight_bits)
         self.frac_bits = int(frac_bits)
         self.input_bits = int(input_bits)

@@ -15,10 +15,18 @@ Work therefore grows with the number of spikes times the fan-out, which is what 
 report: ``synaptic_events`` (accumulates done for spikes), ``dense_macs`` (multiply-accumulates
 on the multi-bit input, done once per sample since a direct-encoded input is the same at every
 step; zero inputs are skipped) and ``neuron_updates`` (every neuron, every step).
+
+The weight tables of a layer (its fan-outs laid out row by row) are built once per weight array
+and kept while that array lives, so a network streamed chunk by chunk, or simulated again, does
+not copy its weights each time (at 4096 neurons per layer, building them takes several times
+as long as simulating a sparse batch). A layer's weights are read once: to change them, assign a new array
+(``layer.weight = ...``); an edit in place is not seen after the first simulation (``forget``
+drops what was built). Biases, thresholds and everything else are read on every call.
 """
 
 from __future__ import annotations
 
+import weakref
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass
 from typing import Any
@@ -151,19 +159,67 @@ def _conv_events(prep: _Prepared, active: np.ndarray, values: np.ndarray | None
     return acc.reshape(batch, h_out, w_out, c_out).transpose(0, 3, 1, 2), events
 
 
+class _Tables:
+    """The weights of one layer laid out as a table of fan-outs: row ``j`` holds the weights
+    one event at input ``j`` adds (linear: ``W.T``; conv: rows ``(c_in, dy, dx)`` of ``W``
+    moved to ``[C_in*k*k, C_out]``). Owns its arrays (no view of the weights), so it never
+    keeps them alive."""
+
+    def __init__(self, weight: np.ndarray, kind: str) -> None:
+        w = np.asarray(weight, dtype=np.int64)
+        rows = w.T if kind == "linear" else w.transpose(1, 2, 3, 0).reshape(-1, w.shape[0])
+        self.kind = kind
+        magnitude = np.abs(rows)
+        # The largest |accumulator| a spike input can reach: int32 arithmetic is exact below it.
+        self.peak = int(magnitude.sum(axis=0).max(initial=0))
+        wide = int(magnitude.max(initial=0)) >= 2 ** 31
+        # Both are copies (a dtype change or copy=True), never views of the weights.
+        self.table32 = None if wide else np.ascontiguousarray(rows, dtype=np.int32)
+        self._table64 = np.array(rows, dtype=np.int64, order="C", copy=True) if wide else None
+
+    @property
+    def table64(self) -> np.ndarray:
+        """Built on first use: most networks never need it, and it takes twice the memory."""
+        if self._table64 is None:
+            self._table64 = self.table32.astype(np.int64)
+        return self._table64
+
+
+#: id(weight array) -> (a weak reference to it, its tables); an entry leaves with its array.
+_TABLES: dict[int, tuple[weakref.ref, _Tables]] = {}
+
+
+def _tables_for(layer: IntLayer) -> _Tables:
+    """The tables of ``layer``'s weights: built on the first call, then reused while the same
+    weight array lives (an array id is only reused after the array died, which drops its
+    entry)."""
+    weight = layer.weight
+    key = id(weight)
+    hit = _TABLES.get(key)
+    if hit is not None and hit[0]() is weight and hit[1].kind == layer.kind:
+        return hit[1]
+    tables = _Tables(weight, layer.kind)
+    try:
+        ref = weakref.ref(weight, lambda _, key=key: _TABLES.pop(key, None))
+    except TypeError:  # not an ndarray (a nested list, say): nothing to key on, build per call
+        return tables
+    _TABLES[key] = (ref, tables)
+    return tables
+
+
+def forget(net: IntegerNetwork) -> None:
+    """Drop the tables built for ``net``'s weights, after editing a weight array in place."""
+    for layer in net.layers:
+        _TABLES.pop(id(layer.weight), None)
+
+
 class _Prepared:
-    """A layer with its weights laid out as a table of fan-outs (built once, not per step):
-    row ``j`` holds the weights one event at input ``j`` adds (linear: ``W.T``; conv: rows
-    ``(c_in, dy, dx)`` of ``W`` moved to ``[C_in*k*k, C_out]``)."""
+    """A layer ready to simulate: its cached weight tables, its bias and threshold shaped to
+    broadcast over ``[B, C, ...]`` (these are cheap and read afresh on every call)."""
 
     def __init__(self, layer: IntLayer) -> None:
         self.layer = layer
-        w = np.asarray(layer.weight, dtype=np.int64)
-        rows = w.T if layer.kind == "linear" else w.transpose(1, 2, 3, 0).reshape(-1, w.shape[0])
-        self.table64 = np.ascontiguousarray(rows)
-        self.table32 = self.table64.astype(np.int32)
-        # The largest |accumulator| a spike input can reach: int32 arithmetic is exact below it.
-        self.peak = int(np.abs(w.reshape(w.shape[0], -1)).sum(axis=1).max(initial=0))
+        self.tables = _tables_for(layer)
         extra = (1,) * (len(layer.out_shape) - 1)
         self.bias = layer.bias.astype(np.int64).reshape((-1,) + extra)
         self.threshold = (layer.neuron.threshold.astype(np.int64).reshape((-1,) + extra)
@@ -172,7 +228,8 @@ class _Prepared:
     def table(self, values: np.ndarray | None) -> np.ndarray:
         """The int32 table when every sum fits in int32 (half the memory traffic), else int64."""
         top = int(np.abs(values).max(initial=0)) if values is not None else 1
-        return self.table32 if self.peak * max(top, 1) < 2 ** 31 else self.table64
+        small = self.tables.table32 is not None and self.tables.peak * max(top, 1) < 2 ** 31
+        return self.tables.table32 if small else self.tables.table64
 
     def accumulate(self, active: np.ndarray, values: np.ndarray | None = None
                    ) -> tuple[np.ndarray, np.ndarray]:
@@ -223,10 +280,9 @@ def as_int_input(net: IntegerNetwork, x_int: Any) -> np.ndarray:
     in {-1, 0, 1} for an ``input_kind = "spikes"`` network); raises :class:`DeployError`
     otherwise."""
     x = np.asarray(x_int)
-    if x.dtype.kind not in "iub":
-        if x.dtype.kind != "f" or not np.all(x == np.round(x)):
-            raise DeployError("the simulator takes integer inputs; quantise them first with "
-                              "IntegerNetwork.quantize_input", where="input")
+    if x.dtype.kind not in "iub" and (x.dtype.kind != "f" or not np.all(x == np.round(x))):
+        raise DeployError("the simulator takes integer inputs; quantise them first with "
+                          "IntegerNetwork.quantize_input", where="input")
     size = int(np.prod(net.input_shape))
     lead = (net.time_steps,) if net.input_kind == "spikes" else ()
     per_sample = int(np.prod(lead)) * size

@@ -5,6 +5,7 @@ the fit check and the backend run end to end."""
 from __future__ import annotations
 
 import copy
+import gc
 import shutil
 
 import numpy as np
@@ -458,6 +459,54 @@ def test_integer_network_file_round_trip(plugin_host, trained_digits_conv, tmp_p
     assert_bit_exact(simulate(loaded, x_int), simulate(net, x_int))
 
 
+@pytest.fixture
+def counted_tables(monkeypatch):
+    """Every weight table built from now on, by layer kind, in a cache of its own."""
+    built = []
+
+    class Counting(sim_mod._Tables):
+        def __init__(self, weight, kind):
+            built.append(kind)
+            super().__init__(weight, kind)
+
+    monkeypatch.setattr(sim_mod, "_Tables", Counting)
+    monkeypatch.setattr(sim_mod, "_TABLES", {})
+    return built
+
+
+def test_weight_tables_are_built_once_per_network(counted_tables):
+    net = random_network(1)
+    x_int = np.random.default_rng(7).integers(0, 8, (5, 2, 7, 7))
+    first = simulate(net, x_int)
+    assert counted_tables == ["conv", "linear", "linear"]
+    assert_bit_exact(simulate(net, x_int), first)
+    assert_bit_exact(SimResult.concat(list(iter_simulate(net, x_int, chunk=2))), first)
+    assert len(counted_tables) == 3  # a second call and three chunks built nothing
+    # a layer given a new weight array gets new tables, and the results follow them
+    net.layers[1].weight = -net.layers[1].weight
+    assert_bit_exact(simulate(net, x_int), torch_integer_forward(net, x_int))
+    assert len(counted_tables) == 4
+    # an edit in place is seen once the network's tables are dropped
+    net.layers[2].weight[:] = 1
+    sim_mod.forget(net)
+    assert_bit_exact(simulate(net, x_int), torch_integer_forward(net, x_int))
+    assert len(counted_tables) == 7
+    # the cache holds no reference to the weights: it empties with the network
+    del net
+    gc.collect()
+    assert sim_mod._TABLES == {}
+
+
+def test_sums_beyond_int32_take_the_int64_table(counted_tables):
+    """One read-out weight of 2^20 on an input of 2^12: each step adds 2^32, which wraps in
+    int32; over 2 steps the logit is exactly 2^33."""
+    out = IntLayer("out", "linear", np.array([[1 << 20], [-3]]), 22, np.zeros(2, np.int64), 0,
+                   (1,), (2,), None)
+    net = IntegerNetwork([out], time_steps=2, input_scale=1.0, input_bits=13)
+    sim = simulate(net, np.array([[1 << 12], [1]]))
+    assert sim.logits.tolist() == [[1 << 33, -3 * (1 << 13)], [1 << 21, -6]]
+
+
 def test_simulator_refuses_bad_input():
     net = random_network(0)
     with pytest.raises(DeployError, match="integer inputs"):
@@ -474,7 +523,8 @@ def test_backend_deploys_checks_golden_and_streams_live_energy(plugin_host, trai
     spec = plugin_host.registry.get("wb_sim.simulator")
     assert spec is not None and spec.kind == "simulator"
     session = Session(load_project(folder), plugin_host.registry)
-    events = list(catalog.deploy(session, backend=spec.id, out=tmp_path / "out", limit=60))
+    events = list(catalog.deploy(session, backend=spec.id, params={"chunk": 8},
+                                 out=tmp_path / "out", limit=60))
     last = events[-1]
     assert isinstance(last, RunFinished) and last.status == "ok", last.error
     report = last.summary["report"]
@@ -489,7 +539,7 @@ def test_backend_deploys_checks_golden_and_streams_live_energy(plugin_host, trai
     summary = last.summary["live"]
     assert summary["samples"] == 60 and summary["accuracy"] == report["accuracy"]["integer"]
     net = IntegerNetwork.load(tmp_path / "out" / "network.npz")
-    session2, model = built(folder, plugin_host)
+    session2, _model = built(folder, plugin_host)
     x, _ = samples(session2, 60)
     expected = energy_pj(simulate(net, net.quantize_input(x.numpy())), int8_table())
     assert summary["mean_pj"] == pytest.approx(float(expected.mean()))
