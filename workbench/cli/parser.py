@@ -97,6 +97,10 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--no-save", action="store_true",
                    help="do not save the trained weights into the project")
     _compute_args(p)
+    p.add_argument("--nproc", type=int, metavar="N",
+                   help="train on N processes of this machine (torchrun; gloo on the CPU, one "
+                        "GPU each with CUDA): each takes its share of every batch, rank 0 "
+                        "records the run and saves the weights")
 
     p = command("evaluate", "evaluate",
                 "test accuracy and the energy ledger of the trained network",

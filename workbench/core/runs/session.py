@@ -35,7 +35,7 @@ from workbench.core.model.specs import (
 )
 from workbench.core.persistence.project_store import commit_weights
 from workbench.core.persistence.weights import load_weights, save_weights, weights_bytes
-from workbench.core.runs import session_runs
+from workbench.core.runs import distributed, session_runs
 from workbench.core.runs.cancel import CancelToken
 from workbench.core.runs.engine import Run
 from workbench.core.runs.events import Log, RunEvent, RunFinished, RunStarted
@@ -258,6 +258,7 @@ class Session:
             raise ProjectError(mismatch, where=self._where("training.rule"))
         compute = self.compute()
         compute.enter()
+        world = distributed.world(compute)  # under torchrun: this rank, on its own GPU
         if self.model is None or fresh:
             self.build(load_saved_weights=load_saved_weights and not fresh)
         data = self.data()
@@ -277,7 +278,7 @@ class Session:
             for event in train(self.model, self.encoder(), data.train, data.test, make_trainer,
                                epochs=epochs, batch_size=training.batch_size, seed=training.seed,
                                cancel=cancel, run_id=run_id, on_batch=on_batch, config=config,
-                               compute=compute, readout=spec.resolve_readout()):
+                               compute=compute, readout=spec.resolve_readout(), world=world):
                 if isinstance(event, RunFinished) and event.status == "ok":
                     self.trained_in_session = True
                 yield event

@@ -24,22 +24,26 @@ def train(session: Any, *, epochs: int | None = None, fresh: bool = False,
     """Train the session's network (built inside the run, so a GUI builds on its worker).
 
     ``fresh`` starts from new weights; ``save_weights`` saves the weights as the project's
-    (:meth:`Session.save_weights`) when the run ends ``ok``."""
+    (:meth:`Session.save_weights`) when the run ends ``ok``. Of a run on several processes
+    (:mod:`~workbench.core.runs.distributed`), only rank 0 records it and saves."""
+    from workbench.core.runs.distributed import is_main
+
     if epochs is not None and epochs < 1:  # zero epochs would "succeed" having done nothing
         raise WorkbenchError("must be 1 or more", where="epochs")
+    main = is_main()
 
     def body(token: CancelToken, run_id: str) -> Iterator[RunEvent]:
         for event in session.train_events(epochs=epochs, fresh=fresh, cancel=token,
                                           run_id=run_id, on_batch=on_batch,
                                           load_saved_weights=load_saved_weights):
             if (isinstance(event, RunFinished) and event.status == "ok" and save_weights
-                    and session.project.folder is not None):
+                    and main and session.project.folder is not None):
                 path = session.save_weights()
                 yield Artifact(run_id, str(path), "weights")
                 event = RunFinished(run_id, "ok", summary={**event.summary, "weights": str(path)})
             yield event
 
-    return launch("train", body, record_to=session.project.folder,
+    return launch("train", body, record_to=session.project.folder if main else None,
                           run_id=run_id, cancel=cancel)
 
 

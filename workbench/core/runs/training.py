@@ -21,6 +21,7 @@ from workbench.core.build.energy import CostTable, EnergyMeter
 from workbench.core.model.errors import WorkbenchError
 from workbench.core.model.readout import class_scores, count_correct
 from workbench.core.runs.cancel import CancelToken
+from workbench.core.runs.distributed import SINGLE, Single
 from workbench.core.runs.events import (
     EnergySample,
     MetricSample,
@@ -41,17 +42,21 @@ Encode = Callable[[torch.Tensor], torch.Tensor]
 
 
 def _test_accuracy(model: torch.nn.Module, encode: Encode, split: Any, batch_size: int,
-                   cancel: CancelToken, compute: Compute, readout: Readout) -> float | None:
+                   cancel: CancelToken, compute: Compute, readout: Readout,
+                   world: Single = SINGLE) -> float | None:
     model.eval()
+    world.share_buffers(model)
     correct = seen = 0
     with torch.no_grad():
-        for x, y in split.batches(batch_size):
-            if cancel.requested:
+        for x, y in world.shard(split.batches(batch_size), skip_small=False):
+            if world.stop(cancel.requested):
                 return None
-            with compute.autocast():
-                out = model(encode(compute.to_device(x)))
-            correct += count_correct(out, y, readout)
-            seen += len(y)
+            if len(y):
+                with compute.autocast():
+                    out = model(encode(compute.to_device(x)))
+                correct += count_correct(out, y, readout)
+                seen += len(y)
+    correct, seen = world.sum(correct, seen)
     return correct / max(seen, 1)
 
 
@@ -78,7 +83,8 @@ class ExtraMetrics:
                 self.weights[key] = self.weights.get(key, 0.0) + count
         return extra
 
-    def epoch(self) -> dict[str, float]:
+    def epoch(self, world: Single = SINGLE) -> dict[str, float]:
+        self.sums, self.weights = world.sum_dict(self.sums), world.sum_dict(self.weights)
         out = {key: (total if key not in self.weights else total / max(self.weights[key], 1.0))
                for key, total in self.sums.items()}
         self.sums, self.weights = {}, {}
@@ -123,20 +129,35 @@ def train(model: torch.nn.Module, encode: Encode, train_split: Any, test_split: 
           make_trainer: Callable[..., Any], *, epochs: int, batch_size: int, seed: int = 0,
           cancel: CancelToken, run_id: str, on_batch: Callable[[], None] | None = None,
           config: dict[str, Any] | None = None, compute: Compute = CPU,
-          readout: Readout = class_scores) -> Iterator[RunEvent]:
+          readout: Readout = class_scores, world: Single = SINGLE) -> Iterator[RunEvent]:
     """Train ``model`` for ``epochs``; after each epoch, measure test accuracy.
 
     ``make_trainer(model, epochs=, steps_per_epoch=)`` builds the learning rule's trainer.
     ``on_batch`` runs after every optimiser step (the GUI's live probe hooks in there).
+    ``world`` is this process's share of a run on several (:mod:`.distributed`): its part of
+    each batch, averaged gradients, metrics summed over the processes.
 
     A NaN or infinite loss (or a trainer raising ``FloatingPointError``), or weights that are
     not finite at the end of an epoch, stop the run with :class:`TrainingDiverged` after the
     network was given back its last good weights.
     """
-    steps_per_epoch = train_split.n_batches(batch_size)
+    steps_per_epoch = world.steps(train_split, batch_size)
     total = epochs * steps_per_epoch
-    yield RunStarted(run_id, "train", total, {**(config or {}), **compute.describe()})
+    yield RunStarted(run_id, "train", total, {**(config or {}), **compute.describe(),
+                                              **world.describe()})
     trainer = make_trainer(model, epochs=epochs, steps_per_epoch=steps_per_epoch)
+    with world.averaging(model):
+        yield from _epochs(model, encode, train_split, test_split, trainer, epochs=epochs,
+                           batch_size=batch_size, seed=seed, cancel=cancel, run_id=run_id,
+                           on_batch=on_batch, compute=compute, readout=readout, world=world,
+                           steps_per_epoch=steps_per_epoch)
+
+
+def _epochs(model: torch.nn.Module, encode: Encode, train_split: Any, test_split: Any,
+            trainer: Any, *, epochs: int, batch_size: int, seed: int, cancel: CancelToken,
+            run_id: str, on_batch: Callable[[], None] | None, compute: Compute,
+            readout: Readout, world: Single, steps_per_epoch: int) -> Iterator[RunEvent]:
+    total = epochs * steps_per_epoch
     extras = ExtraMetrics(getattr(trainer, "metric_reductions", None))
     started = time.perf_counter()
     last_metric = 0.0
@@ -145,10 +166,10 @@ def train(model: torch.nn.Module, encode: Encode, train_split: Any, test_split: 
     last_good = LastGoodWeights(model)
     for epoch in range(1, epochs + 1):
         loss_sum = correct = seen = 0.0
-        for x, y in train_split.batches(batch_size, shuffle=True, seed=seed + epoch):
-            if cancel.requested:
+        for x, y in world.shard(train_split.batches(batch_size, shuffle=True, seed=seed + epoch)):
+            if world.stop(cancel.requested):
                 yield RunFinished(run_id, "cancelled",
-                                  summary=_train_summary(history, started, samples))
+                                  summary=_train_summary(history, started, samples, world))
                 return
             step += 1
             where = f"at epoch {epoch}, batch {step - (epoch - 1) * steps_per_epoch}"
@@ -177,21 +198,25 @@ def train(model: torch.nn.Module, encode: Encode, train_split: Any, test_split: 
             raise last_good.restore(f"the weights hold NaN or infinite values after epoch "
                                     f"{epoch}")
         last_good.keep(epoch)
-        accuracy = _test_accuracy(model, encode, test_split, batch_size, cancel, compute, readout)
+        accuracy = _test_accuracy(model, encode, test_split, batch_size, cancel, compute, readout,
+                                  world)
         if accuracy is None:
             yield RunFinished(run_id, "cancelled",
-                              summary=_train_summary(history, started, samples))
+                              summary=_train_summary(history, started, samples, world))
             return
+        loss_sum, correct, seen = world.sum(loss_sum, correct, seen)
         values = {"train_loss": loss_sum / max(seen, 1), "train_accuracy": correct / max(seen, 1),
                   "test_accuracy": accuracy, "lr": getattr(trainer, "lr", 0.0),
-                  **extras.epoch()}
+                  **extras.epoch(world)}
         history.append({"epoch": epoch, **values})
         yield MetricSample(run_id, epoch, step, values, epoch_end=True)
-    yield RunFinished(run_id, "ok", summary=_train_summary(history, started, samples))
+    yield RunFinished(run_id, "ok", summary=_train_summary(history, started, samples, world))
 
 
-def _train_summary(history: list[dict[str, float]], started: float, samples: int) -> dict[str, Any]:
+def _train_summary(history: list[dict[str, float]], started: float, samples: int,
+                   world: Single = SINGLE) -> dict[str, Any]:
     seconds = time.perf_counter() - started
+    samples = world.sum(samples)[0]
     summary: dict[str, Any] = {"epochs": len(history), "seconds": round(seconds, 3),
                                "samples_per_s": round(samples / seconds, 1) if seconds > 0 else 0.0,
                                "history": history}
