@@ -103,13 +103,11 @@ class SimBackend:
             out = ctx.model(ctx.encode(torch.from_numpy(np.ascontiguousarray(x))))
         float_pred = class_scores(out).argmax(-1).numpy()
         yield ctx.progress(5, total, _STEPS[5])
-        golden = _agreement(sim, ref)
-        if not golden["bit_exact"]:
+        measured = _measured(ctx, sim, ref, y, float_pred, sim_seconds)
+        if not measured["golden"]["bit_exact"]:
             yield ctx.log("wb_sim and the torch integer reference disagree: "
-                          f"{golden}; this is a bug in wb_sim, please report it", "error")
-        table = int8_table(ctx.session.lookup)
-        energy = energy_pj(sim, table)
-        n = max(len(y), 1)
+                          f"{measured['golden']}; this is a bug in wb_sim, please report it",
+                          "error")
         report = {
             "network": str(path),
             "time_steps": net.time_steps,
@@ -121,27 +119,9 @@ class SimBackend:
             "quantized_layers": quantized,
             "layers": [_describe(layer) for layer in net.layers],
             "notes": list(net.notes),
-            "samples": len(y),
-            "golden": golden,
-            "accuracy": {
-                "integer": float(np.sum(sim.predictions == y)) / n,
-                "float": float(np.sum(float_pred == y)) / n,
-                "integer_vs_float_agreement": float(np.sum(sim.predictions == float_pred)) / n,
-            },
-            "ops_per_sample": {
-                "dense_macs": float(sim.dense_macs.mean()) if len(y) else 0.0,
-                "synaptic_events": float(sim.synaptic_events.mean()) if len(y) else 0.0,
-                "neuron_updates": float(sim.neuron_updates.mean()) if len(y) else 0.0,
-            },
-            "spikes_per_sample": {k: float(v.mean()) if len(y) else 0.0
-                                  for k, v in sim.spike_counts.items()},
-            "energy": {
-                "kind": "estimate", "pj_per_sample": float(energy.mean()) if len(y) else 0.0,
-                "power_model": f"wb_sim event counts × {table.id}",
-                "source": table.source,
-            },
-            "samples_per_s": len(y) / sim_seconds if sim_seconds > 0 else None,
+            **measured,
         }
+        golden = measured["golden"]
         yield ctx.log(f"integer accuracy {report['accuracy']['integer']:.4f}, float "
                       f"{report['accuracy']['float']:.4f}; bit-exact with the torch integer "
                       f"reference: {golden['bit_exact']}")
@@ -183,13 +163,11 @@ class SimBackend:
             out = ctx.model(ctx.encode(torch.from_numpy(np.ascontiguousarray(x))))
         float_pred = earliest_spike(out).argmax(-1).numpy()
         yield ctx.progress(5, total, _STEPS[5])
-        golden = _agreement(sim, ref)
-        if not golden["bit_exact"]:
+        measured = _measured(ctx, sim, ref, y, float_pred, seconds)
+        if not measured["golden"]["bit_exact"]:
             yield ctx.log("wb_sim and the torch closed-form reference disagree: "
-                          f"{golden}; this is a bug in wb_sim, please report it", "error")
-        table = int8_table(ctx.session.lookup)
-        energy = energy_pj(sim, table)
-        n = max(len(y), 1)
+                          f"{measured['golden']}; this is a bug in wb_sim, please report it",
+                          "error")
         report = {
             "network": str(path),
             "kind": "time-to-first-spike",
@@ -203,27 +181,9 @@ class SimBackend:
                                             int(layer.threshold.max())]}
                        for layer in net.layers],
             "notes": list(net.notes),
-            "samples": len(y),
-            "golden": golden,
-            "accuracy": {
-                "integer": float(np.sum(sim.predictions == y)) / n,
-                "float": float(np.sum(float_pred == y)) / n,
-                "integer_vs_float_agreement": float(np.sum(sim.predictions == float_pred)) / n,
-            },
-            "ops_per_sample": {
-                "dense_macs": 0.0,
-                "synaptic_events": float(sim.synaptic_events.mean()) if len(y) else 0.0,
-                "neuron_updates": float(sim.neuron_updates.mean()) if len(y) else 0.0,
-            },
-            "spikes_per_sample": {k: float(v.mean()) if len(y) else 0.0
-                                  for k, v in sim.spike_counts.items()},
-            "energy": {
-                "kind": "estimate", "pj_per_sample": float(energy.mean()) if len(y) else 0.0,
-                "power_model": f"wb_sim event counts × {table.id}",
-                "source": table.source,
-            },
-            "samples_per_s": len(y) / seconds if seconds > 0 else None,
+            **measured,
         }
+        golden = measured["golden"]
         yield ctx.log(f"integer accuracy {report['accuracy']['integer']:.4f}, float "
                       f"{report['accuracy']['float']:.4f}; bit-exact with the torch closed-form "
                       f"reference: {golden['bit_exact']}")
@@ -311,6 +271,35 @@ def network_input(net: IntegerNetwork, ctx: DeployContext, x: np.ndarray) -> np.
         raise ctx.fail("the network takes the encoder's spikes, but the encoder now makes "
                        "other values; deploy again")
     return spikes
+
+
+def _measured(ctx: DeployContext, sim: SimResult, ref: SimResult, y: np.ndarray,
+              float_pred: np.ndarray, seconds: float) -> dict[str, Any]:
+    """What every deployment reports of its run: the golden check, the accuracies, the work
+    per sample and its energy estimate, and the simulator's speed."""
+    table = int8_table(ctx.session.lookup)
+    energy = energy_pj(sim, table)
+    n = max(len(y), 1)
+
+    def mean(values: np.ndarray) -> float:
+        return float(values.mean()) if len(y) else 0.0
+
+    return {
+        "samples": len(y),
+        "golden": _agreement(sim, ref),
+        "accuracy": {
+            "integer": float(np.sum(sim.predictions == y)) / n,
+            "float": float(np.sum(float_pred == y)) / n,
+            "integer_vs_float_agreement": float(np.sum(sim.predictions == float_pred)) / n,
+        },
+        "ops_per_sample": {"dense_macs": mean(sim.dense_macs),
+                           "synaptic_events": mean(sim.synaptic_events),
+                           "neuron_updates": mean(sim.neuron_updates)},
+        "spikes_per_sample": {k: mean(v) for k, v in sim.spike_counts.items()},
+        "energy": {"kind": "estimate", "pj_per_sample": mean(energy),
+                   "power_model": f"wb_sim event counts × {table.id}", "source": table.source},
+        "samples_per_s": len(y) / seconds if seconds > 0 else None,
+    }
 
 
 def _agreement(sim, ref) -> dict[str, Any]:
