@@ -16,6 +16,11 @@ step. :class:`_MultiStep` runs the whole ``[T, ...]`` sequence as one autograd n
 time loop backwards by hand with the surrogate's closed-form derivative; the result equals the
 autograd graph of :meth:`SpikingNeuron.step` (checked in the tests) at a fraction of the
 overhead. The state is never stored between calls: every ``forward`` starts from rest.
+
+Where a compiler is at hand the same loops run fused (:mod:`wb_core.fused`), chosen by the
+project's ``compute.kernels``: ``eager`` keeps this module's loops, ``fused`` compiles them,
+``auto`` fuses layers large enough to repay the one-off compile. Under a whole-network
+``torch.compile`` the eager loops are traced instead (the compiler fuses them itself).
 """
 
 from __future__ import annotations
@@ -24,7 +29,9 @@ from typing import NamedTuple
 
 import torch
 
+from wb_core import fused
 from wb_core.surrogates import DEFAULT_ALPHA, heaviside, spike, surrogate_grad
+from workbench.pluginhost import WorkbenchError, kernel_mode
 
 
 class NeuronState(NamedTuple):
@@ -60,10 +67,33 @@ def _forward_loop(x: torch.Tensor, v: torch.Tensor, d: _Dynamics):
     return spikes, charged, v
 
 
+def _use_fused(x: torch.Tensor) -> bool:
+    mode = kernel_mode()
+    if mode == "eager" or torch.compiler.is_compiling() or not x.is_floating_point():
+        return False
+    return mode == "fused" or x[0].numel() >= fused.AUTO_MIN_NEURONS
+
+
+def _fused_or_none(kind: str, d: _Dynamics, *tensors: torch.Tensor, shape: torch.Size):
+    out = fused.run(kind, d.surrogate, *tensors, shape=shape,
+                    p=fused.params(d, tensors[0].dtype, tensors[0].device))
+    if out is None and kernel_mode() == "fused":
+        raise WorkbenchError(f"the fused spiking kernels do not compile on this machine "
+                             f"({fused.broken()}); set the kernels to auto or eager",
+                             where="compute.kernels")
+    return out
+
+
+def _run_forward(x: torch.Tensor, v0: torch.Tensor, d: _Dynamics, use_fused: bool):
+    out = _fused_or_none("forward", d, x, v0, shape=x.shape) if use_fused else None
+    return (out[0], out[1], use_fused) if out is not None else (*_forward_loop(x, v0, d)[:2],
+                                                                 False)
+
+
 class _MultiStep(torch.autograd.Function):
     @staticmethod
-    def forward(ctx, x, v0, d):  # type: ignore[override]
-        spikes, charged, _ = _forward_loop(x, v0, d)
+    def forward(ctx, x, v0, d, use_fused=False):  # type: ignore[override]
+        spikes, charged, ctx.fused = _run_forward(x, v0, d, use_fused)
         # The membranes are for probes only: no gradient flows into them, and saying so spares
         # autograd a zero tensor of the whole sequence's size in every backward.
         ctx.mark_non_differentiable(charged)
@@ -75,6 +105,10 @@ class _MultiStep(torch.autograd.Function):
     def backward(ctx, grad_spikes, _grad_charged):  # type: ignore[override]
         spikes, charged = ctx.saved_tensors
         d: _Dynamics = ctx.d
+        if ctx.fused:
+            out = _fused_or_none("backward", d, grad_spikes, spikes, charged, shape=spikes.shape)
+            if out is not None:
+                return out[0], out[1], None, None
         grad_x = torch.empty_like(charged)
         grad_v = torch.zeros_like(charged[0])  # dL/dV[t], flowing back from H[t+1]
         for t in range(charged.shape[0] - 1, -1, -1):
@@ -90,7 +124,7 @@ class _MultiStep(torch.autograd.Function):
             grad_h = grad_spikes[t] * sg + grad_v * dv_dh
             grad_x[t] = d.b * grad_h
             grad_v = d.a * grad_h
-        return grad_x, grad_v, None
+        return grad_x, grad_v, None, None
 
 
 class SpikingNeuron(torch.nn.Module):
@@ -129,10 +163,11 @@ class SpikingNeuron(torch.nn.Module):
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         v0 = torch.full_like(x[0], self.dynamics.v_reset)
+        use_fused = _use_fused(x)
         if torch.is_grad_enabled() and x.requires_grad:
-            spikes, charged = _MultiStep.apply(x, v0, self.dynamics)
+            spikes, charged = _MultiStep.apply(x, v0, self.dynamics, use_fused)
         else:
-            spikes, charged, _ = _forward_loop(x, v0, self.dynamics)
+            spikes, charged, _ = _run_forward(x, v0, self.dynamics, use_fused)
         self.last_membrane = charged.detach() if self.record_membrane else None
         return spikes
 

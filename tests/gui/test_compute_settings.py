@@ -67,3 +67,23 @@ def test_an_unavailable_device_fails_the_run_in_one_line(make_main_window, qtbot
         window.start_evaluation()
     assert finished.args[1] == "failed"
     assert "compute.device" in window.last_message and "\n" not in window.last_message
+
+
+def test_kernels_and_compile_are_set_in_the_inspector_and_saved(make_main_window, tmp_path):
+    from PySide6.QtWidgets import QCheckBox
+
+    folder = tmp_path / "p"
+    window = make_main_window(make_tiny_project(folder))
+    kernels = window.inspector.findChild(QComboBox, "compute_kernels")
+    compile_box = window.inspector.findChild(QCheckBox, "compute_compile")
+    assert [kernels.itemData(i) for i in range(kernels.count())] == ["auto", "eager", "fused"]
+    assert kernels.currentData() == "auto" and not compile_box.isChecked()
+    kernels.activated.emit(kernels.findData("eager"))
+    compile_box.setChecked(True)
+    assert window.doc.project.compute.kernels == "eager" and window.doc.project.compute.compile
+    window.act_undo.trigger()
+    assert not window.doc.project.compute.compile and not compile_box.isChecked()
+    window.act_redo.trigger()
+    assert window.save()
+    saved = load_project(folder).compute
+    assert (saved.kernels, saved.compile) == ("eager", True)

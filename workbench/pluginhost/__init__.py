@@ -82,6 +82,7 @@ _LAZY = {
     "emits_spike_times": "workbench.core.build.energy",
     "layer_name": "workbench.core.build.energy",
     "spike_product_ops": "workbench.core.build.energy",
+    "kernel_mode": "workbench.core.build.compute",
     "ArraySplit": "workbench.core.data.splits",
     "DatasetSplits": "workbench.core.data.splits",
     "StreamSplit": "workbench.core.data.streaming",
@@ -102,6 +103,7 @@ if TYPE_CHECKING:
         layer_name,
         spike_product_ops,
     )
+    from workbench.core.build.compute import kernel_mode
     from workbench.core.build.first_layers import trace_layers
     from workbench.core.build.network import CompiledNetwork
     from workbench.core.build.quantized import (
@@ -144,7 +146,7 @@ __all__ = [
     "QuantizedTensor", "attach", "detach_quant", "quantized_modules",
     "class_scores", "count_correct", "earliest_spike", "is_neuron_module",
     "emits_spike_times", "layer_name", "FiringTimeNeuron", "firing_time_neuron", "RELPSP",
-    "EnergyMeter", "spike_product_ops",
+    "EnergyMeter", "spike_product_ops", "kernel_mode",
     # data, and the files a plugin reads for it (special files refused by name)
     "ArraySplit", "DatasetSplits", "StreamSplit", "regular_file",
     # runs

@@ -1,4 +1,4 @@
-"""Device, precision and threads: the project's compute settings made concrete for torch.
+"""Device, precision, threads and kernels: the project's compute settings made concrete.
 
 Every run goes through :func:`resolve` once, on the thread that runs it, so the CLI, the GUI and
 a cluster job compute the same way from the same project file.
@@ -7,6 +7,7 @@ a cluster job compute the same way from the same project file.
 from __future__ import annotations
 
 import contextlib
+import os
 from collections.abc import Iterator
 from dataclasses import dataclass
 
@@ -18,6 +19,8 @@ from workbench.core.model.project import ComputeSettings
 _DTYPES = {"bf16": torch.bfloat16, "fp16": torch.float16}
 #: torch's own thread count when the process started, before a GUI thread asked for fewer
 _PROCESS_THREADS: int | None = None
+#: the neurons' time-loop kernels of the run in progress (``eager`` outside any run)
+_KERNEL_MODE = "eager"
 
 
 def process_threads() -> int:
@@ -26,6 +29,28 @@ def process_threads() -> int:
     if _PROCESS_THREADS is None:
         _PROCESS_THREADS = torch.get_num_threads()
     return _PROCESS_THREADS
+
+
+def auto_threads() -> int:
+    """The thread count of ``threads = 0``: the cores minus the machine's current load (the
+    one-minute average, rounded), at least one, at most torch's default.
+
+    Why: on a loaded machine a thread waits for a core at every OpenMP barrier, and more
+    threads than free cores can train several times slower than one. Where the load is
+    unknown (Windows) the cores are all used.
+    """
+    cores = process_threads()
+    try:
+        load = os.getloadavg()[0]
+    except (AttributeError, OSError):
+        return cores
+    return max(1, min(cores, cores - round(load)))
+
+
+def kernel_mode() -> str:
+    """How spiking neurons run their time loop now: ``auto``, ``eager`` or ``fused`` (the
+    project's ``compute.kernels`` once a run has started on this process; ``eager`` before)."""
+    return _KERNEL_MODE
 
 
 def keep_calling_thread_light() -> int:
@@ -51,19 +76,24 @@ def _device_available(name: str) -> bool:
 
 @dataclass(frozen=True)
 class Compute:
-    """A resolved :class:`ComputeSettings`: a torch device, an autocast dtype, a thread count."""
+    """A resolved :class:`ComputeSettings`: a torch device, an autocast dtype, a thread count
+    (0: :func:`auto_threads`), the neurons' kernels and whether training compiles the network."""
 
     device: torch.device
     precision: str = "fp32"
     threads: int = 0
+    kernels: str = "auto"
+    compile: bool = False
 
     @property
     def amp_dtype(self) -> torch.dtype | None:
         return _DTYPES.get(self.precision)
 
     def enter(self) -> None:
-        """Apply the thread count on the calling thread (the run's own)."""
-        torch.set_num_threads(self.threads or process_threads())
+        """Apply the thread count on the calling thread (the run's own) and the kernels."""
+        global _KERNEL_MODE
+        torch.set_num_threads(self.threads or auto_threads())
+        _KERNEL_MODE = self.kernels
 
     def autocast(self) -> contextlib.AbstractContextManager[None]:
         """Mixed precision around forward passes (a no-op at fp32)."""
@@ -77,7 +107,8 @@ class Compute:
 
     def describe(self) -> dict[str, object]:
         return {"device": str(self.device), "precision": self.precision,
-                "threads": self.threads or process_threads()}
+                "threads": self.threads or torch.get_num_threads(), "kernels": self.kernels,
+                "compile": self.compile}
 
 
 CPU = Compute(torch.device("cpu"))
@@ -98,7 +129,8 @@ def resolve(settings: ComputeSettings | None, where: str = "compute") -> Compute
         # half-precision format, so say so rather than run slowly or fail deep in a kernel.
         raise WorkbenchError("fp16 needs a GPU; use bf16 on the CPU",
                              where=f"{where}.precision")
-    return Compute(torch.device(name), settings.precision, settings.threads)
+    return Compute(torch.device(name), settings.precision, settings.threads or auto_threads(),
+                   settings.kernels, settings.compile)
 
 
 def on_the_cpu(settings: ComputeSettings | None) -> tuple[Compute, str | None]:
@@ -109,7 +141,7 @@ def on_the_cpu(settings: ComputeSettings | None) -> tuple[Compute, str | None]:
     wanted = settings.device
     if wanted == "auto":
         wanted = next((d for d in ("cuda", "mps") if _device_available(d)), "cpu")
-    return Compute(torch.device("cpu"), "fp32", settings.threads), (
+    return Compute(torch.device("cpu"), "fp32", settings.threads, settings.kernels), (
         None if wanted == "cpu" else wanted)
 
 

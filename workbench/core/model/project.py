@@ -72,6 +72,9 @@ class EnergySettings:
 DEVICES = ("auto", "cpu", "cuda", "mps")
 #: the arithmetic of forward passes: fp32, or bf16/fp16 under torch's automatic mixed precision
 PRECISIONS = ("fp32", "bf16", "fp16")
+#: how spiking neurons run their time loop: ``fused`` compiled kernels, the ``eager`` loop, or
+#: ``auto`` (fused for layers large enough to repay the compile, where a compiler works)
+KERNELS = ("auto", "eager", "fused")
 #: default caps on a network's size, checked before anything real is allocated (see
 #: workbench.core.build.limits): 10^8 activations per sample and time step is ten times a
 #: ViT-Base's, 10^9 parameters (4 GB of fp32) more than a desktop trains
@@ -85,11 +88,15 @@ LIMIT_HIGH = 10**15
 class ComputeSettings:
     """Where and in what precision every run of the project computes.
 
-    ``threads`` 0 keeps torch's default (one per core)."""
+    ``threads`` 0 picks the count from the cores and the machine's current load
+    (:func:`workbench.core.build.compute.auto_threads`); ``kernels`` chooses the neurons'
+    time-loop kernels; ``compile`` runs the whole network through ``torch.compile`` in training."""
 
     device: str = "auto"
     precision: str = "fp32"
     threads: int = 0
+    kernels: str = "auto"
+    compile: bool = False
     #: caps on the network's size (activations per sample and time step; parameters)
     max_activations: int = DEFAULT_MAX_ACTIVATIONS
     max_params: int = DEFAULT_MAX_PARAMS
@@ -97,7 +104,12 @@ class ComputeSettings:
     def to_dict(self) -> dict[str, Any]:
         out: dict[str, Any] = {"device": self.device, "precision": self.precision,
                                "threads": self.threads}
-        # the caps are written only when changed, so projects that keep them stay as they were
+        # the caps and the newer switches are written only when changed, so projects that keep
+        # them stay as they were
+        if self.kernels != "auto":
+            out["kernels"] = self.kernels
+        if self.compile:
+            out["compile"] = True
         if self.max_activations != DEFAULT_MAX_ACTIVATIONS:
             out["max_activations"] = self.max_activations
         if self.max_params != DEFAULT_MAX_PARAMS:
@@ -222,6 +234,8 @@ class Project:
                 device=r.choice(compute, "device", "compute", DEVICES, default="auto"),
                 precision=r.choice(compute, "precision", "compute", PRECISIONS, default="fp32"),
                 threads=r.integer(compute, "threads", "compute", default=0, low=0, high=1024),
+                kernels=r.choice(compute, "kernels", "compute", KERNELS, default="auto"),
+                compile=r.boolean(compute, "compile", "compute", default=False),
                 max_activations=r.integer(compute, "max_activations", "compute", low=1,
                                           default=DEFAULT_MAX_ACTIVATIONS, high=LIMIT_HIGH),
                 max_params=r.integer(compute, "max_params", "compute", low=1,

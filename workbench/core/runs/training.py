@@ -9,6 +9,7 @@ learning rule's readout; the trainer's extra metrics (anything ``train_step`` re
 
 from __future__ import annotations
 
+import contextlib
 import math
 import time
 from collections.abc import Callable, Iterator
@@ -29,11 +30,14 @@ from workbench.core.runs.events import (
     RunEvent,
     RunFinished,
     RunStarted,
+    StepStarted,
 )
 
 #: batch-level metric samples are throttled to this rate: events are the low-rate control
 #: plane (spikes go through buffers)
 METRIC_HZ = 5.0
+#: the first training step under ``compute.compile``: seconds to minutes of compiling
+WARM_UP = "compiling the network"
 #: what every trainer reports; anything else in ``train_step``'s dict is an extra metric
 BASE_KEYS = ("loss", "correct", "count")
 
@@ -146,11 +150,25 @@ def train(model: torch.nn.Module, encode: Encode, train_split: Any, test_split: 
     yield RunStarted(run_id, "train", total, {**(config or {}), **compute.describe(),
                                               **world.describe()})
     trainer = make_trainer(model, epochs=epochs, steps_per_epoch=steps_per_epoch)
-    with world.averaging(model):
+    with world.averaging(model), _compiled(model, compute.compile):
         yield from _epochs(model, encode, train_split, test_split, trainer, epochs=epochs,
                            batch_size=batch_size, seed=seed, cancel=cancel, run_id=run_id,
                            on_batch=on_batch, compute=compute, readout=readout, world=world,
                            steps_per_epoch=steps_per_epoch)
+
+
+@contextlib.contextmanager
+def _compiled(model: torch.nn.Module, on: bool) -> Iterator[None]:
+    """The whole network through ``torch.compile`` for the run (``compute.compile``); the
+    plain module again afterwards, so probes, saving and export see the network as before."""
+    if not on:
+        yield
+        return
+    model.compile()
+    try:
+        yield
+    finally:
+        model._compiled_call_impl = None  # what Module.compile set: undone in place
 
 
 def _epochs(model: torch.nn.Module, encode: Encode, train_split: Any, test_split: Any,
@@ -172,6 +190,9 @@ def _epochs(model: torch.nn.Module, encode: Encode, train_split: Any, test_split
                                   summary=_train_summary(history, started, samples, world))
                 return
             step += 1
+            if compute.compile and step == 1:  # the first step compiles: show it as a step
+                yield StepStarted(run_id, WARM_UP)
+                yield Progress(run_id, 0, total, epoch, message=WARM_UP)
             where = f"at epoch {epoch}, batch {step - (epoch - 1) * steps_per_epoch}"
             try:
                 with compute.autocast():
@@ -180,6 +201,8 @@ def _epochs(model: torch.nn.Module, encode: Encode, train_split: Any, test_split
                 raise last_good.restore(f"{exc} ({where})") from None
             if not math.isfinite(float(m["loss"])):
                 raise last_good.restore(f"the loss became {m['loss']} {where}")
+            if compute.compile and step == 1:
+                yield StepStarted(run_id, "training")
             samples += m["count"]
             loss_sum += m["loss"] * m["count"]
             correct += m["correct"]

@@ -21,7 +21,7 @@ from PySide6.QtWidgets import (
     QWidget,
 )
 
-from workbench.core.model.project import DEVICES, PRECISIONS, SEED_MAX, Component
+from workbench.core.model.project import DEVICES, KERNELS, PRECISIONS, SEED_MAX, Component
 from workbench.gui.document import ProjectDocument
 from workbench.gui.panels.param_form import ParamForm
 
@@ -216,8 +216,22 @@ class InspectorPanel(QScrollArea):
             [(precision_text.get(p, p), p) for p in PRECISIONS],
             "The arithmetic of forward passes: bf16/fp16 run under automatic mixed precision"))
         form.addRow("Threads", self._spin("compute_threads", "compute.threads", 0, 1024,
-                                          "CPU threads a run uses (0 = all cores)"))
-        self.fields["compute.threads"].setSpecialValueText("0 (all)")
+                                          "CPU threads a run uses (0 = the idle cores: the "
+                                          "cores minus the machine's current load)"))
+        self.fields["compute.threads"].setSpecialValueText("0 (auto)")
+        kernel_text = {"auto": "auto (fused for large layers)", "eager": "eager (Python loop)",
+                       "fused": "fused (compiled)"}
+        form.addRow("Neuron kernels", self._choice(
+            "compute_kernels", "compute.kernels", [(kernel_text[k], k) for k in KERNELS],
+            "How spiking neurons run their time loop: fused kernels compile it once (seconds "
+            "to a minute) and then run several times faster"))
+        compile_box = QCheckBox("Compile the network for training")
+        compile_box.setObjectName("compute_compile")
+        compile_box.setToolTip("torch.compile the whole network: the first training step "
+                               "compiles (shown as a step), later steps run faster")
+        compile_box.toggled.connect(lambda v: self.doc.set_setting("compute.compile", bool(v)))
+        self.fields["compute.compile"] = compile_box
+        form.addRow(compile_box)
         return box
 
     def _energy_group(self) -> QGroupBox:
@@ -265,7 +279,8 @@ class InspectorPanel(QScrollArea):
                   "energy.table": p.energy.table, "energy.encode_once": p.energy.encode_once,
                   "energy.sop_counting": p.energy.sop_counting,
                   "compute.device": p.compute.device, "compute.precision": p.compute.precision,
-                  "compute.threads": p.compute.threads}
+                  "compute.threads": p.compute.threads, "compute.kernels": p.compute.kernels,
+                  "compute.compile": p.compute.compile}
         for path, value in values.items():
             widget = self.fields.get(path)
             if widget is None:
