@@ -20,6 +20,8 @@ EXAMPLES = {
             "snn-workbench gui my_project           # a project folder (or its project.json)"],
     "train": ["snn-workbench train my_project --epochs 3",
               "snn-workbench train my_project --fresh --device cpu --json"],
+    "submit": ["snn-workbench submit my_project --ray http://HOST:8265 --epochs 3",
+               "snn-workbench submit my_project --ray http://127.0.0.1:8265 --fresh --json"],
     "evaluate": ["snn-workbench evaluate my_project --limit 500",
                  "snn-workbench evaluate my_project --table wb_core.int8_45nm"],
     "info": ["snn-workbench info my_project         # layers, sizes, and whether it is trained",

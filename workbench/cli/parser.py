@@ -102,6 +102,24 @@ def build_parser() -> argparse.ArgumentParser:
                         "GPU each with CUDA): each takes its share of every batch, rank 0 "
                         "records the run and saves the weights")
 
+    p = command("submit", "submit", "train a project on a cluster and bring the weights back",
+                "Sends the saved project folder to a cluster through a runner plugin (--ray: a "
+                "Ray cluster's Jobs API), trains it there with `train --json` and shows its "
+                "progress here. When the job succeeds, its weights come back into the project "
+                "(checked like any weights file) and the run is recorded in PROJECT/runs; a "
+                "failed or stopped job (Ctrl+C) leaves the project as it was.")
+    _project_arg(p)
+    _json_arg(p)
+    p.add_argument("--ray", metavar="URL",
+                   help="the Ray cluster's dashboard address, http://HOST:8265 (`ray start "
+                        "--head` prints it); needs the cluster extra")
+    p.add_argument("--runner", metavar="ID",
+                   help="another runner plugin (see `plugins`), with its --param values")
+    _param_arg(p, "runner")
+    p.add_argument("--epochs", type=int, help="override the project's number of epochs")
+    p.add_argument("--fresh", action="store_true",
+                   help="start from new random weights instead of the saved ones")
+
     p = command("evaluate", "evaluate",
                 "test accuracy and the energy ledger of the trained network",
                 "The ledger is an estimate: each layer's counted operations times a cost "

@@ -11,17 +11,10 @@ from __future__ import annotations
 import argparse
 import logging
 import os
-from typing import Any, TextIO
+from typing import TextIO
 
-from workbench.cli._common import (
-    UsageError,
-    drive,
-    exit_status,
-    finish,
-    load_session,
-    pct,
-    show_log,
-)
+from workbench.cli._common import UsageError, drive, exit_status, finish, load_session
+from workbench.cli.training_lines import print_training, training_show
 
 
 def run(args: argparse.Namespace, out: TextIO) -> int:
@@ -43,30 +36,13 @@ def _train(args: argparse.Namespace, out: TextIO) -> int:
 
     session = load_session(args)
     total_epochs = session.project.training.epochs if args.epochs is None else args.epochs
-
-    def show(event: Any, write: Any) -> None:
-        if event.name == "metric" and event.epoch_end:
-            v = event.values
-            write(f"epoch {event.epoch:>3}/{total_epochs}  loss {v['train_loss']:.4f}  "
-                  f"train {pct(v['train_accuracy'])}  test {pct(v['test_accuracy'])}")
-        elif event.name == "run_started" and session.weights_loaded:
-            write("continuing from the saved weights (--fresh starts over)")
-        elif event.name == "log" and event.level != "info":
-            show_log(event, write)
-
+    show = training_show(total_epochs, lambda: session.weights_loaded)
     summary = drive(catalog.train(session, epochs=args.epochs, fresh=args.fresh,
                                   save_weights=not args.no_save), args, out, show)
     if args.json:
         finish(summary, args, out)
-        return exit_status(summary)
-    line = (f"{summary['status']}: {summary.get('epochs', 0)} epoch(s) in "
-            f"{summary.get('seconds', 0):.1f} s")
-    if "test_accuracy" in summary:
-        line += (f", test accuracy {pct(summary['test_accuracy'])} "
-                 f"(best {pct(summary['best_test_accuracy'])})")
-    print(line, file=out)
-    if summary.get("weights"):
-        print(f"weights saved to {summary['weights']}", file=out)
+    else:
+        print_training(summary, out)
     return exit_status(summary)
 
 

@@ -355,6 +355,7 @@ class MainWindow(QMainWindow):
         run = bar.addMenu("&Run")
         run.addActions(run_actions)
         run.addSeparator()
+        run.addAction(runs.act_run_on)
         run.addAction(runs.act_load_weights)
 
         view = bar.addMenu("&View")

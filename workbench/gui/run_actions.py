@@ -24,7 +24,8 @@ log = logging.getLogger(__name__)
 
 STATE_TEXT = {"idle": "Idle", "training": "Training…", "evaluating": "Evaluating…",
               "paused": "Paused", "compressing": "Compressing…", "deploying": "Deploying…",
-              "checking": "Checking fit…", "importing": "Importing…", "exporting": "Exporting…"}
+              "checking": "Checking fit…", "importing": "Importing…", "exporting": "Exporting…",
+              "remote": "Training on a cluster…"}
 
 
 class RunActions(QObject):
@@ -46,6 +47,8 @@ class RunActions(QObject):
         self.act_evaluate = a(window, "&Evaluate", self.start_evaluation, "F7", "evaluate",
                               "Accuracy and energy on the test set")
         self.act_load_weights = a(window, "Load weights…", self.load_weights)
+        self.act_run_on = a(window, "Run &on…", self.run_on, tip="Train the saved project on a "
+                            "cluster; its weights come back when the job succeeds")
         training = window.training
         training.train_requested.connect(lambda fresh: self.start_training(fresh=fresh))
         training.stop_requested.connect(self.stop_run)
@@ -84,6 +87,42 @@ class RunActions(QObject):
         except WorkbenchError as exc:
             self.window.show_error("Cannot evaluate", str(exc))
             return ""
+
+    def run_on(self) -> str:
+        """Run ▸ Run on…: train the saved project through a runner plugin (a Ray cluster);
+        its events reach the training panel as a local run's do, and Stop stops the job."""
+        window, projects = self.window, self.window.projects
+        if self.controller.busy:
+            return ""
+        runners = window.host.registry.of_kind("runner")
+        if not runners:
+            window.show_error("Run on", "No runner plugin is installed (see Help ▸ Plugins).")
+            return ""
+        if projects.project.folder is None or projects.is_dirty:
+            window.show_error("Run on", "Save the project first: the cluster trains the "
+                                        "project as it is saved.")
+            return ""
+        from PySide6.QtWidgets import QDialog
+
+        from workbench.core.runs import catalog
+        from workbench.gui.dialogs.run_on_dialog import RunOnDialog
+
+        dialog = RunOnDialog(runners, window.settings.run_on, projects.project.training.epochs,
+                             window)
+        accepted = dialog.exec() == QDialog.DialogCode.Accepted
+        choice = dialog.choice()
+        dialog.deleteLater()
+        if not accepted:
+            return ""
+        window.settings.run_on = choice
+        window.settings.save()
+        try:
+            run = catalog.submit(projects.session, runner=choice["id"], params=choice["params"],
+                                 epochs=choice["epochs"])
+        except WorkbenchError as exc:
+            window.show_error("Cannot run on the cluster", str(exc))
+            return ""
+        return self.controller.start(run, "remote")
 
     def stop_run(self) -> None:
         self.controller.cancel()
@@ -137,6 +176,7 @@ class RunActions(QObject):
     def show_state(self, state: str) -> None:
         busy = state != "idle"
         self.act_train.setEnabled(not busy)
+        self.act_run_on.setEnabled(not busy)
         self.act_evaluate.setEnabled(not busy)
         self.act_stop.setEnabled(busy)
         self.act_pause.setEnabled(state in ("training", "paused"))

@@ -54,6 +54,8 @@ class AppSettings:
     window_state: str = ""  # base64 of QMainWindow.saveState()
     disabled_plugins: list[str] = field(default_factory=list)
     autosave_seconds: int = 60
+    #: Run ▸ Run on…'s last choice: ``{"id": runner id, "params": {...}, "epochs": n}``
+    run_on: dict[str, Any] = field(default_factory=dict)
 
     @classmethod
     def path(cls) -> Path:
@@ -163,6 +165,9 @@ def _checked_fields(data: Any) -> dict[str, Any]:
         "disabled_plugins": (is_str_list, "a list of plugin names"),
         "autosave_seconds": (lambda v: is_int(v) and low <= v <= high,
                              f"a whole number of seconds from {low} to {high}"),
+        "run_on": (lambda v: isinstance(v, dict) and isinstance(v.get("id", ""), str)
+                   and isinstance(v.get("params", {}), dict),
+                   'an object {"id": runner, "params": {...}}'),
     }
     known = {}
     for name, (ok, expected) in checks.items():

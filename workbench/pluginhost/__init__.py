@@ -10,7 +10,8 @@ whose factories are lazy ``"module:attr"`` strings; the modules they name import
 (``CompiledNetwork``, ``CompressionContext``, ``Session``…) from here too. Those names load
 torch, so they are imported on first use (PEP 562): ``import workbench.pluginhost`` — and so
 discovering plugins — stays free of torch. The objects a factory builds follow the protocols
-``Backend``, ``ExchangeBackend``, ``Trainer`` and ``Encoder``. The guide is ``docs/plugins.md``.
+``Backend``, ``ExchangeBackend``, ``Trainer``, ``Encoder``, ``Runner`` and ``RemoteJob``.
+The guide is ``docs/plugins.md``.
 """
 
 from __future__ import annotations
@@ -48,6 +49,7 @@ from workbench.core.model.specs import (
     LearningRuleSpec,
     NeuronSpec,
     ParamSpec,
+    RunnerSpec,
     Spec,
     ViewSpec,
 )
@@ -63,8 +65,16 @@ from workbench.core.runs.events import (
     RunStarted,
     StepStarted,
 )
+from workbench.core.runs.remote import JobUpdate
 from workbench.pluginhost.hookspecs import PROJECT_NAME
-from workbench.pluginhost.protocols import Backend, Encoder, ExchangeBackend, Trainer
+from workbench.pluginhost.protocols import (
+    Backend,
+    Encoder,
+    ExchangeBackend,
+    RemoteJob,
+    Runner,
+    Trainer,
+)
 
 hookimpl = pluggy.HookimplMarker(PROJECT_NAME)
 
@@ -72,6 +82,7 @@ hookimpl = pluggy.HookimplMarker(PROJECT_NAME)
 _LAZY = {
     "CompiledNetwork": "workbench.core.build.network",
     "compile_graph": "workbench.core.build.compile",
+    "kernel_mode": "workbench.core.build.compute",
     "trace_layers": "workbench.core.build.first_layers",
     "QuantizedTensor": "workbench.core.build.quantized",
     "attach": "workbench.core.build.quantized",
@@ -82,7 +93,6 @@ _LAZY = {
     "emits_spike_times": "workbench.core.build.energy",
     "layer_name": "workbench.core.build.energy",
     "spike_product_ops": "workbench.core.build.energy",
-    "kernel_mode": "workbench.core.build.compute",
     "ArraySplit": "workbench.core.data.splits",
     "DatasetSplits": "workbench.core.data.splits",
     "StreamSplit": "workbench.core.data.streaming",
@@ -96,6 +106,7 @@ _LAZY = {
 
 if TYPE_CHECKING:
     from workbench.core.build.compile import compile_graph
+    from workbench.core.build.compute import kernel_mode
     from workbench.core.build.energy import (
         EnergyMeter,
         emits_spike_times,
@@ -103,7 +114,6 @@ if TYPE_CHECKING:
         layer_name,
         spike_product_ops,
     )
-    from workbench.core.build.compute import kernel_mode
     from workbench.core.build.first_layers import trace_layers
     from workbench.core.build.network import CompiledNetwork
     from workbench.core.build.quantized import (
@@ -137,9 +147,9 @@ __all__ = [
     # declaring contributions
     "hookimpl", "ParamSpec", "Spec", "AttentionSpec", "BackendSpec", "BlockSpec",
     "CompressionSpec", "DatasetSpec", "EncoderSpec", "EnergyModelSpec", "LearningRuleSpec",
-    "NeuronSpec", "ViewSpec", "SPIKE_TRAINS", "SPIKE_TIMES", "ANY_SPIKE_CODE",
+    "NeuronSpec", "ViewSpec", "RunnerSpec", "SPIKE_TRAINS", "SPIKE_TIMES", "ANY_SPIKE_CODE",
     # what the factories build
-    "Backend", "ExchangeBackend", "Trainer", "Encoder",
+    "Backend", "ExchangeBackend", "Trainer", "Encoder", "Runner", "RemoteJob", "JobUpdate",
     # projects and networks
     "PROJECT_FILE", "Project", "Component", "Graph", "Node", "CompiledNetwork", "compile_graph",
     "trace_layers",

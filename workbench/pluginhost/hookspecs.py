@@ -20,6 +20,7 @@ from workbench.core.model.specs import (
     EnergyModelSpec,
     LearningRuleSpec,
     NeuronSpec,
+    RunnerSpec,
     ViewSpec,
 )
 
@@ -94,6 +95,14 @@ def wb_energy_models() -> list[EnergyModelSpec]:
 
 
 @hookspec
+def wb_runners() -> list[RunnerSpec]:
+    """Places a training run can be sent to instead of this machine (a cluster, a batch
+    queue). ``factory(**params)`` builds a runner whose ``submit(folder, command, *, excludes,
+    env)`` returns a job to ``poll()`` and ``stop()`` (protocols :class:`~.protocols.Runner`
+    and :class:`~.protocols.RemoteJob`; the run is :mod:`workbench.core.runs.remote`)."""
+
+
+@hookspec
 def wb_gui_views() -> list[ViewSpec]:
     """Extra GUI panels; factories live in a plugin's ``_qt`` module and are imported lazily."""
 
@@ -109,5 +118,6 @@ CONTRIBUTION_HOOKS: dict[str, type] = {
     "wb_datasets": DatasetSpec,
     "wb_backends": BackendSpec,
     "wb_energy_models": EnergyModelSpec,
+    "wb_runners": RunnerSpec,
     "wb_gui_views": ViewSpec,
 }

@@ -24,6 +24,7 @@ if TYPE_CHECKING:
     from workbench.core.runs.deploy import DeployContext, FitIssue
     from workbench.core.runs.events import RunEvent
     from workbench.core.runs.exchange import ImportContext
+    from workbench.core.runs.remote import JobUpdate
     from workbench.core.runs.session import Session
 
 
@@ -89,6 +90,36 @@ class Encoder(Protocol):
 
     def encode(self, x: torch.Tensor, steps: int) -> Any:
         """``x[B, ...] -> spikes[T, B, ...]``, or ``(spikes, side)``."""
+        ...
+
+
+@runtime_checkable
+class RemoteJob(Protocol):
+    """A job a :class:`Runner` started: ``id`` (the cluster's), ``where`` (how a message names
+    it: "Ray job raysubmit_x at http://host:8265")."""
+
+    id: str
+    where: str
+
+    def poll(self) -> JobUpdate:
+        """The output since the last poll, the state and, once it ended, the cluster's reason;
+        a lost connection is a ``WorkbenchError`` saying the job may still be running."""
+        ...
+
+    def stop(self) -> None:
+        """Ask the cluster to stop the job (``poll`` then reports "stopped")."""
+        ...
+
+
+@runtime_checkable
+class Runner(Protocol):
+    """Where a training run can be sent, ``RunnerSpec.factory(**params)``; building it connects
+    (an unreachable cluster is a ``WorkbenchError`` naming the address)."""
+
+    def submit(self, folder: Path, command: list[str], *, excludes: list[str],
+               env: Mapping[str, str]) -> RemoteJob:
+        """Send ``folder`` (less the ``excludes``, gitignore patterns) as the job's working
+        directory and run ``command`` there with ``env`` added to its environment."""
         ...
 
 

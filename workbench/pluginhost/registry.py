@@ -17,6 +17,7 @@ KIND_TITLES = {
     "dataset": "Datasets",
     "backend": "Backends",
     "energy_model": "Energy models",
+    "runner": "Runners",
     "view": "Views",
 }
 

@@ -470,6 +470,18 @@ class EnergyModelSpec(WidthPricing, Spec):
 
 
 @dataclass(frozen=True, kw_only=True)
+class RunnerSpec(Spec):
+    """Somewhere else a training run can go (a Ray cluster, a batch queue): ``factory(**params)``
+    (the params say where, e.g. the cluster's address) builds a runner whose
+    ``submit(folder, command, *, excludes, env)`` sends the project folder and starts
+    ``command`` there, returning a job with ``id``, ``where``, ``poll() -> JobUpdate`` and
+    ``stop()`` (protocols :class:`~workbench.pluginhost.protocols.Runner` and ``RemoteJob``;
+    the run around it is :mod:`workbench.core.runs.remote`)."""
+
+    KIND: ClassVar[str] = "runner"
+
+
+@dataclass(frozen=True, kw_only=True)
 class ViewSpec(Spec):
     """A GUI panel; the factory (in the plugin's ``_qt`` module) builds a widget."""
 

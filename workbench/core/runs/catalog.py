@@ -17,6 +17,7 @@ check_fit      asks a backend what does not fit a target, naming the node
 deploy         fit check, build, and a live run of the test set on a backend
 export         writes the network in an exchange format (NIR)
 import         reads an exchange file into a new project
+submit         trains on a cluster through a runner plugin; the weights come back on success
 =============  ===============================================================================
 """
 
@@ -28,7 +29,7 @@ from typing import Any
 
 from workbench.core.model.errors import WorkbenchError
 from workbench.core.model.project import PROJECT_FILE
-from workbench.core.model.specs import BackendSpec, CompressionSpec, Spec
+from workbench.core.model.specs import BackendSpec, CompressionSpec, RunnerSpec, Spec
 from workbench.core.persistence.project_store import check_target
 from workbench.core.runs.cancel import CancelToken
 from workbench.core.runs.engine import Run, launch
@@ -281,11 +282,26 @@ def import_file(lookup: Any, *, path: str | Path, out: str | Path, fmt: str = "n
     return launch("import", body, record_to=made, run_id=run_id, cancel=cancel)
 
 
+# -- elsewhere ---------------------------------------------------------------------------------
+def submit(session: Any, *, runner: str, params: dict[str, Any] | None = None,
+           epochs: int | None = None, fresh: bool = False, run_id: str | None = None,
+           cancel: CancelToken | None = None) -> Run:
+    """Train the saved project on a cluster through the runner plugin ``runner`` (made with
+    ``params``, e.g. the cluster's address); events arrive as a local training run's do, and
+    the weights come back into the project only when the job succeeded
+    (:mod:`workbench.core.runs.remote`)."""
+    from workbench.core.runs.remote import submit as submit_job
+
+    spec = contribution(session.lookup, runner, RunnerSpec, "runner", where="runner")
+    return submit_job(session, spec, params or {}, epochs=epochs, fresh=fresh, run_id=run_id,
+                      cancel=cancel)
+
+
 # -- the door ---------------------------------------------------------------------------------
 RUNS: dict[str, Callable[..., Run]] = {
     "train": train, "evaluate": evaluate, "probe": probe, "compress": compress,
     "replay": replay, "check_fit": check_fit, "deploy": deploy, "export": export,
-    "import": import_file,
+    "import": import_file, "submit": submit,
 }
 
 
