@@ -2,53 +2,53 @@
 
 What is measured
 ----------------
-Two networks are trained, in one process, with each framework in turn; each training step is
-one full BPTT step on a fixed random batch (``torch.manual_seed(0)``, inputs uniform in
-[0, 1], random labels), and the timed step includes everything a training loop does per batch:
+Four networks (``snn_nets.NETS``; random inputs of the right shape, seed 0) are trained, in
+one process, with each framework in turn; each training step is one full BPTT step on a fixed
+batch, and the timed step includes everything a training loop does per batch:
 
     direct encoding (input repeated over T) -> forward over T steps -> logits averaged over T
     -> cross-entropy -> zero_grad -> backward -> Adam step (lr 1e-3)
 
-Both networks run at T = 8, batch B = 128, float32, CPU:
+- ``mlp``:    [64] -> fc 256 -> fc 256 -> 10, T = 8, B = 128
+- ``conv``:   [1, 8, 8] -> conv 32 -> pool -> conv 64 -> pool -> 10, T = 8, B = 128
+- ``conv28``: [1, 28, 28] -> conv 32 -> pool -> conv 64 -> pool -> 10, T = 8, B = 64
+- ``vgg``:    [3, 32, 32] -> conv 64 -> conv 64 -> pool -> conv 128 -> conv 128 -> pool
+  -> conv 256 -> pool -> 10, T = 4, B = 32
 
-- ``mlp``:  [B, 64] -> Linear(64, 256) -> LIF -> Linear(256, 256) -> LIF -> Linear(256, 10)
-- ``conv``: [B, 1, 8, 8] -> Conv2d(1, 32, 3, pad 1) -> BatchNorm2d -> LIF -> MaxPool2d(2)
-  -> Conv2d(32, 64, 3, pad 1) -> BatchNorm2d -> LIF -> MaxPool2d(2) -> Flatten -> Linear(256, 10)
+(fc: Linear -> LIF; conv: 3x3 Conv2d -> BatchNorm2d -> LIF; pool: MaxPool2d(2); float32.)
 
 Neuron: LIF, tau = 2 (decay 0.5), threshold 1.0, hard reset to 0, reset detached, sigmoid
 surrogate with alpha (slope) 4 -- as close as each framework allows:
 
-- snn-workbench: ``wb_core.lif`` defaults (``H = V + (X - V) / tau``, fires at ``H >= 1``), built
-  as a graph of ``wb_core.*`` specs, compiled with ``compile_graph`` and trained with
-  ``BPTTTrainer.train_step`` on ``DirectEncoder().encode(x, T)``. Stateless layers run once on
-  ``[T*B, ...]``; the neuron runs the whole sequence as one autograd node.
+- snn-workbench, in three modes: ``ours-eager`` and ``ours-fused`` are the project setting
+  ``compute.kernels`` = eager / fused (the neurons' time loop in Python, or the compiled fused
+  kernels of ``wb_core.fused``); ``ours-compiled`` is ``compute.compile``: the whole network
+  through ``torch.compile``. ``wb_core.lif`` defaults (``H = V + (X - V) / tau``, fires at
+  ``H >= 1``), a graph of ``wb_core.*`` specs compiled with ``compile_graph``, trained with
+  ``BPTTTrainer.train_step`` on ``DirectEncoder().encode(x, T)``.
 - snnTorch: ``snn.Leaky(beta=0.5, threshold=1.0, spike_grad=surrogate.sigmoid(slope=4),
   reset_mechanism="zero")``. Its LIF is ``U = beta * U + X`` (the input is not scaled by
   1/tau, i.e. twice ours for the same X), fires at ``U > 1``, and its zero-reset is always
   detached. Used the way its tutorials do: a Python loop over the T steps that calls every layer
   on ``[B, ...]`` at each step (so BatchNorm2d keeps statistics per step of B samples, where the
   other two normalise over T*B jointly; the arithmetic is the same).
-- SpikingJelly (``spikingjelly.activation_based``): ``neuron.LIFNode(tau=2.0, v_threshold=1.0,
-  v_reset=0.0, detach_reset=True, surrogate_function=surrogate.Sigmoid(alpha=4.0))`` with every
-  layer in multi-step mode (``functional.set_step_mode(net, "m")``; stateless layers run on
-  ``[T*B, ...]``, the LIF runs its fused multi-step CPU op) and ``functional.reset_net(net)``
-  after each step. Same equation and firing rule as ours. SpikingJelly 2.0 has no ``backend=``
-  argument; its CPU path is chosen automatically.
+- SpikingJelly 2.0 (``spikingjelly.activation_based``): ``neuron.LIFNode(tau=2.0,
+  v_threshold=1.0, v_reset=0.0, detach_reset=True, surrogate_function=surrogate.Sigmoid(
+  alpha=4.0))``, every layer in multi-step mode and ``functional.reset_net(net)`` after each
+  step. Same equation and firing rule as ours. On the CPU it has one LIF path (its fused
+  multi-step CPU op), chosen automatically.
 
-Timing: a few warm-up steps per model, then ``--rounds`` rounds (default 5); in each round every
-framework trains for ``--seconds`` (default 0.6) of wall-clock time, the order rotating between
-rounds (about 3 s per framework and network in all). samples/s = steps * B / elapsed; the best
-round is reported, since other load on the machine only ever slows a round down (with every core
-in use, a competing process can slow a round tenfold: OpenMP threads wait on a descheduled
-peer). A warning goes to stderr when even the two best rounds of a row differ by more than 15%.
-
-``ratio`` is ours / that framework (> 1: we are faster). ``rate`` is the mean spike rate of the
-first LIF layer on the batch with the initial weights (every framework draws them from seed 0 in
-the same layer order): a sanity check that the three run comparable dynamics. snn-workbench and
-SpikingJelly agree exactly; snnTorch fires more, its input not being halved. In the MLP the
-first layer fires rarely at initialisation (default Linear init gives pre-activations of std
-~0.33 for inputs in [0, 1]); rates rise once training starts. The cost of every step is dense
-tensor arithmetic, so throughput hardly depends on the rate.
+Timing: per network every model is built and warmed up (``--warmup`` steps; the first step
+compiles in the fused and compiled modes, so the warm-up time is reported separately as
+``warm-up s``). Then, for each thread count of ``--threads``, one untimed step per model and
+``--runs`` timed runs (default 5); in each run every framework trains for ``--seconds`` (at least
+two steps), the order rotating between runs so that a change in the machine's load hits them
+alike. samples/s = steps * B / elapsed; the table gives the MEDIAN run and the range (slowest to
+fastest run). ``ratio`` is our best mode's median over the fastest peer's median (> 1: we are
+faster). ``rate`` is the mean spike rate of the first LIF layer on the batch (train mode, no
+gradients) after the warm-up steps, from weights every framework draws from seed 0 in the same
+layer order: a sanity check that the frameworks run comparable dynamics (ours and
+SpikingJelly's agree; snnTorch fires more, its input not being halved).
 
 Installing the peers
 --------------------
@@ -62,7 +62,7 @@ in its row and the benchmark goes on.
 
 Usage::
 
-    python benchmarks/train_throughput.py [--seconds 1.0] [--rounds 3] [--threads N] [--json]
+    python benchmarks/train_throughput.py [--nets mlp,vgg] [--threads 1,2] [--runs 5] [--json]
 """
 
 from __future__ import annotations
@@ -70,8 +70,6 @@ from __future__ import annotations
 import argparse
 import importlib.metadata
 import json
-import logging
-import os
 import platform
 import sys
 import time
@@ -79,363 +77,227 @@ import traceback
 from collections.abc import Callable
 
 import torch
-import torch.nn.functional as F
-from torch import nn
+from sim_throughput import spread
+from snn_nets import NETS, Net, Runner, builders, is_ours, make_data
 
-T = 8
-B = 128
-LR = 1e-3
-TAU, DECAY, V_TH, ALPHA = 2.0, 0.5, 1.0, 4.0
-WARMUP_STEPS = 5
-NETWORKS = ("mlp", "conv")
-FRAMEWORKS = ("snn-workbench", "snntorch", "spikingjelly")
-INPUT_SHAPES = {"mlp": (64,), "conv": (1, 8, 8)}
-N_CLASSES = 10
+FRAMEWORKS = ("ours-eager", "ours-fused", "ours-compiled", "snntorch", "spikingjelly")
+WARMUP_STEPS = 3
+MIN_STEPS = 2  # per timed run, however short --seconds is
 
 
-class Runner:
-    """One framework's model for one network: ``step()`` is one timed training step."""
-
-    def __init__(self, step: Callable[[], float], neuron_modules: list[nn.Module],
-                 rate_of: Callable[[object], torch.Tensor], forward: Callable[[], object]):
-        self.step = step
-        self.neuron_modules = neuron_modules  # first one is probed for the spike rate
-        self.rate_of = rate_of  # module output -> spike tensor
-        self.forward = forward  # one forward pass (no grad) for the spike-rate probe
-
-    def spike_rate(self) -> float:
-        seen: list[torch.Tensor] = []
-        hook = self.neuron_modules[0].register_forward_hook(
-            lambda _m, _i, out: seen.append(self.rate_of(out).detach()))
-        try:
-            with torch.no_grad():
-                self.forward()
-        finally:
-            hook.remove()
-        return float(torch.stack([s.float().mean() for s in seen]).mean())
-
-
-def make_data(network: str) -> tuple[torch.Tensor, torch.Tensor]:
-    g = torch.Generator().manual_seed(0)
-    x = torch.rand(B, *INPUT_SHAPES[network], generator=g)
-    y = torch.randint(0, N_CLASSES, (B,), generator=g)
-    return x, y
-
-
-# --------------------------------------------------------------------------- snn-workbench
-
-
-def build_ours(network: str, x: torch.Tensor, y: torch.Tensor) -> Runner:
-    from wb_core.encoders import DirectEncoder
-    from wb_core.learning import BPTTTrainer
-    from wb_core.neurons import SpikingNeuron
-
-    from workbench.core.build.compile import compile_graph
-    from workbench.core.model.graph import Graph, Node
-    from workbench.pluginhost.manager import load_plugins
-
-    lif = {"id": "wb_core.lif", "params": {"tau": TAU, "v_th": V_TH, "v_reset": 0.0,
-                                           "reset": "hard", "detach_reset": True,
-                                           "surrogate": "sigmoid", "surrogate_alpha": ALPHA}}
-    if network == "mlp":
-        nodes = [
-            Node("fc1", "wb_core.spiking_linear",
-                 {"out_features": 256, "batch_norm": False, "neuron": lif}),
-            Node("fc2", "wb_core.spiking_linear",
-                 {"out_features": 256, "batch_norm": False, "neuron": lif}),
-            Node("out", "wb_core.linear", {"out_features": N_CLASSES}),
-        ]
-    else:
-        conv = {"kernel_size": 3, "padding": 1, "batch_norm": True, "neuron": lif}
-        nodes = [
-            Node("conv1", "wb_core.spiking_conv", {"out_channels": 32, **conv}),
-            Node("pool1", "wb_core.max_pool", {"kernel_size": 2}),
-            Node("conv2", "wb_core.spiking_conv", {"out_channels": 64, **conv}),
-            Node("pool2", "wb_core.max_pool", {"kernel_size": 2}),
-            Node("flat", "wb_core.flatten"),
-            Node("out", "wb_core.linear", {"out_features": N_CLASSES}),
-        ]
-    registry = load_plugins(strict=True).registry
-    torch.manual_seed(0)
-    model = compile_graph(Graph.chain(nodes), registry, INPUT_SHAPES[network])
-    trainer = BPTTTrainer(model, epochs=1, steps_per_epoch=1, lr=LR, optimizer="adam",
-                          schedule="constant")
-    encoder = DirectEncoder()
-
-    def step() -> float:
-        return trainer.train_step(encoder.encode(x, T), y)["loss"]
-
-    neurons = [m for m in model.modules() if isinstance(m, SpikingNeuron)]
-    return Runner(step, neurons, lambda out: out, lambda: model(encoder.encode(x, T)))
-
-
-# --------------------------------------------------------------------------- snnTorch
-
-
-def build_snntorch(network: str, x: torch.Tensor, y: torch.Tensor) -> Runner:
-    import snntorch as snn
-    from snntorch import surrogate
-
-    def leaky() -> nn.Module:
-        return snn.Leaky(beta=DECAY, threshold=V_TH, spike_grad=surrogate.sigmoid(slope=ALPHA),
-                         reset_mechanism="zero")
-
-    class MLP(nn.Module):
-        def __init__(self) -> None:
-            super().__init__()
-            self.fc1, self.lif1 = nn.Linear(64, 256), leaky()
-            self.fc2, self.lif2 = nn.Linear(256, 256), leaky()
-            self.fc3 = nn.Linear(256, N_CLASSES)
-
-        def forward(self, inp: torch.Tensor) -> torch.Tensor:
-            mem1, mem2 = self.lif1.reset_mem(), self.lif2.reset_mem()
-            out = []
-            for _ in range(T):  # direct encoding: the same input at every step
-                spk1, mem1 = self.lif1(self.fc1(inp), mem1)
-                spk2, mem2 = self.lif2(self.fc2(spk1), mem2)
-                out.append(self.fc3(spk2))
-            return torch.stack(out)
-
-    class ConvNet(nn.Module):
-        def __init__(self) -> None:
-            super().__init__()
-            self.conv1, self.bn1, self.lif1 = (nn.Conv2d(1, 32, 3, padding=1, bias=False),
-                                               nn.BatchNorm2d(32), leaky())
-            self.conv2, self.bn2, self.lif2 = (nn.Conv2d(32, 64, 3, padding=1, bias=False),
-                                               nn.BatchNorm2d(64), leaky())
-            self.fc = nn.Linear(64 * 2 * 2, N_CLASSES)
-
-        def forward(self, inp: torch.Tensor) -> torch.Tensor:
-            mem1, mem2 = self.lif1.reset_mem(), self.lif2.reset_mem()
-            out = []
-            for _ in range(T):
-                spk1, mem1 = self.lif1(self.bn1(self.conv1(inp)), mem1)
-                spk2, mem2 = self.lif2(self.bn2(self.conv2(F.max_pool2d(spk1, 2))), mem2)
-                out.append(self.fc(F.max_pool2d(spk2, 2).flatten(1)))
-            return torch.stack(out)
-
-    torch.manual_seed(0)
-    model = MLP() if network == "mlp" else ConvNet()
-    optimizer = torch.optim.Adam(model.parameters(), lr=LR)
-
-    def step() -> float:
-        model.train()
-        loss = F.cross_entropy(model(x).mean(0), y)
-        optimizer.zero_grad(set_to_none=True)
-        loss.backward()
-        optimizer.step()
-        return loss.item()
-
-    return Runner(step, [model.lif1], lambda out: out[0], lambda: model(x))
-
-
-# --------------------------------------------------------------------------- SpikingJelly
-
-
-def build_spikingjelly(network: str, x: torch.Tensor, y: torch.Tensor) -> Runner:
-    # SpikingJelly's op registration makes torch warn that Triton is missing (irrelevant on CPU)
-    logging.getLogger("torch._library.triton").setLevel(logging.ERROR)
-    from spikingjelly.activation_based import functional, layer, neuron, surrogate
-
-    def lif() -> nn.Module:
-        return neuron.LIFNode(tau=TAU, v_threshold=V_TH, v_reset=0.0, detach_reset=True,
-                              surrogate_function=surrogate.Sigmoid(alpha=ALPHA))
-
-    torch.manual_seed(0)
-    if network == "mlp":
-        model = nn.Sequential(
-            layer.Linear(64, 256), lif(),
-            layer.Linear(256, 256), lif(),
-            layer.Linear(256, N_CLASSES),
-        )
-    else:
-        model = nn.Sequential(
-            layer.Conv2d(1, 32, 3, padding=1, bias=False), layer.BatchNorm2d(32), lif(),
-            layer.MaxPool2d(2),
-            layer.Conv2d(32, 64, 3, padding=1, bias=False), layer.BatchNorm2d(64), lif(),
-            layer.MaxPool2d(2),
-            layer.Flatten(),
-            layer.Linear(64 * 2 * 2, N_CLASSES),
-        )
-    functional.set_step_mode(model, "m")
-    optimizer = torch.optim.Adam(model.parameters(), lr=LR)
-
-    def encode() -> torch.Tensor:
-        return x.unsqueeze(0).expand(T, *x.shape)  # same direct encoding as ours
-
-    def step() -> float:
-        model.train()
-        loss = F.cross_entropy(model(encode()).mean(0), y)
-        optimizer.zero_grad(set_to_none=True)
-        loss.backward()
-        optimizer.step()
-        functional.reset_net(model)
-        return loss.item()
-
-    def forward() -> object:
-        out = model(encode())
-        functional.reset_net(model)
-        return out
-
-    neurons = [m for m in model.modules() if isinstance(m, neuron.LIFNode)]
-    return Runner(step, neurons, lambda out: out, forward)
-
-
-BUILDERS = {"snn-workbench": build_ours, "snntorch": build_snntorch,
-            "spikingjelly": build_spikingjelly}
-
-
-# --------------------------------------------------------------------------- harness
-
-
-def _peer_version(dist: str) -> str:
+def peer_version(dist: str) -> str:
     try:
         return importlib.metadata.version(dist)
     except importlib.metadata.PackageNotFoundError:
         return "not installed"
 
 
-def _short_error(exc: BaseException) -> str:
+def short_error(exc: BaseException) -> str:
     text = f"{type(exc).__name__}: {exc}".splitlines()[0]
     return text if len(text) <= 100 else text[:97] + "..."
 
 
-def _timed(step: Callable[[], float], seconds: float) -> float:
+def timed(fn: Callable[[], object], seconds: float, batch: int) -> float:
+    """Samples/s of ``fn`` run for at least ``seconds`` and :data:`MIN_STEPS` calls."""
     steps = 0
     start = time.perf_counter()
     elapsed = 0.0
-    while elapsed < seconds or steps < 3:
-        step()
+    while elapsed < seconds or steps < MIN_STEPS:
+        fn()
         steps += 1
         elapsed = time.perf_counter() - start
-    return steps * B / elapsed
+    return steps * batch / elapsed
 
 
-def run(seconds: float, rounds: int, networks: tuple[str, ...],
-        frameworks: tuple[str, ...], log: Callable[[str], None]) -> dict:
-    results: dict[str, dict[str, dict]] = {}
-    for network in networks:
-        x, y = make_data(network)
-        runners: dict[str, Runner] = {}
-        rows: dict[str, dict] = {}
-        for fw in frameworks:
-            row = rows[fw] = {"samples_per_s": None, "rounds": [], "spike_rate": None,
-                              "error": None}
+def rotations(names: list[str], runs: int) -> list[list[str]]:
+    """The order of every run: run r starts at the r-th name (mod the count)."""
+    if not names:
+        return [[] for _ in range(runs)]
+    return [names[r % len(names):] + names[:r % len(names)] for r in range(runs)]
+
+
+def ratio_to_peers(row: dict[str, dict], key: str = "median") -> float | None:
+    """Our best mode over the fastest peer, by ``key`` of each row's samples/s (None when
+    either side has no result)."""
+    ours = [r[key] for fw, r in row.items() if is_ours(fw) and r.get(key)]
+    peers = [r[key] for fw, r in row.items() if not is_ours(fw) and r.get(key)]
+    return max(ours) / max(peers) if ours and peers else None
+
+
+def warm_up(net: Net, frameworks: tuple[str, ...], build: dict, device: torch.device,
+            steps: int, log: Callable[[str], None],
+            sync: Callable[[], None] = lambda: None) -> tuple[dict[str, Runner], dict[str, dict]]:
+    """Build and warm every model (``steps`` training steps, timed: the first one compiles in
+    the fused and compiled modes); what failed is kept as an error row."""
+    x, y = make_data(net, device)
+    runners: dict[str, Runner] = {}
+    info: dict[str, dict] = {}
+    for fw in frameworks:
+        info[fw] = {"warmup_s": None, "spike_rate": None, "error": None}
+        try:
+            runner = build[fw](net, x, y)
+            runner.enter()
+            started = time.perf_counter()
+            for _ in range(steps):
+                loss = runner.step()
+            sync()
+            info[fw]["warmup_s"] = time.perf_counter() - started
+            if not torch.isfinite(torch.tensor(loss)):
+                raise FloatingPointError(f"loss became {loss}")
+            info[fw]["spike_rate"] = runner.spike_rate()
+            runners[fw] = runner
+        except Exception as exc:  # noqa: BLE001 - a peer that cannot run is reported
+            info[fw]["error"] = short_error(exc)
+            log(f"[{net.name}/{fw}] failed: {traceback.format_exc(limit=3)}")
+    return runners, info
+
+
+def time_runs(net: Net, runners: dict[str, Runner], info: dict[str, dict], fn: str,
+              seconds: float, runs: int, log: Callable[[str], None],
+              sync: Callable[[], None] = lambda: None) -> dict[str, dict]:
+    """``runs`` timed runs of each runner's ``fn`` (``step`` or ``infer``), rotating the order;
+    per framework the median samples/s, its range and every run."""
+    rows = {fw: {"median": None, "min": None, "max": None, "runs": [], **info[fw]}
+            for fw in info}
+    live = dict(runners)
+    for runner in live.values():  # one untimed call: the thread count or mode just changed
+        runner.enter()
+        getattr(runner, fn)()
+    for r, order in enumerate(rotations(list(live), runs)):
+        for fw in order:
+            if fw not in live:
+                continue
             try:
-                runner = BUILDERS[fw](network, x, y)
-                row["spike_rate"] = runner.spike_rate()  # initial weights, before training
-                for _ in range(WARMUP_STEPS):
-                    loss = runner.step()
-                if not torch.isfinite(torch.tensor(loss)):
-                    raise FloatingPointError(f"loss became {loss}")
-                runners[fw] = runner
-            except Exception as exc:  # noqa: BLE001 - a peer that cannot run is reported
-                row["error"] = _short_error(exc)
-                log(f"[{network}/{fw}] failed: {traceback.format_exc(limit=3)}")
-        order = list(runners)
-        for r in range(rounds):
-            for fw in order[r % len(order):] + order[:r % len(order)] if order else []:
-                try:
-                    rows[fw]["rounds"].append(_timed(runners[fw].step, seconds))
-                except Exception as exc:  # noqa: BLE001 - likewise, mid-benchmark
-                    rows[fw]["error"] = _short_error(exc)
-                    runners.pop(fw)
-                    order.remove(fw)
-                    break
-            log(f"[{network}] round {r + 1}/{rounds} done")
-        for fw in runners:
-            done = sorted(rows[fw]["rounds"], reverse=True)
-            if done:
-                rows[fw]["samples_per_s"] = done[0]
-            if len(done) > 1 and done[1] < 0.85 * done[0]:
-                log(f"warning: [{network}/{fw}] the two best rounds differ by "
-                    f"{100 * (1 - done[1] / done[0]):.0f}%; the machine was busy, consider a "
-                    "rerun with more --rounds")
-        results[network] = rows
+                live[fw].enter()
+                call = getattr(live[fw], fn)
+
+                def once(call=call) -> None:
+                    call()
+                    sync()
+                rows[fw]["runs"].append(timed(once, seconds, net.batch))
+            except Exception as exc:  # noqa: BLE001 - likewise, mid-benchmark
+                rows[fw]["error"] = short_error(exc)
+                live.pop(fw)
+        log(f"[{net.name}] run {r + 1}/{runs} done")
+    for fw in live:
+        if rows[fw]["runs"]:
+            rows[fw].update(spread(rows[fw]["runs"]))
+    return rows
+
+
+def run(nets: list[Net], frameworks: tuple[str, ...], threads: list[int], seconds: float,
+        runs: int, log: Callable[[str], None]) -> dict:
+    results: dict[str, dict] = {}
+    build = builders()
+    for net in nets:
+        # Dynamo keys its caches on the code compiled, the same for every network: without a
+        # reset the second network's shapes count as "changed" and it compiles for dynamic
+        # shapes (which inductor failed on for vgg after mlp, torch 2.13)
+        torch.compiler.reset()
+        torch.set_num_threads(max(threads))
+        runners, info = warm_up(net, frameworks, build, torch.device("cpu"), WARMUP_STEPS, log)
+        results[net.name] = {}
+        for n in threads:
+            torch.set_num_threads(n)
+            rows = time_runs(net, runners, info, "step", seconds, runs, log)
+            results[net.name][str(n)] = {"rows": rows, "ratio": ratio_to_peers(rows)}
+            # each block as it finishes, so that an interrupted sweep still leaves its figures
+            log("\n".join(format_table({net.name: {str(n): results[net.name][str(n)]}})))
     return results
 
 
-def summarise(results: dict) -> dict[str, float | None]:
-    ratios: dict[str, float | None] = {}
-    for network, rows in results.items():
-        ours = rows.get("snn-workbench", {}).get("samples_per_s")
-        peers = [row["samples_per_s"] for fw, row in rows.items()
-                 if fw != "snn-workbench" and row["samples_per_s"]]
-        ratios[network] = ours / max(peers) if ours and peers else None
-    return ratios
+def environment() -> dict:
+    import os
+    return {"python": platform.python_version(), "torch": torch.__version__,
+            "cpu_count": os.cpu_count(), "snntorch": peer_version("snntorch"),
+            "spikingjelly": peer_version("spikingjelly"), "dtype": "float32", "device": "cpu"}
 
 
-def environment(threads: int) -> dict:
-    return {
-        "python": platform.python_version(),
-        "torch": torch.__version__,
-        "threads": threads,
-        "cpu_count": os.cpu_count(),
-        "snntorch": _peer_version("snntorch"),
-        "spikingjelly": _peer_version("spikingjelly"),
-        "T": T, "batch": B, "dtype": "float32", "device": "cpu",
-    }
+def format_table(results: dict, unit: str = "samples/s", key: str = "thr") -> list[str]:
+    """One row per network, setting (``key``: threads, precision) and framework."""
+    lines = [(f"{'net':<7} {key:>4} {'framework':<14} {unit + ' median':>17} "
+              f"{'range':>15}  {'ours/this':>9}  {'warm-up s':>9}  {'rate':>5}")]
+    for name, by_threads in results.items():
+        for n, block in by_threads.items():
+            rows = block["rows"]
+            best_ours = max((r["median"] for fw, r in rows.items()
+                             if is_ours(fw) and r["median"]), default=None)
+            for fw, row in rows.items():
+                warm = f"{row['warmup_s']:.1f}" if row.get("warmup_s") is not None else "-"
+                if row["median"] is None:
+                    lines.append(f"{name:<7} {n:>4} {fw:<14} {'-':>17} {'-':>15}  {'-':>9}  "
+                                 f"{warm:>9}  {'-':>5}  ({row['error'] or 'no result'})")
+                    continue
+                span = f"{row['min']:.0f}-{row['max']:.0f}"
+                ratio = "" if is_ours(fw) or best_ours is None else \
+                    f"{best_ours / row['median']:.2f}x"
+                rate = f"{row['spike_rate']:.3f}" if row.get("spike_rate") is not None else "-"
+                lines.append(f"{name:<7} {n:>4} {fw:<14} {row['median']:>17.0f} {span:>15}  "
+                             f"{ratio:>9}  {warm:>9}  {rate:>5}")
+    lines.append("")
+    suffix = "t" if key == "thr" else ""
+    lines.append("ours (best mode) / fastest peer, medians: " + ", ".join(
+        f"{name} {n}{suffix} " + (f"{b['ratio']:.2f}x" if b["ratio"] is not None else "-")
+        for name, by_threads in results.items() for n, b in by_threads.items()))
+    return lines
 
 
-def print_table(env: dict, results: dict, ratios: dict, seconds: float, rounds: int) -> None:
-    print(f"torch {env['torch']} | threads {env['threads']} (cpu_count {env['cpu_count']}) | "
-          f"snntorch {env['snntorch']} | spikingjelly {env['spikingjelly']} | "
-          f"python {env['python']}")
-    print(f"T={T}, B={B}, float32, CPU; best of {rounds} rounds x {seconds:g} s per framework")
-    print()
-    print(f"{'network':<9} {'framework':<14} {'samples/s':>10}  {'ratio(ours/this)':>16}  "
-          f"{'rate':>6}")
-    for network, rows in results.items():
-        ours = rows.get("snn-workbench", {}).get("samples_per_s")
-        for fw, row in rows.items():
-            sps = row["samples_per_s"]
-            if sps is None:
-                print(f"{network:<9} {fw:<14} {'-':>10}  {'-':>16}  {'-':>6}  "
-                      f"({row['error'] or 'no result'})")
-                continue
-            ratio = f"{ours / sps:.2f}x" if ours else "-"
-            rate = f"{row['spike_rate']:.3f}" if row["spike_rate"] is not None else "-"
-            print(f"{network:<9} {fw:<14} {sps:>10.0f}  {ratio:>16}  {rate:>6}")
-    parts = [f"{n} {r:.2f}x" if r is not None else f"{n} -" for n, r in ratios.items()]
-    print()
-    print("ours / fastest peer: " + ", ".join(parts))
+def parse_list(text: str, allowed, what: str, parser: argparse.ArgumentParser) -> list[str]:
+    items = [s.strip() for s in text.split(",") if s.strip()]
+    bad = [s for s in items if s not in allowed]
+    if bad or not items:
+        parser.error(f"--{what}: unknown {', '.join(bad) or '(empty)'}; "
+                     f"choose from {', '.join(allowed)}")
+    return items
+
+
+def parse_threads(text: str, parser: argparse.ArgumentParser) -> list[int]:
+    try:
+        threads = [int(s) for s in text.split(",") if s.strip()]
+    except ValueError:
+        threads = []
+    if not threads or min(threads) < 1:
+        parser.error(f"--threads: expected positive integers separated by commas, got {text!r}")
+    return threads
 
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--seconds", type=float, default=0.6,
-                        help="timed seconds per framework per round (default 0.6)")
-    parser.add_argument("--rounds", type=int, default=5, help="rounds; best is kept (default 5)")
-    parser.add_argument("--threads", type=int, default=0,
-                        help="torch intra-op threads (default: os.cpu_count())")
-    parser.add_argument("--networks", default=",".join(NETWORKS),
-                        help=f"comma-separated subset of {','.join(NETWORKS)}")
+    parser.add_argument("--nets", default=",".join(NETS),
+                        help=f"comma-separated subset of {','.join(NETS)} (default: all)")
+    parser.add_argument("--threads", default="1,2",
+                        help="comma-separated torch thread counts (default 1,2)")
+    parser.add_argument("--runs", type=int, default=5,
+                        help="timed runs per framework; the median is reported (default 5)")
+    parser.add_argument("--seconds", type=float, default=0.5,
+                        help="wall-clock seconds per run (default 0.5; at least 2 steps)")
     parser.add_argument("--frameworks", default=",".join(FRAMEWORKS),
                         help=f"comma-separated subset of {','.join(FRAMEWORKS)}")
     parser.add_argument("--json", action="store_true", help="print one JSON object instead")
     args = parser.parse_args(argv)
-
-    networks = tuple(n for n in args.networks.split(",") if n)
-    frameworks = tuple(f for f in args.frameworks.split(",") if f)
-    unknown = [n for n in networks if n not in NETWORKS] + \
-              [f for f in frameworks if f not in FRAMEWORKS]
-    if unknown:
-        parser.error(f"unknown network/framework: {', '.join(unknown)}")
-
-    threads = args.threads or os.cpu_count() or 1
-    torch.set_num_threads(threads)
+    nets = [NETS[n] for n in parse_list(args.nets, list(NETS), "nets", parser)]
+    frameworks = tuple(parse_list(args.frameworks, FRAMEWORKS, "frameworks", parser))
+    threads = parse_threads(args.threads, parser)
+    if args.runs < 1:
+        parser.error("--runs: at least 1 (5 or more for a figure worth quoting)")
 
     def log(msg: str) -> None:
         print(msg, file=sys.stderr, flush=True)
 
-    results = run(args.seconds, args.rounds, networks, frameworks, log)
-    ratios = summarise(results)
-    env = environment(torch.get_num_threads())
+    results = run(nets, frameworks, threads, args.seconds, args.runs, log)
+    env = environment()
     if args.json:
-        print(json.dumps({"environment": env, "seconds": args.seconds, "rounds": args.rounds,
-                          "results": results, "ours_over_fastest_peer": ratios}, indent=2))
-    else:
-        print_table(env, results, ratios, args.seconds, args.rounds)
+        print(json.dumps({"environment": env, "seconds": args.seconds, "runs": args.runs,
+                          "nets": {n.name: vars(n) for n in nets}, "results": results},
+                         indent=2, default=str))
+        return 0
+    print(f"torch {env['torch']} (cpu_count {env['cpu_count']}) | snntorch {env['snntorch']} | "
+          f"spikingjelly {env['spikingjelly']} | python {env['python']} | float32, CPU")
+    print("; ".join(f"{n.name}: T={n.steps}, B={n.batch}" for n in nets) +
+          f"; median of {args.runs} runs x {args.seconds:g} s (>= {MIN_STEPS} steps) per "
+          "framework, range = slowest-fastest run")
+    print()
+    print("\n".join(format_table(results)))
     return 0
 
 

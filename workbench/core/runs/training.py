@@ -164,6 +164,10 @@ def _compiled(model: torch.nn.Module, on: bool) -> Iterator[None]:
     if not on:
         yield
         return
+    # A second network compiled in the same process (the app trains one project after
+    # another) would otherwise be traced against the first one's cached guards and fail to
+    # compile ("cannot determine truth value of Relational"); start from a clean cache.
+    torch.compiler.reset()
     model.compile()
     try:
         yield
