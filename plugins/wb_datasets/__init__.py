@@ -132,9 +132,20 @@ def _signal_specs() -> list[DatasetSpec]:
                     "test, as the mnist1d package splits them.",
                 ),
                 _normalize_param(),
+                ParamSpec(
+                    "layout",
+                    "signal",
+                    "choice",
+                    choices=("signal", "row", "grid"),
+                    label="Layout",
+                    doc="signal: a sequence [1, 40]; row: a one-row image [1, 1, 40], whose 40 "
+                    "columns a transformer tokenizer turns into tokens; grid: an image [1, 5, 8], "
+                    "the steps folded row by row, for square conv kernels and pooling (on a "
+                    "one-row image two rows of a 3x3 kernel only ever see padding).",
+                ),
             ),
             doc="Ten 1-D digit templates, padded, scaled, translated, sheared and noised into "
-            "40-step signals; samples [1, 40], 10 classes (Greydanus & Kobak, ICML 2024). "
+            "40-step signals; samples [1, 40] (or an image, see Layout), 10 classes (Greydanus & Kobak, ICML 2024). "
             "Generated in memory, nothing read, written or downloaded. Published test accuracy: "
             "logistic regression 32 %, MLP 68 %, CNN 94 %, GRU 91 %." + _SIGNALS,
             offline=True,

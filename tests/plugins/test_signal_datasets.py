@@ -317,6 +317,28 @@ def test_mnist1d_is_generated_deterministically_in_memory(tmp_path, monkeypatch)
         SPECS["wb_datasets.mnist1d"].resolve()(num_samples=5)
 
 
+def test_mnist1d_image_layouts_hold_the_same_steps_in_reading_order():
+    from wb_datasets.mnist_1d import declared_shape
+
+    signal = create("mnist1d", seed=3, num_samples=100)
+    row = create("mnist1d", seed=3, num_samples=100, layout="row")
+    grid = create("mnist1d", seed=3, num_samples=100, layout="grid")
+    assert (row.input_shape, row.layout) == ((1, 1, 40), "image")
+    assert (grid.input_shape, grid.layout) == ((1, 5, 8), "image")
+    for data, layout in ((signal, "signal"), (row, "row"), (grid, "grid")):
+        assert declared_shape(layout=layout) == (data.input_shape, 10)
+        assert data.train.x.shape == (80, *data.input_shape)
+        np.testing.assert_array_equal(data.test.y, signal.test.y)
+    steps = signal.train.x[:, 0]  # [N, 40]
+    np.testing.assert_array_equal(row.train.x[:, 0, 0], steps)
+    # step 8·i + j sits at row i, column j: step 13 at (1, 5), step 39 at (4, 7)
+    assert grid.train.x[2, 0, 1, 5] == steps[2, 13]
+    assert grid.train.x[2, 0, 4, 7] == steps[2, 39]
+    np.testing.assert_array_equal(grid.test.x[:, 0, 3], signal.test.x[:, 0, 24:32])
+    with pytest.raises(DatasetError, match="layout 'square' is not one of signal, row, grid"):
+        SPECS["wb_datasets.mnist1d"].resolve()(num_samples=100, layout="square")
+
+
 # -- the signal helpers --------------------------------------------------------------------------
 def test_block_mean_keeps_edge_padding_and_refuses_short_series():
     series = [np.arange(10, dtype=np.float32)[None], np.arange(5, dtype=np.float32)[None]]
