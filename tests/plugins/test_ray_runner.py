@@ -189,3 +189,35 @@ def test_a_cluster_without_the_project_plugins_says_which(ray_address, tmp_path,
     assert "wb_here_only.direct (encoder)" in err[0]
     assert snapshot(folder) == before
     assert sys.modules.get(name) is not None  # it really was loaded here
+
+
+def test_a_sweep_sends_each_trial_as_a_job_two_at_a_time(ray_address, tmp_path):
+    """`sweep --ray`: each trial a job on the cluster, two out at once, each trial's weights
+    back in its variant folder with its figures; the project itself unchanged."""
+    folder = digits_mlp(tmp_path / "digits_mlp")
+    before = snapshot(folder)
+    out = io.StringIO()
+    status = main(["sweep", str(folder), "--over", "lr=0.002,0.01", "--epochs", "1",
+                   "--ray", ray_address, "--parallel", "2", "--limit", "100", "--json"],
+                  out=out)
+    assert status == 0, out.getvalue()[-2000:]
+    lines = [json.loads(raw) for raw in out.getvalue().splitlines()]
+    summary = lines[-1]
+    assert summary["event"] == "summary" and summary["status"] == "ok"
+    assert summary["runner"] == "wb_ray.ray"
+    sent = [line["message"] for line in lines if line["event"] == "log"
+            and " sent: " in line["message"]]
+    assert sent == ["trial 1 of 2 sent: lr=0.002", "trial 2 of 2 sent: lr=0.01"]
+    # both were sent before either came back: the first "trial … ended" line follows them
+    first_end = next(i for i, line in enumerate(lines) if line["event"] == "log"
+                     and "test accuracy" in line["message"])
+    assert max(i for i, line in enumerate(lines) if line["event"] == "log"
+               and " sent: " in line["message"]) < first_end
+    for row in summary["trials"]:
+        assert row["status"] == "ok"
+        trial = load_project(row["folder"])
+        assert trial.weights_path.is_file()
+        assert trial.extras["sweep"]["after"]["accuracy"] == row["accuracy"]
+        assert trial.extras["sweep"]["runner"] == "wb_ray.ray"
+    assert {k: v for k, v in snapshot(folder).items() if not k.startswith(("variants", "runs"))} \
+        == {k: v for k, v in before.items() if not k.startswith(("variants", "runs"))}

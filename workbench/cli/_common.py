@@ -25,7 +25,9 @@ OPTIONS = {"epochs": "--epochs", "limit": "--limit", "sample": "--sample", "meth
 #: what the progress bar says while a run of each kind goes on
 _BAR_TITLES = {"train": "training", "evaluate": "evaluating", "compress": "compressing",
                "replay": "compressing", "deploy": "deploying", "probe": "probing",
-               "export": "exporting", "import": "importing"}
+               "export": "exporting", "import": "importing", "sweep": "sweeping"}
+#: what a run's progress counts, and the scale to show it at (a sweep's: hundredths of a trial)
+_BAR_UNITS = {"sweep": ("trial", 0.01)}
 
 Write = Callable[[str], None]
 Show = Callable[[Any, Write], None]
@@ -133,9 +135,10 @@ def parse_params(pairs: Sequence[str] | None) -> dict[str, Any]:
 class Progress:
     """A tqdm bar on an interactive terminal, silent otherwise; lines written go above it."""
 
-    def __init__(self, enabled: bool, title: str, out: TextIO) -> None:
+    def __init__(self, enabled: bool, title: str, out: TextIO,
+                 unit: tuple[str, float] = ("batch", 1.0)) -> None:
         self.bar: Any = None
-        self.enabled, self.title, self.out = enabled, title, out
+        self.enabled, self.title, self.out, self.unit = enabled, title, out, unit
 
     def update(self, done: int, total: int) -> None:
         if not self.enabled or total <= 0:
@@ -143,8 +146,9 @@ class Progress:
         if self.bar is None:
             from tqdm import tqdm
 
-            self.bar = tqdm(total=total, desc=self.title, unit="batch", file=sys.stderr,
-                            leave=False, dynamic_ncols=True)
+            self.bar = tqdm(total=total, desc=self.title, unit=self.unit[0],
+                            unit_scale=self.unit[1], file=sys.stderr, leave=False,
+                            dynamic_ncols=True)
         self.bar.total = total
         self.bar.n = min(done, total)
         # update(0) redraws at most every tqdm interval: a per-batch redraw costs real time
@@ -170,7 +174,8 @@ def drive(run: Any, args: argparse.Namespace, out: TextIO, show: Show | None = N
     input, :class:`RunFailed` otherwise) so ``main`` maps the exit status.
     """
     progress = Progress(not args.json and sys.stderr.isatty(),
-                        _BAR_TITLES.get(run.kind, run.kind), out)
+                        _BAR_TITLES.get(run.kind, run.kind), out,
+                        _BAR_UNITS.get(run.kind, ("batch", 1.0)))
     try:
         for event in run:
             if event.name == "run_finished":

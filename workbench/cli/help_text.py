@@ -22,6 +22,10 @@ EXAMPLES = {
               "snn-workbench train my_project --fresh --device cpu --json"],
     "submit": ["snn-workbench submit my_project --ray http://HOST:8265 --epochs 3",
                "snn-workbench submit my_project --ray http://127.0.0.1:8265 --fresh --json"],
+    "sweep": ["snn-workbench sweep my_project --list",
+              "snn-workbench sweep my_project --over lr=0.001,0.003,0.01 --epochs 5",
+              ("snn-workbench sweep my_project --over time_steps=4,8 --over lr=0.002,0.01 "
+               "--ray http://HOST:8265 --parallel 4")],
     "evaluate": ["snn-workbench evaluate my_project --limit 500",
                  "snn-workbench evaluate my_project --table wb_core.int8_45nm"],
     "info": ["snn-workbench info my_project         # layers, sizes, and whether it is trained",

@@ -120,6 +120,34 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--fresh", action="store_true",
                    help="start from new random weights instead of the saved ones")
 
+    p = command("sweep", "sweep", "train one variant per combination of some settings' values",
+                "Each --over names a setting (a dotted path, or its last part when that is "
+                "unique: lr for training.rule.params.lr; --list shows them all) and its values; "
+                "the trials are every combination. Each trial is written under "
+                "PROJECT/variants/SWEEP-tNN, trained from fresh weights (here, one at a time, or "
+                "as jobs on a cluster with --ray/--runner, --parallel at a time), then measured: "
+                "test accuracy, size and energy per sample, compared in the app's Variants view. "
+                "A failed or stopped trial leaves nothing behind; the project is not changed.")
+    _project_arg(p)
+    _json_arg(p)
+    p.add_argument("--over", action="append", metavar="SETTING=V1,V2,...",
+                   help="a setting and its values (repeatable: the trials are every "
+                        "combination), e.g. --over lr=0.001,0.003,0.01")
+    p.add_argument("--list", action="store_true",
+                   help="list the settings of the project a sweep can vary, and stop")
+    p.add_argument("--epochs", type=int, help="override the project's number of epochs")
+    p.add_argument("--name", help="the sweep's name (default: sweep-SETTING, numbered when taken)")
+    p.add_argument("--limit", type=int,
+                   help="measure each trial on the first N test samples only")
+    p.add_argument("--ray", metavar="URL",
+                   help="run the trials as jobs on this Ray cluster (http://HOST:8265)")
+    p.add_argument("--runner", metavar="ID",
+                   help="another runner plugin (see `plugins`), with its --param values")
+    _param_arg(p, "runner")
+    p.add_argument("--parallel", type=int, default=1, metavar="K",
+                   help="jobs on the cluster at once (default 1; trials here run one at a time)")
+    _force_arg(p)
+
     p = command("evaluate", "evaluate",
                 "test accuracy and the energy ledger of the trained network",
                 "The ledger is an estimate: each layer's counted operations times a cost "

@@ -17,6 +17,7 @@ from PySide6.QtGui import QUndoCommand, QUndoStack
 
 from workbench.core.model.graph import Node
 from workbench.core.model.project import Project, bind_specs
+from workbench.core.model.setting_paths import apply_setting
 from workbench.core.model.specs import NeuronSpec
 
 _STATE_FIELDS = ("name", "description", "graph", "dataset", "encoder", "time_steps", "training",
@@ -220,14 +221,7 @@ class ProjectDocument(QObject):
     def set_setting(self, path: str, value: Any, text: str = "") -> None:
         """Set a dotted field of the project (``training.epochs``, ``dataset.params.path``)."""
         def change(p: Project) -> None:
-            *parents, last = path.split(".")
-            target: Any = p
-            for part in parents:
-                target = target[part] if isinstance(target, dict) else getattr(target, part)
-            if isinstance(target, dict):
-                target[last] = copy.deepcopy(value)
-            else:
-                setattr(target, last, copy.deepcopy(value))
+            apply_setting(p, path, value)
 
         self.edit(text or f"Set {path}", change, merge_key=f"setting:{path}")
 

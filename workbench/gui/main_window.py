@@ -103,6 +103,7 @@ class MainWindow(QMainWindow):
         self._build_panels()
         self.edits = EditActions(self)
         self.runs = RunActions(self)
+        self.inspector.sweep_requested.connect(lambda path: self.runs.sweep(path))
         self.network = NetworkActions(self)
         self.exchange = ExchangeActions(self, self.runs.start_run)
         self.deploy_panel, self.variants = self.network.deploy_panel, self.network.variants
@@ -356,6 +357,7 @@ class MainWindow(QMainWindow):
         run.addActions(run_actions)
         run.addSeparator()
         run.addAction(runs.act_run_on)
+        run.addAction(runs.act_sweep)
         run.addAction(runs.act_load_weights)
 
         view = bar.addMenu("&View")

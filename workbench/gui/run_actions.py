@@ -25,7 +25,7 @@ log = logging.getLogger(__name__)
 STATE_TEXT = {"idle": "Idle", "training": "Training…", "evaluating": "Evaluating…",
               "paused": "Paused", "compressing": "Compressing…", "deploying": "Deploying…",
               "checking": "Checking fit…", "importing": "Importing…", "exporting": "Exporting…",
-              "remote": "Training on a cluster…"}
+              "remote": "Training on a cluster…", "sweeping": "Sweeping…"}
 
 
 class RunActions(QObject):
@@ -49,6 +49,9 @@ class RunActions(QObject):
         self.act_load_weights = a(window, "Load weights…", self.load_weights)
         self.act_run_on = a(window, "Run &on…", self.run_on, tip="Train the saved project on a "
                             "cluster; its weights come back when the job succeeds")
+        self.act_sweep = a(window, "S&weep…", lambda: self.sweep(), tip="Train a variant per "
+                           "value of some settings (learning rate, T, bits…) and compare them")
+        self._sweeps: set[str] = set()
         training = window.training
         training.train_requested.connect(lambda fresh: self.start_training(fresh=fresh))
         training.stop_requested.connect(self.stop_run)
@@ -124,6 +127,48 @@ class RunActions(QObject):
             return ""
         return self.controller.start(run, "remote")
 
+    def sweep(self, path: str = "") -> str:
+        """Run ▸ Sweep… (``path``: the setting to vary first, from the inspector): a variant
+        per combination of the values, trained here or as jobs of a runner plugin; the training
+        panel follows it and the Variants view shows the trials when it ends."""
+        window, projects = self.window, self.window.projects
+        if self.controller.busy:
+            return ""
+        if projects.project.folder is None:
+            window.show_error("Sweep", "Save the project first: the trials are written into "
+                                       "its variants folder.")
+            return ""
+        from PySide6.QtWidgets import QDialog
+
+        from workbench.core.runs import catalog
+        from workbench.gui.dialogs.sweep_dialog import SweepDialog
+
+        try:
+            dialog = SweepDialog(projects.project, window.host.registry,
+                                 window.host.registry.of_kind("runner"), window.settings.run_on,
+                                 path=path, parent=window)
+        except WorkbenchError as exc:
+            window.show_error("Sweep", str(exc))
+            return ""
+        accepted = dialog.exec() == QDialog.DialogCode.Accepted
+        choice = dialog.choice() if accepted else {}
+        dialog.deleteLater()
+        if not accepted:
+            return ""
+        if choice["runner"] is not None:  # the cluster's address is remembered for next time
+            window.settings.run_on = {**window.settings.run_on, "id": choice["runner"],
+                                      "params": choice["params"]}
+            window.settings.save()
+        try:
+            run = catalog.sweep(projects.session, axes=choice["axes"], runner=choice["runner"],
+                                params=choice["params"], epochs=choice["epochs"],
+                                parallel=choice["parallel"])
+        except WorkbenchError as exc:
+            window.show_error("Cannot sweep", str(exc))
+            return ""
+        self._sweeps.add(run.id)
+        return self.controller.start(run, "sweeping")
+
     def stop_run(self) -> None:
         self.controller.cancel()
 
@@ -170,6 +215,9 @@ class RunActions(QObject):
 
     def _on_run_finished(self, run_id: str, status: str) -> None:
         self._side_runs.discard(run_id)
+        if run_id in self._sweeps:  # the trials that finished are variants now: show them
+            self._sweeps.discard(run_id)
+            self.window.show_variants().refresh()
         self.window.statusBar().showMessage(f"Run {status}", 5000)
         self.window.probe_now(self.window.sample_spin.value())
 
@@ -177,6 +225,7 @@ class RunActions(QObject):
         busy = state != "idle"
         self.act_train.setEnabled(not busy)
         self.act_run_on.setEnabled(not busy)
+        self.act_sweep.setEnabled(not busy)
         self.act_evaluate.setEnabled(not busy)
         self.act_stop.setEnabled(busy)
         self.act_pause.setEnabled(state in ("training", "paused"))

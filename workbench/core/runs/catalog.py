@@ -18,6 +18,7 @@ deploy         fit check, build, and a live run of the test set on a backend
 export         writes the network in an exchange format (NIR)
 import         reads an exchange file into a new project
 submit         trains on a cluster through a runner plugin; the weights come back on success
+sweep          one variant per combination of some settings' values, trained here or as jobs
 =============  ===============================================================================
 """
 
@@ -297,11 +298,23 @@ def submit(session: Any, *, runner: str, params: dict[str, Any] | None = None,
                       cancel=cancel)
 
 
+def sweep(session: Any, *, axes: list[Any], runner: str | None = None,
+          params: dict[str, Any] | None = None, **options: Any) -> Run:
+    """Train one variant of the project per combination of the ``axes``' values
+    (:class:`~workbench.core.runs.sweep.SweepAxis`): here, or as jobs of the runner plugin
+    ``runner`` made with ``params`` (:mod:`workbench.core.runs.sweep`)."""
+    from workbench.core.runs.sweep import sweep as sweep_run
+
+    spec = (contribution(session.lookup, runner, RunnerSpec, "runner", where="runner")
+            if runner is not None else None)
+    return sweep_run(session, axes, runner=spec, runner_params=params, **options)
+
+
 # -- the door ---------------------------------------------------------------------------------
 RUNS: dict[str, Callable[..., Run]] = {
     "train": train, "evaluate": evaluate, "probe": probe, "compress": compress,
     "replay": replay, "check_fit": check_fit, "deploy": deploy, "export": export,
-    "import": import_file, "submit": submit,
+    "import": import_file, "submit": submit, "sweep": sweep,
 }
 
 

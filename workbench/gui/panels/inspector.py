@@ -6,8 +6,9 @@ from __future__ import annotations
 
 from typing import Any
 
-from PySide6.QtCore import Qt
+from PySide6.QtCore import Qt, Signal
 from PySide6.QtWidgets import (
+    QAbstractSpinBox,
     QCheckBox,
     QComboBox,
     QDoubleSpinBox,
@@ -15,6 +16,7 @@ from PySide6.QtWidgets import (
     QGroupBox,
     QLabel,
     QLineEdit,
+    QMenu,
     QScrollArea,
     QSpinBox,
     QVBoxLayout,
@@ -22,11 +24,16 @@ from PySide6.QtWidgets import (
 )
 
 from workbench.core.model.project import DEVICES, KERNELS, PRECISIONS, SEED_MAX, Component
+from workbench.core.model.setting_paths import PROJECT_FIELDS, SWEEPABLE_KINDS
 from workbench.gui.document import ProjectDocument
 from workbench.gui.panels.param_form import ParamForm
 
 
 class InspectorPanel(QScrollArea):
+    """``sweep_requested(path)``: "Sweep this setting…" chosen on a field's context menu."""
+
+    sweep_requested = Signal(str)
+
     def __init__(self, doc: ProjectDocument, parent: QWidget | None = None) -> None:
         super().__init__(parent)
         self.setWidgetResizable(True)
@@ -76,6 +83,39 @@ class InspectorPanel(QScrollArea):
             self._build_project(layout)
         layout.addStretch(1)
         self.setWidget(body)
+        self._offer_sweeps()
+
+    # -- sweeps ------------------------------------------------------------------------------------
+    def setting_editors(self) -> dict[str, QWidget]:
+        """The editor of each setting shown, by its path (``training.rule.params.lr``,
+        ``nodes.fc1.bits``, ``time_steps``)."""
+        editors = {path: widget for path, widget in self.fields.items()
+                   if path in PROJECT_FIELDS}
+        for key, form in self.forms.items():
+            prefix = f"nodes.{self.node_id}." if key == "node" else f"{key}.params."
+            editors.update({prefix + p.name: form.editors[p.name] for p in form.params
+                            if p.kind in SWEEPABLE_KINDS and p.name in form.editors})
+        return editors
+
+    def _offer_sweeps(self) -> None:
+        """Each sweepable field's context menu gains "Sweep this setting…" (a text field
+        keeps its own entries above it)."""
+        for path, editor in self.setting_editors().items():
+            editor.setContextMenuPolicy(Qt.ContextMenuPolicy.CustomContextMenu)
+            editor.customContextMenuRequested.connect(
+                lambda pos, p=path, e=editor: self.context_menu(p, e).exec(e.mapToGlobal(pos)))
+
+    def context_menu(self, path: str, editor: QWidget) -> QMenu:
+        line = editor.lineEdit() if isinstance(editor, QAbstractSpinBox) else None
+        menu = line.createStandardContextMenu() if line is not None else QMenu(editor)
+        menu.setParent(editor, menu.windowFlags())
+        menu.setAttribute(Qt.WidgetAttribute.WA_DeleteOnClose)
+        if not menu.isEmpty():
+            menu.addSeparator()
+        sweep = menu.addAction("Sweep this setting…")
+        sweep.setObjectName("sweep_setting_action")
+        sweep.triggered.connect(lambda: self.sweep_requested.emit(path))
+        return menu
 
     def _build_node(self, layout: QVBoxLayout) -> None:
         node = self.doc.project.graph.node(self.node_id)

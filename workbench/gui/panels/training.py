@@ -21,14 +21,24 @@ from PySide6.QtWidgets import (
     QWidget,
 )
 
-from workbench.core.runs.events import MetricSample, Progress, RunEvent, RunFinished, RunStarted
+from workbench.core.runs.events import (
+    MetricSample,
+    Progress,
+    RunEvent,
+    RunFinished,
+    RunStarted,
+    StepStarted,
+)
 from workbench.core.runs.records import TrainingHistory, last_training
+from workbench.core.runs.sweep import values_text
 from workbench.gui import startup
 from workbench.gui.document import ProjectDocument
 from workbench.gui.views.metrics import MetricsView
 
 #: how a recorded run that did not end "ok" is marked
 _ENDINGS = {"cancelled": " (stopped)", "failed": " (failed)", "": " (interrupted)"}
+#: the status line while a run of each kind starts
+_STARTED = {"train": "Training…", "sweep": "Sweeping…"}
 
 
 def history_note(history: TrainingHistory) -> str:
@@ -123,6 +133,7 @@ class TrainingPanel(QWidget):
             lambda v: self.doc.set_setting("training.rule.params.lr", float(v), "Set learning rate"))
         self._started = 0.0
         self._kind = ""
+        self._step = ""  # a sweep's current trial
         doc.changed.connect(self.refresh)
         self.refresh()
         # reads the run records from disk: after the first paint, not before it
@@ -178,20 +189,25 @@ class TrainingPanel(QWidget):
 
     def on_event(self, event: RunEvent) -> None:
         if isinstance(event, RunStarted):
-            self._started, self._kind = time.perf_counter(), event.kind
+            self._started, self._kind, self._step = time.perf_counter(), event.kind, ""
             self.progress.setRange(0, max(event.total, 1))
             self.progress.setValue(0)
             self.eta.setText("")
             if event.kind == "train":
                 self.metrics.expect_steps(event.total)
-            self.status.setText("Training…" if event.kind == "train" else "Evaluating…")
+            self.status.setText(_STARTED.get(event.kind, "Evaluating…"))
+        elif isinstance(event, StepStarted):  # a sweep's next trial: its own curves
+            self.metrics.clear()
+            self._step = event.step[:1].upper() + event.step[1:]
+            self.status.setText(self._step)
         elif isinstance(event, Progress):
+            self.progress.setMaximum(max(event.total, 1))
             self.progress.setValue(event.done)
             elapsed = time.perf_counter() - self._started
             if event.done and event.total:
                 remaining = elapsed / event.done * (event.total - event.done)
                 self.eta.setText(f"ETA {format_eta(remaining)}")
-            if event.epoch:
+            if event.epoch and self._kind != "sweep":
                 self.status.setText(f"Training… epoch {event.epoch}")
         elif isinstance(event, MetricSample):
             self.metrics.add_sample(event)
@@ -201,6 +217,8 @@ class TrainingPanel(QWidget):
                         f"{100 * v['test_accuracy']:.1f}%")
                 extras = [f"{key.replace('_', ' ')} {v[key]:.4g}"
                           for key in self.metrics.extra_keys() if key in v]
+                if self._kind == "sweep" and self._step:
+                    text = f"{self._step} — {text[:1].lower()}{text[1:]}"
                 self.status.setText(", ".join([text, *extras]))
         elif isinstance(event, RunFinished):
             self.eta.setText("")
@@ -211,6 +229,14 @@ class TrainingPanel(QWidget):
             return f"Failed: {event.error}"
         s = event.summary
         verb = "Stopped" if event.status == "cancelled" else "Done"
+        if "trials" in s:
+            kept = [t for t in s["trials"] if t["status"] == "ok"]
+            text = f"{verb}: {len(kept)} of {len(s['trials'])} trial(s) trained"
+            if s.get("best_values"):
+                best = max(kept, key=lambda t: t["accuracy"])
+                text += (f"; best {values_text(s['best_values'])} at "
+                         f"{100 * best['accuracy']:.1f}% (see the Variants view)")
+            return text
         if "test_accuracy" in s:
             return (f"{verb}: {s['epochs']} epoch(s) in {s['seconds']:.1f} s, test accuracy "
                     f"{100 * s['test_accuracy']:.1f}%")

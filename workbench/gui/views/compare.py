@@ -40,14 +40,16 @@ from workbench.core.model.json_text import finite_number
 from workbench.core.model.project import PROJECT_FILE, Project
 from workbench.core.model.quantity import format_energy_pj
 from workbench.core.runs.reports import precision_text
+from workbench.core.runs.sweep import RECORD_KEY as SWEEP_RECORD
+from workbench.core.runs.sweep import values_text
 from workbench.gui.views._common import HintStack, PlotViewMixin
 from workbench.gui.views.export import ExportMixin
 
 log = logging.getLogger(__name__)
 
 VARIANTS_DIR = "variants"
-EMPTY_HINT = ("No variants yet: compress the project (Network ▸ Compress…) to compare "
-              "accuracy, size and energy here")
+EMPTY_HINT = ("No variants yet: compress the project (Network ▸ Compress…) or sweep a "
+              "setting (Run ▸ Sweep…) to compare accuracy, size and energy here")
 COLUMNS = ["Name", "Method", "Parameters", "Accuracy (%)", "Size (bytes)", "Size (MB)",
            "Params", "Energy per sample", "Energy source", "Quantised layers"]
 _CURRENT_BRUSH = (255, 127, 14)
@@ -110,12 +112,26 @@ def read_variant(folder: Path) -> tuple[VariantRow, dict[str, Any]]:
     passes = data.get("compression") or []
     record = passes[-1] if passes and isinstance(passes[-1], dict) else {}
     energy = data.get("energy") if isinstance(data.get("energy"), dict) else {}
+    trial = _sweep_record(data)
+    if trial is not None and not record:  # a sweep's trial: its values, trained and measured
+        row = VariantRow(str(data.get("name", folder.name)), str(folder),
+                         str(trial.get("sweep") or "sweep"),
+                         values_text(trial.get("values") or {}),
+                         energy_table=str(energy.get("table", "")))
+        _figures(row, trial.get("after") or {})
+        return row, {}
     row = VariantRow(str(data.get("name", folder.name)), str(folder),
                      str(record.get("method", "")), _params_text(record.get("params") or {}),
                      energy_table=str(energy.get("table", "")) if record else "",
                      precision=_precision(record))
     _figures(row, record.get("after") or {})
     return row, record
+
+
+def _sweep_record(data: dict[str, Any]) -> dict[str, Any] | None:
+    extras = data.get("extras")
+    record = extras.get(SWEEP_RECORD) if isinstance(extras, dict) else None
+    return record if isinstance(record, dict) else None
 
 
 def _precision(record: dict[str, Any]) -> str:
@@ -144,11 +160,12 @@ def collect_variants(project: Project | None, extra: Iterable[str | Path] = ()
             seen.add(folder.resolve())
             unique.append(folder)
     folders = unique
+    trial = _sweep_record({"extras": project.extras})
     if parent is not None:
-        before = project.compression[-1].get("before") or {}
-        origin = VariantRow(str(project.compression[-1].get("parent") or parent.name),
+        record = project.compression[-1] if project.compression else (trial or {})
+        origin = VariantRow(str(record.get("parent") or parent.name),
                             str(parent), energy_table=project.energy.table)
-        _figures(origin, before)
+        _figures(origin, record.get("before") or {})
         rows.append(origin)
     parent_figures: dict[str, Any] = {}
     for folder in folders:
@@ -170,6 +187,10 @@ def collect_variants(project: Project | None, extra: Iterable[str | Path] = ()
         current.params = _params_text(record.get("params") or {})
         current.precision = _precision(record)
         _figures(current, record.get("after") or {})
+    elif trial is not None:
+        current.method = str(trial.get("sweep") or "sweep")
+        current.params = values_text(trial.get("values") or {})
+        _figures(current, trial.get("after") or {})
     elif parent_figures:
         _figures(current, parent_figures)
     else:
@@ -178,10 +199,12 @@ def collect_variants(project: Project | None, extra: Iterable[str | Path] = ()
 
 
 def _parent_folder(project: Project) -> Path | None:
-    """The folder of the project this variant was compressed from, when it still exists."""
-    if not project.compression:
-        return None
-    recorded = project.compression[-1].get("parent_folder")
+    """The folder of the project this variant was compressed (or swept) from, when it still
+    exists."""
+    if project.compression:
+        recorded = project.compression[-1].get("parent_folder")
+    else:
+        recorded = (_sweep_record({"extras": project.extras}) or {}).get("parent_folder")
     if not recorded or not (Path(recorded) / PROJECT_FILE).exists():
         return None
     return Path(recorded).resolve()
