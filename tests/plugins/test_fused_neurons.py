@@ -30,16 +30,23 @@ def _run(neuron, x, mode, monkeypatch):
     monkeypatch.setattr(compute, "_KERNEL_MODE", mode)
     x = x.clone().requires_grad_(True)
     spikes = neuron(x)
-    weights = torch.linspace(-1.0, 1.0, spikes.numel()).reshape(spikes.shape)
+    weights = torch.linspace(-1.0, 1.0, spikes.numel()).reshape(spikes.shape).to(x.device)
     (spikes * weights).sum().backward()
     return spikes.detach(), x.grad
 
 
+#: the CPU always; CUDA (the Triton kernels) where this machine has a GPU
+DEVICES = ["cpu", pytest.param("cuda", marks=pytest.mark.skipif(
+    not torch.cuda.is_available(), reason="no CUDA GPU on this machine"))]
+
+
+@pytest.mark.parametrize("device", DEVICES)
 @pytest.mark.parametrize("case", sorted(CASES))
-def test_fused_equals_the_eager_loop(case, monkeypatch):
+def test_fused_equals_the_eager_loop(case, device, monkeypatch):
     torch.manual_seed(0)
     neuron = CASES[case]()
-    x = torch.rand(T, 3, 5, 7) * 2.0  # around the threshold: some steps fire, some do not
+    # around the threshold: some steps fire, some do not
+    x = (torch.rand(T, 3, 5, 7) * 2.0).to(device)
     eager_spikes, eager_grad = _run(neuron, x, "eager", monkeypatch)
     fused_spikes, fused_grad = _run(neuron, x, "fused", monkeypatch)
     assert fused.broken() is None
