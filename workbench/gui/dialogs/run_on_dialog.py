@@ -26,6 +26,24 @@ from workbench.core.model.specs import RunnerSpec
 from workbench.gui.panels.param_form import ParamForm
 
 
+def run_buttons(dialog: QDialog) -> QDialogButtonBox:
+    """Run and Cancel, answering ``dialog``."""
+    buttons = QDialogButtonBox(QDialogButtonBox.StandardButton.Ok
+                               | QDialogButtonBox.StandardButton.Cancel)
+    buttons.button(QDialogButtonBox.StandardButton.Ok).setText("Run")
+    buttons.accepted.connect(dialog.accept)
+    buttons.rejected.connect(dialog.reject)
+    return buttons
+
+
+def runner_form(spec: RunnerSpec, remembered: dict[str, Any]) -> ParamForm:
+    """The runner's parameters, at the values last used with it (``remembered``: the
+    settings' ``run_on``), else its defaults."""
+    same = remembered.get("id") == spec.id
+    values = {**spec.defaults(), **(remembered.get("params", {}) if same else {})}
+    return ParamForm(spec.params, values, lambda _name, _value: None)
+
+
 class RunOnDialog(QDialog):
     """Pick a runner and its parameters; :meth:`choice` after it was accepted."""
 
@@ -51,12 +69,7 @@ class RunOnDialog(QDialog):
         top = QFormLayout()
         top.addRow("Runner", self.runner)
         top.addRow(self.doc)
-        buttons = QDialogButtonBox(QDialogButtonBox.StandardButton.Ok
-                                   | QDialogButtonBox.StandardButton.Cancel)
-        buttons.button(QDialogButtonBox.StandardButton.Ok).setText("Run")
-        buttons.accepted.connect(self.accept)
-        buttons.rejected.connect(self.reject)
-        self.buttons = buttons
+        self.buttons = buttons = run_buttons(self)
         rest = QFormLayout()
         rest.addRow("Epochs", self.epochs)
         column = QVBoxLayout(self)
@@ -81,9 +94,7 @@ class RunOnDialog(QDialog):
             self.form.deleteLater()
         spec = self.spec
         self.doc.setText(spec.doc)
-        same = self._remembered.get("id") == spec.id
-        values = {**spec.defaults(), **(self._remembered.get("params", {}) if same else {})}
-        self.form = ParamForm(spec.params, values, lambda _name, _value: None)
+        self.form = runner_form(spec, self._remembered)
         self._form_box.addWidget(self.form)
 
     def choice(self) -> dict[str, Any]:

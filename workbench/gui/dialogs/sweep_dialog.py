@@ -41,6 +41,7 @@ from workbench.core.runs.sweep import (
     sweep_name,
     trial_values,
 )
+from workbench.gui.dialogs.run_on_dialog import run_buttons, runner_form
 from workbench.gui.panels.param_form import ParamForm
 
 #: what a new axis varies first, when the project has it and it is not varied yet
@@ -168,12 +169,7 @@ class SweepDialog(QDialog):
         self.preview.setObjectName("sweep_preview")
         self.preview.setWordWrap(True)
 
-        buttons = QDialogButtonBox(QDialogButtonBox.StandardButton.Ok
-                                   | QDialogButtonBox.StandardButton.Cancel)
-        buttons.button(QDialogButtonBox.StandardButton.Ok).setText("Run")
-        buttons.accepted.connect(self.accept)
-        buttons.rejected.connect(self.reject)
-        self.buttons = buttons
+        self.buttons = buttons = run_buttons(self)
 
         where_form = QFormLayout()
         where_form.addRow("Train on", self.where)
@@ -262,9 +258,7 @@ class SweepDialog(QDialog):
             self.runner_doc.setText("The trials train in this app, one after another.")
             return
         self.runner_doc.setText(spec.doc)
-        same = self._remembered.get("id") == spec.id
-        values = {**spec.defaults(), **(self._remembered.get("params", {}) if same else {})}
-        self.form = ParamForm(spec.params, values, lambda _name, _value: None)
+        self.form = runner_form(spec, self._remembered)
         self._form_box.addWidget(self.form)
 
     # -- the result ----------------------------------------------------------------------------
