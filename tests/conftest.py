@@ -1,6 +1,7 @@
 import atexit
 import os
 import shutil
+import subprocess
 import tempfile
 from typing import ClassVar
 
@@ -25,13 +26,13 @@ def _own_projects_folder(tmp_path, monkeypatch):
     monkeypatch.setenv("SNN_WORKBENCH_PROJECTS", str(tmp_path / "my_projects"))
 
 
-# Run in parallel (pytest-xdist, ``-n auto`` in pyproject.toml), the suite fits its 10-minute
-# budget on two cores. Three rules keep that honest and safe:
+# Run in parallel (pytest-xdist, ``-n auto --dist loadgroup`` in pyproject.toml), the suite fits
+# its 10-minute budget on two cores. Three rules keep that honest and safe:
 # - one torch thread per core: two workers each running two threads on two cores would spin;
-# - the tests that run yosys/nextpnr share one worker (``--dist loadgroup``): YoWASP writes its
-#   first-use compile cache without a lock, so two first runs at once could read a half file;
-# - the longest tests are handed out first, so no worker is left with one at the end.
-_YOSYS_TESTS = ("tests/plugins/test_fpga.py", "tests/e2e/test_deploy_cli.py")
+# - the longest tests (marked ``slow``) are handed out first, so no worker is left with one at
+#   the end;
+# - a test that runs yosys, nextpnr or icepack asks for ``yowasp_tools`` (below): the first run of
+#   a YoWASP tool on a machine writes its compile cache without a lock.
 _WORKERS = int(os.environ.get("PYTEST_XDIST_WORKER_COUNT", "1"))
 _THREADS = max(1, (os.cpu_count() or 1) // _WORKERS)
 if _WORKERS > 1:
@@ -45,13 +46,44 @@ def pytest_sessionstart(session):
         torch.set_num_threads(_THREADS)
 
 
+@pytest.hookimpl(trylast=True)  # after xdist's own hook, which the fix below completes
 def pytest_collection_modifyitems(config, items):
-    for item in items:
-        if item.nodeid.startswith(_YOSYS_TESTS):
-            item.add_marker(pytest.mark.xdist_group("yosys"))
     # stable: among equals, collection order stays
-    items.sort(key=lambda item: 0 if item.nodeid.startswith(_YOSYS_TESTS)
-               or item.get_closest_marker("slow") else 1)
+    items.sort(key=lambda item: 0 if item.get_closest_marker("slow") else 1)
+    if getattr(config.option, "loadgroup", False):  # an xdist worker under --dist loadgroup
+        _mark_xdist_groups(items)
+
+
+def _mark_xdist_groups(items):
+    # pytest-xdist tells the scheduler a test's ``xdist_group`` by appending "@group" to
+    # ``item._nodeid``, which pytest 9.2 no longer reads (pytest-xdist issue #1386): every group
+    # would be ignored without a word. Where xdist's suffix is missing, put it into the id pytest
+    # reads (its structured id, parsed from the same string).
+    for item in items:
+        names = sorted({str(mark.args[0] if mark.args else mark.kwargs.get("name", "default"))
+                        for mark in item.iter_markers("xdist_group")})
+        nodeid = item.nodeid
+        if names and nodeid.rfind("@") <= nodeid.rfind("]") and hasattr(item, "_id"):
+            item._id = type(item._id).parse(f"{nodeid}@{'_'.join(names)}")
+
+
+@pytest.fixture(scope="session")
+def yowasp_tools(tmp_path_factory):
+    """Run yosys, nextpnr-ice40 and icepack once each, one process at a time, before the test.
+
+    The first run of a YoWASP tool on a machine compiles its WebAssembly (minutes for yosys)
+    and writes the result into the YoWASP cache without a lock: two first runs at once, on two
+    xdist workers, could leave the other one a half-written file. Once the cache holds a tool,
+    runs only read it, so the tests that use it may run side by side."""
+    from filelock import FileLock
+    from wb_fpga.toolchain import tool_command
+
+    # the same folder for every worker of this run (a warm cache makes each run ~1 s)
+    with FileLock(tmp_path_factory.getbasetemp().parent / "yowasp.lock"):
+        for tool, args in (("yosys", ["-V"]), ("nextpnr-ice40", ["--version"]),
+                           ("icepack", ["-h"])):  # the exit code does not matter here
+            subprocess.run(tool_command(tool, args), capture_output=True, check=False,
+                           timeout=600)
 
 
 # -- the toy time-to-first-spike plugin (tests/fixtures/ttfs_toy_plugin.py) -----------------------

@@ -1,5 +1,6 @@
-"""One local Ray head for the whole test session, on loopback only, shared by the runner's CLI
-and GUI tests (both modules are in the xdist group "ray", so one worker runs them all).
+"""A local Ray head on loopback only for the runner's CLI and GUI tests: each module starts one and
+stops it after its last test (both modules are in the xdist group "ray", so one worker runs them
+one after the other).
 
 ``ray start --head --block`` runs in its own process group: stopping it is a SIGTERM to the
 head (it shuts its processes down), then a SIGKILL to whatever of its group is left.

@@ -361,6 +361,7 @@ def _leftovers(folder: Path) -> int:
                                                     load_project(folder).weights_file})
 
 
+@pytest.mark.slow
 @pytest.mark.skipif(not hasattr(os, "fork"), reason="SIGKILL and fork are POSIX")
 def test_a_save_killed_at_any_instant_leaves_the_old_or_the_new_version(tmp_path, weights,
                                                                         registry):

@@ -48,6 +48,7 @@ def test_new_switches_are_saved_only_when_changed():
     assert changed["kernels"] == "fused" and changed["compile"] is True
 
 
+@pytest.mark.slow
 def test_a_compiled_network_trains_like_the_eager_one_and_shows_its_warm_up(tmp_path,
                                                                              plugin_host):
     from workbench.core.runs.events import Progress, RunFinished, StepStarted

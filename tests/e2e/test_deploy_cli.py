@@ -13,8 +13,9 @@ import pytest
 
 from workbench.cli import main
 
+pytestmark = [pytest.mark.slow, pytest.mark.usefixtures("yowasp_tools")]
 
-@pytest.mark.slow
+
 def test_4bit_digits_mlp_deploys_to_ice40_up5k_from_the_cli(tmp_path, trained_digits_mlp,
                                                              capsys):
     project = tmp_path / "digits_mlp"
@@ -49,7 +50,6 @@ def test_4bit_digits_mlp_deploys_to_ice40_up5k_from_the_cli(tmp_path, trained_di
     assert saved["report"]["fmax_mhz"] == report["fmax_mhz"]
 
 
-@pytest.mark.slow
 def test_vowels_qt_snn_trains_and_deploys_bit_exact_to_wb_sim_and_the_ice40_up5k(tmp_path,
                                                                                 capsys):
     """Issue #13's system end to end on the command line: JapaneseVowels encoded by TAE into

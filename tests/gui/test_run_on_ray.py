@@ -22,7 +22,9 @@ from workbench.gui.settings import AppSettings
 pytestmark = [pytest.mark.gui, pytest.mark.slow, pytest.mark.xdist_group("ray")]
 
 
-@pytest.fixture(scope="session")
+# a head per module, stopped after its last test: an idle head costs ~8 % of a core for
+# the rest of the session
+@pytest.fixture(scope="module")
 def ray_address():
     yield ray_head.address()
     ray_head.stop()

@@ -121,6 +121,7 @@ def test_a_spike_train_network_shows_one_line_instead(make_main_window, qtbot, t
     assert view.layers() == []
 
 
+@pytest.mark.slow
 def test_digits_stdbp_trained_one_epoch_shows_a_time_per_neuron_the_earliest_wins_and_deploys(
         make_main_window, qtbot, plugin_host, tmp_path):
     """The issue's check on the real plugin: ``digits_stdbp`` (ReL-PSP layers, STDBP) trained

@@ -276,6 +276,7 @@ def test_serial_top_drives_the_core_through_its_pins(kind):
     np.testing.assert_array_equal(got["cycles"], cycles_for(net, x, 4))
 
 
+@pytest.mark.slow
 def test_digits_mlp_4bit_core_is_bit_exact_on_50_samples(trained_digits_mlp, plugin_host):
     session = Session(load_project(trained_digits_mlp), plugin_host.registry)
     model = session.build()
@@ -305,6 +306,7 @@ def _digits_conv_net(folder, plugin_host):
     return session, model, data, net
 
 
+@pytest.mark.slow
 def test_digits_conv_4bit_core_is_bit_exact_on_50_samples(trained_digits_conv, plugin_host):
     _, _, data, net = _digits_conv_net(trained_digits_conv, plugin_host)
     assert [(layer.kind, tuple(layer.weight.shape), layer.pool) for layer in net.layers] == [
@@ -477,6 +479,7 @@ def test_backend_is_registered(plugin_host):
 
 # -- end to end (yosys + nextpnr + icepack) ---------------------------------------------------
 @pytest.mark.slow
+@pytest.mark.usefixtures("yowasp_tools")
 def test_a_broken_verilog_file_fails_in_yosys_with_its_own_words(tmp_path):
     """The whole flow (synthesis, place-and-route, bitstream, report) runs once in the suite,
     from the CLI on the 4-bit digits_mlp: tests/e2e/test_deploy_cli.py. Here, its failure."""

@@ -169,6 +169,7 @@ def jv_sized_network() -> IntegerNetwork:
                       layer_shift=1)
 
 
+@pytest.mark.slow
 def test_japanese_vowels_sized_qt_snn_is_bit_exact_at_the_default_parallelism():
     """The network the synthesis check places, simulated at P = 16 on 8 spike trains."""
     net = jv_sized_network()
@@ -262,7 +263,7 @@ def test_serial_top_loads_a_spike_train_through_its_pins():
 
 # -- synthesis (yosys + nextpnr) --------------------------------------------------------------
 @pytest.mark.slow
-@pytest.mark.xdist_group("yosys")  # YoWASP's first-use cache is written without a lock
+@pytest.mark.usefixtures("yowasp_tools")
 def test_japanese_vowels_sized_qt_snn_fits_the_ice40_up5k(tmp_path):
     """12 input channels of TAE spikes, 64 and 64 ternary neurons with 4-bit membrane codes,
     4-bit weights, 9 classes, T = 29, P = 16 (the default): synthesised and placed for the

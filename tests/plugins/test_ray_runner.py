@@ -27,7 +27,9 @@ from workbench.core.runs.session import Session
 pytestmark = [pytest.mark.slow, pytest.mark.xdist_group("ray")]
 
 
-@pytest.fixture(scope="session")
+# a head per module, stopped after its last test: an idle head costs ~8 % of a core for
+# the rest of the session
+@pytest.fixture(scope="module")
 def ray_address():
     yield ray_head.address()
     ray_head.stop()
