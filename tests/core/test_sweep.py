@@ -8,6 +8,7 @@ from __future__ import annotations
 import base64
 import hashlib
 import json
+import time
 from pathlib import Path
 
 import pytest
@@ -245,9 +246,15 @@ class TrainedJob:
              "sha256": hashlib.sha256(data).hexdigest(),
              "data": base64.b64encode(data).decode()}]
         self.polls, self.log = polls, log
+        self.started = time.monotonic()
         log.append(("sent", self.id))
 
     def poll(self) -> remote.JobUpdate:
+        # a job ends only once two were out at the same time (or after 10 s, and the test
+        # fails): the threads' own pace must not decide the order the test reads
+        both_out = sum(kind == "sent" for kind, _ in self.log) >= 2
+        if not both_out and time.monotonic() - self.started < 10:
+            return remote.JobUpdate("", "running")
         self.polls -= 1
         if self.polls > 0:
             return remote.JobUpdate("", "running")
@@ -285,8 +292,10 @@ def test_trials_sent_to_a_runner_run_side_by_side_as_jobs(session, monkeypatch):
     for row in rows:
         assert load_project(row["folder"]).weights_path.is_file()
         assert record(Path(row["folder"]))["runner"] == spec.id
-    # two jobs out at once, the third sent when one came back
+    # two jobs out at once (neither ended before the other was sent), the third sent when
+    # one came back
     assert [kind for kind, _ in log[:3]] == ["sent", "sent", "ended"]
+    assert log.index(("sent", "sweep-lr-t03")) > 2
     assert log.count(("sent", "sweep-lr-t03")) == 1 and len(log) == 6
     progress = [e.done for e in events if isinstance(e, Progress)]
     assert progress == [100, 200, 300]
