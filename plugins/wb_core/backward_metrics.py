@@ -71,6 +71,7 @@ class _StepCounts:
 
     def hook(self, layer: str, module: torch.nn.Module):
         times = emits_spike_times(module)
+        non_negative = getattr(module, "non_negative_spikes", False) is True
         event_driven = times or bool(getattr(module, "event_driven_backward", False))
         if event_driven:
             self.event_driven.add(layer)
@@ -86,6 +87,8 @@ class _StepCounts:
             # one value per neuron: did it fire at any step, for any sample of the batch?
             if times:
                 silent = ~torch.isfinite(flat).any(0)
+            elif non_negative:  # 0/1 spikes: silent where the largest is 0
+                silent = flat.amax(0) == 0
             else:
                 # spikes may be ±1: silent where both extremes are 0. Two plain reductions
                 # over the batch cost a quarter of a `!= 0` mask and its any(), on every step

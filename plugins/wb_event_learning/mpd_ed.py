@@ -74,6 +74,7 @@ class _EventDrivenMultiStep(torch.autograd.Function):
     def forward(ctx, x, v0, d, width, threshold_fn):  # type: ignore[override]
         spikes, charged, thresholds = _forward_loop(x, v0, d, threshold_fn)
         ctx.mark_non_differentiable(charged)
+        ctx.set_materialize_grads(False)  # no zero-filled gradient for the membranes
         ctx.save_for_backward(spikes, charged,
                               *(() if thresholds is None else (thresholds,)))
         ctx.d, ctx.width = d, width
@@ -81,6 +82,8 @@ class _EventDrivenMultiStep(torch.autograd.Function):
 
     @staticmethod
     def backward(ctx, grad_spikes, _grad_charged):  # type: ignore[override]
+        if grad_spikes is None:  # the spikes fed nothing that needs a gradient
+            return None, None, None, None, None
         spikes, charged, *rest = ctx.saved_tensors
         thresholds = rest[0] if rest else None
         d: _Dynamics = ctx.d

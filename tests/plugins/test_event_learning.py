@@ -281,3 +281,36 @@ def test_mpd_ed_trains_digits_through_the_cli_with_its_metrics_in_json_and_recor
     epochs = [json.loads(line) for line in record.read_text().splitlines()]
     epochs = [e for e in epochs if e.get("epoch_end")]
     assert len(epochs) == 1 and keys <= set(epochs[-1]["values"])
+
+
+class _SignedSpikes(nn.Module):
+    """A neuron module whose spikes are -1, 0 or +1 (as ternary neurons' are): the input's
+    sign where its magnitude is above 0.5."""
+
+    def initial_state(self, x):
+        return None
+
+    def step(self, x, state):
+        return self(x), state
+
+    def forward(self, x):
+        return torch.where(x.abs() > 0.5, x.sign(), torch.zeros_like(x))
+
+
+@pytest.mark.parametrize("signed", [False, True], ids=["0/1 spikes", "signed spikes"])
+def test_silent_fraction_counts_neurons_without_any_spike(signed):
+    """A neuron is silent when it gave no spike at any step for any sample; one whose only
+    spikes are -1 is not (the 0/1 neurons are found with one reduction, signed ones with two)."""
+    from wb_core.backward_metrics import BackwardMetrics
+
+    neuron = _SignedSpikes() if signed else lif()
+    model = nn.Sequential(OrderedDict(hidden=neuron))
+    x = torch.zeros(T, 3, 6)
+    x[1, 2, 0] = 5.0  # neuron 0 fires once, for one sample at one step
+    x[:, :, 1] = 5.0  # neuron 1 fires throughout
+    x[0, 0, 2] = -5.0  # neuron 2: a negative spike where spikes are signed, nothing otherwise
+    metrics = BackwardMetrics(model)
+    with metrics.recording() as step:
+        model(x)
+    silent = 3 / 6 if signed else 4 / 6
+    assert metrics.step_metrics(step)["silent_fraction.hidden"] == pytest.approx(silent)
