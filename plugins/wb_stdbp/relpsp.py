@@ -21,11 +21,14 @@ carry gradient, with ``W_C = sum_{i in C_j} w_ij``:
 
 and a silent neuron passes no gradient at all (:class:`STDBPFunction`).
 
-Memory: both directions hold a few ``[N, inputs, outputs]`` tensors, ``N`` the samples (times
+Memory: both directions hold a few ``[N, outputs, inputs]`` tensors, ``N`` the samples (times
 positions, for a convolution). The digits MLP (64-256-256-10) at batch 64 needs ~16 MB per
 tensor; a convolution with large receptive fields on big maps (say 32 channels of 3x3 over
 12x12 positions on 16 input channels, batch 64: 42 M entries, ~170 MB each) is where this
 dense formulation stops fitting a laptop and an event-list implementation would be needed.
+The prefix sums run along the last, contiguous dimension (4x faster than along a middle one),
+and the backward contracts the gradient into the causal mask without forming both Jacobians
+(2-5x faster on the digits MLP's layers) unless a Jacobian entry could reach the clip.
 """
 
 from __future__ import annotations
@@ -38,6 +41,15 @@ import torch
 GRADIENT_CLIP = 1e5
 
 
+def sorted_inputs(t_in: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    """``(order, t_sorted, t_next)``, each ``[N, I]``: the inputs' order by time, their times in
+    that order, and the time of the next input (``inf`` after the last)."""
+    order = t_in.argsort(dim=-1)
+    t_sorted = t_in.gather(-1, order)
+    t_next = torch.cat([t_sorted[:, 1:], torch.full_like(t_sorted[:, :1], math.inf)], dim=1)
+    return order, t_sorted, t_next
+
+
 def sorted_prefixes(t_in: torch.Tensor, weight: torch.Tensor
                     ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
     """Inputs sorted by time, and each output's weights in that order.
@@ -46,20 +58,10 @@ def sorted_prefixes(t_in: torch.Tensor, weight: torch.Tensor
     t_next [N, I]`` (the time of the next input, ``inf`` after the last), ``w_sorted [N, I, O]``
     with silent inputs' weights set to 0, so prefix sums never see them).
     """
-    order = t_in.argsort(dim=-1)
-    t_sorted = t_in.gather(-1, order)
+    order, t_sorted, t_next = sorted_inputs(t_in)
     fired = torch.isfinite(t_sorted)
     w_sorted = weight.t()[order] * fired.unsqueeze(-1).to(weight.dtype)
-    t_next = torch.cat([t_sorted[:, 1:], torch.full_like(t_sorted[:, :1], math.inf)], dim=1)
     return t_sorted, t_next, w_sorted
-
-
-def first_accepted(ok: torch.Tensor, candidate: torch.Tensor) -> torch.Tensor:
-    """``candidate [N, I, O]`` at the first prefix ``k`` where ``ok`` holds; ``inf`` where none
-    does -> ``[N, O]``."""
-    first = ok.to(torch.uint8).argmax(dim=1, keepdim=True)  # the first True (0 when none)
-    chosen = candidate.gather(1, first).squeeze(1)
-    return torch.where(ok.any(dim=1), chosen, torch.full_like(chosen, math.inf))
 
 
 def relpsp_times(t_in: torch.Tensor, weight: torch.Tensor, theta: float, horizon: float
@@ -72,16 +74,23 @@ def relpsp_times(t_in: torch.Tensor, weight: torch.Tensor, theta: float, horizon
     it is the spike when it falls after the ``k``-th input and no later than the next one
     (``t_(k) < cand <= t_(k+1)``). The first such ``k`` wins: the neuron fires once.
     """
-    t_sorted, t_next, w_sorted = sorted_prefixes(t_in, weight)
+    order, t_sorted, t_next = sorted_inputs(t_in)
+    n, outputs = t_in.shape[0], weight.shape[0]
+    # [N, O, I]: each output's weights in its sample's input order
+    w_sorted = weight.unsqueeze(0).expand(n, -1, -1).gather(
+        2, order.unsqueeze(1).expand(-1, outputs, -1))
     t_finite = torch.where(torch.isfinite(t_sorted), t_sorted, torch.zeros_like(t_sorted))
-    w_sum = w_sorted.cumsum(dim=1)
-    wt_sum = (w_sorted * t_finite.unsqueeze(-1)).cumsum(dim=1)
-    rising = w_sum > 0  # a prefix whose weight sum is <= 0 never climbs: skip it
-    candidate = torch.where(rising, (theta + wt_sum) / torch.where(rising, w_sum, 1.0),
-                            torch.full_like(w_sum, math.inf))
-    ok = rising & (t_sorted.unsqueeze(-1) < candidate) & (candidate <= t_next.unsqueeze(-1))
-    t_out = first_accepted(ok, candidate)
-    return torch.where(t_out <= horizon, t_out, torch.full_like(t_out, math.inf))
+    w_sum = w_sorted.cumsum(dim=-1)
+    wt_sum = (w_sorted * t_finite.unsqueeze(1)).cumsum(dim=-1)
+    # A prefix whose weight sum is <= 0 never climbs: its quotient (any value, inf or nan) is
+    # never accepted. Nor is a prefix ending in a silent input (inf < anything is false), so
+    # silent inputs' weights need not be zeroed.
+    candidate = (wt_sum + theta) / w_sum
+    ok = (w_sum > 0) & (t_sorted.unsqueeze(1) < candidate) & (candidate <= t_next.unsqueeze(1))
+    # The accepted candidates lie in disjoint intervals (t_(k), t_(k+1)] that follow each other
+    # in k, so the first accepted prefix is the one with the smallest candidate.
+    t_out = torch.where(ok, candidate, math.inf).amin(dim=-1)
+    return torch.where(t_out <= horizon, t_out, math.inf)
 
 
 def causal_pairs(t_in: torch.Tensor, t_out: torch.Tensor) -> torch.Tensor:
@@ -130,10 +139,28 @@ class STDBPFunction(torch.autograd.Function):
     @staticmethod
     def backward(ctx, grad_out: torch.Tensor):
         t_in, weight, t_out = ctx.saved_tensors
-        d_weight, d_input = stdbp_jacobians(t_in, weight, t_out)
-        grad_out = torch.where(torch.isfinite(t_out), grad_out, torch.zeros_like(grad_out))
-        grad_weight = torch.einsum("no,noi->oi", grad_out, d_weight)
-        grad_input = torch.einsum("no,noi->ni", grad_out, d_input)
+        fired = torch.isfinite(t_out)
+        grad_out = torch.where(fired, grad_out, torch.zeros_like(grad_out))
+        if t_in.numel() == 0 or weight.numel() == 0:
+            return torch.zeros_like(t_in), torch.zeros_like(weight), None, None
+        mask = causal_pairs(t_in, t_out).to(weight.dtype)
+        w_causal = torch.einsum("oi,noi->no", weight, mask)  # W_C
+        # a fired neuron has a causal input (its accepted prefix): W_C > 0 there
+        tiny = torch.finfo(weight.dtype).tiny
+        inverse = 1.0 / torch.where(fired, w_causal, torch.ones_like(w_causal)).clamp(min=tiny)
+        t_i, t_o = finite_or_zero(t_in), finite_or_zero(t_out)
+        # |t_i - t_j| and |w_ij| times 1/W_C: below the clip everywhere, the clip is the identity
+        # and the gradient can be contracted without forming the Jacobians
+        bound = inverse.max() * torch.maximum(t_i.abs().max() + t_o.abs().max(),
+                                              weight.abs().max())
+        if bound > GRADIENT_CLIP:
+            d_weight, d_input = stdbp_jacobians(t_in, weight, t_out)
+            return (torch.einsum("no,noi->ni", grad_out, d_input),
+                    torch.einsum("no,noi->oi", grad_out, d_weight), None, None)
+        scaled = grad_out * inverse
+        grad_input = torch.einsum("no,noi->ni", scaled, mask * weight)
+        grad_weight = torch.einsum("no,noi->oi", scaled,
+                                   mask * (t_i.unsqueeze(1) - t_o.unsqueeze(-1)))
         return grad_input, grad_weight, None, None
 
 

@@ -124,3 +124,49 @@ def test_sweep_asks_for_a_saved_project_first(make_main_window):
     assert window.runs.sweep() == ""
     assert window.last_message.startswith("Save the project first")
     assert not window.controller.busy
+
+
+def test_a_sweep_of_a_compressed_variant_lists_its_trials_by_their_values(qtbot, tmp_path,
+                                                                          plugin_host):
+    """A trial of a compressed variant is its graph trained from fresh weights at full
+    precision: the Variants view lists it as the sweep's trial, by its values and its real
+    size; a trial compressed in turn shows its compression."""
+    from workbench.core.runs import catalog
+    from workbench.core.runs.session import Session
+    from workbench.core.runs.sweep import SweepAxis
+    from workbench.gui.views.compare import VariantsView
+
+    def session(folder: Path) -> Session:
+        return Session(load_project(folder), plugin_host.registry)
+
+    def compress(folder: Path, out: Path) -> None:
+        finished = catalog.compress(session(folder), method="wb_qp_snn.uniform",
+                                    params={"bits": 4, "keep_first_last": False,
+                                            "finetune_epochs": 1}, out=out, limit=32).result()
+        assert finished.status == "ok", finished.error
+
+    tiny = tmp_path / "tiny"
+    make_tiny_project(tiny)
+    assert session(tiny).train(epochs=1, save_weights=True).result().status == "ok"
+    variant = tiny / "variants" / "tiny-uniform"
+    compress(tiny, variant)
+    swept = catalog.sweep(session(variant), axes=[SweepAxis("lr", (0.01, 0.02))], epochs=1,
+                          limit=32).result()
+    assert swept.status == "ok", swept.error
+    trial = variant / "variants" / "sweep-lr-t01"
+    assert load_project(trial).compression == []  # the 4 bits were in the variant's weights
+
+    view = VariantsView()
+    qtbot.addWidget(view)
+    view.set_project(load_project(variant))
+    rows = {r[0]: r[1:] for r in view.table_texts()}
+    assert rows["tiny-uniform lr=0.01"][:2] == ["sweep-lr", "lr=0.01"]
+    assert rows["tiny-uniform lr=0.02"][:2] == ["sweep-lr", "lr=0.02"]
+    opened = rows["tiny-uniform  (open)"]
+    assert opened[0] == "wb_qp_snn.uniform"
+    # size: the trials' 32-bit weights against the variant's packed 4-bit ones
+    assert rows["tiny-uniform lr=0.01"][3] == rows["tiny"][3] != opened[3]
+
+    compress(trial, trial / "variants" / "t01-4bit")
+    view.set_project(load_project(trial / "variants" / "t01-4bit"))
+    assert view.table_texts()[0][1] == "wb_qp_snn.uniform"

@@ -12,7 +12,14 @@ import torch
 from wb_stdbp.alpha import alpha_kernel, alpha_spike_times, alpha_times
 from wb_stdbp.layers import RelPSPConv2d, RelPSPLinear, relpsp_linear
 from wb_stdbp.learning import STDBPTrainer
-from wb_stdbp.relpsp import causal_pairs, relpsp_times, sorted_prefixes, stdbp_times
+from wb_stdbp.relpsp import (
+    GRADIENT_CLIP,
+    causal_pairs,
+    relpsp_times,
+    sorted_prefixes,
+    stdbp_jacobians,
+    stdbp_times,
+)
 
 from workbench.core.persistence.examples import examples_dir
 from workbench.core.persistence.project_files import load_project
@@ -119,6 +126,44 @@ def test_stdbp_jacobians_match_finite_differences_in_float64():
     t = t_in.clone().requires_grad_(True)
     assert torch.autograd.gradcheck(_finite(lambda w: stdbp_times(t_in, w, 1.0, 10.0)), (w,))
     assert torch.autograd.gradcheck(_finite(lambda t: stdbp_times(t, weight, 1.0, 10.0)), (t,))
+
+
+def _backward_against_the_jacobians(t_in, weight):
+    """The autograd backward of ``stdbp_times`` and the gradient contracted from the
+    Jacobians of :func:`stdbp_jacobians`, for a random upstream gradient."""
+    t = t_in.clone().requires_grad_(True)
+    w = weight.clone().requires_grad_(True)
+    t_out = stdbp_times(t, w, THETA, HORIZON)
+    upstream = torch.randn(t_out.shape, generator=torch.Generator().manual_seed(1),
+                           dtype=t_out.dtype)
+    got = torch.autograd.grad(t_out, (t, w), upstream)
+    t_out = t_out.detach()
+    d_weight, d_input = stdbp_jacobians(t_in, weight, t_out)
+    upstream = torch.where(torch.isfinite(t_out), upstream, torch.zeros_like(upstream))
+    return got, (torch.einsum("no,noi->ni", upstream, d_input),
+                 torch.einsum("no,noi->oi", upstream, d_weight)), d_weight, d_input
+
+
+@pytest.mark.parametrize("seed", [0, 1])
+def test_the_contracted_backward_is_the_jacobians_contraction(seed):
+    """The backward never forms the Jacobians when no entry reaches the clip."""
+    got, want, d_weight, d_input = _backward_against_the_jacobians(*random_case(seed))
+    assert d_weight.abs().max() < GRADIENT_CLIP and d_input.abs().max() < GRADIENT_CLIP
+    for g, r in zip(got, want, strict=True):
+        torch.testing.assert_close(g, r, rtol=1e-12, atol=1e-12)
+
+
+def test_a_tiny_causal_weight_sum_takes_the_clipped_jacobians():
+    # the output's two causal weights nearly cancel: W_C = 1e-9, 1/W_C far beyond the clip.
+    # It does not fire on the first input alone (theta / w_0 lands just after t = 1) and
+    # fires at (theta + w_1 * 1) / W_C = 3, before the third input
+    t_in = torch.tensor([[0.0, 1.0, 5.0, 9.0]], dtype=torch.float64)
+    weight = torch.tensor([[1.0 - 2e-9, -1.0 + 3e-9, 0.5, 1.0]], dtype=torch.float64)
+    got, want, d_weight, _ = _backward_against_the_jacobians(t_in, weight)
+    assert relpsp_times(t_in, weight, THETA, HORIZON).item() == pytest.approx(3.0, rel=1e-3)
+    assert d_weight.abs().max() == GRADIENT_CLIP  # the clip is in force
+    for g, r in zip(got, want, strict=True):
+        assert torch.equal(g, r)
 
 
 def test_stdbp_gives_exactly_zero_to_non_causal_pairs_and_silent_neurons():

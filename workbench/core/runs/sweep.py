@@ -176,7 +176,8 @@ class Trial:
 
 def trial_project(parent: Project, trial: Trial, name: str, total: int,
                   runner: str) -> Project:
-    """The trial's project: ``parent`` with the trial's values, untrained, its record kept."""
+    """The trial's project: ``parent`` with the trial's values, untrained and without
+    compression passes, its record kept."""
     child = parent.copy()
     child.folder, child.weights_file = None, None
     for path, value in trial.values.items():
@@ -185,6 +186,10 @@ def trial_project(parent: Project, trial: Trial, name: str, total: int,
     child.extras = {**child.extras, RECORD_KEY: {
         "sweep": name, "trial": trial.index + 1, "of": total, "values": trial.values,
         "parent": parent.name, "parent_folder": str(parent.folder), "runner": runner}}
+    # A compressed variant's quantisation lives in its weights, which a trial does not keep:
+    # trained from fresh weights, the trial is its graph at full precision (a pruned graph
+    # stays pruned), so the passes no longer describe it
+    child.compression = []
     return child
 
 
