@@ -220,3 +220,34 @@ def test_switching_projects_in_the_window_restores_or_clears_the_curves(make_mai
     assert window.open_project(tmp_path / "untrained")
     assert metrics.point_count() == 0 and metrics.note() == ""
     assert "accuracy" not in window.training.status.text()  # not the other project's
+
+
+def test_variant_point_names_stay_inside_their_plots(qtbot, tmp_path):
+    """A point near the top of the accuracy range has its name below it, a point in the right
+    half its name to its left: no name is cut at a plot's edge."""
+    project = make_tiny_project(tmp_path / "tiny")
+    for name, accuracy, size in (("low", 0.1, 1000.0), ("high", 0.9, 2000.0)):
+        save_project(load_project(tmp_path / "tiny"), tmp_path / "tiny" / "variants" / name)
+        path = tmp_path / "tiny" / "variants" / name / "project.json"
+        data = json.loads(path.read_text("utf-8"))
+        data["name"] = f"variant with a long name, {name}"
+        data["compression"] = [{"method": "prune", "params": {}, "after": {
+            "accuracy": accuracy, "model_size_bytes": size, "total_pj_per_sample": 5e5}}]
+        path.write_text(json.dumps(data), "utf-8")
+    variants = VariantsView()
+    qtbot.addWidget(variants)
+    variants.set_project(project)
+    variants.resize(1200, 10)
+    variants.show()
+    qtbot.waitExposed(variants)
+    qtbot.waitUntil(lambda: variants.size_plot.geometry().height() >= 200, timeout=2_000)
+    labels = variants._labels
+    assert len(labels) == 4  # two points on each plot
+
+    def inside(plot, label) -> bool:
+        return plot.getViewBox().sceneBoundingRect().contains(label.sceneBoundingRect())
+
+    # a label follows its point once the view has laid itself out and painted
+    qtbot.waitUntil(lambda: sum(inside(p, lab) for p, lab in labels) >= 2, timeout=2_000)
+    qtbot.wait(100)
+    assert [lab.toPlainText() for p, lab in labels if not inside(p, lab)] == []

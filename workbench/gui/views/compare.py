@@ -353,21 +353,23 @@ class VariantsView(QWidget, PlotViewMixin, ExportMixin):
                       "brush": pg.mkBrush(*(_CURRENT_BRUSH if row.current else _VARIANT_BRUSH))}
                      for x, y, row in points]
             self._scatters[key].setData(spots)
-            right = max((x for x, _y, _row in points), default=0.0) / 2
+            if not points:
+                continue
+            xs = np.array([p[0] for p in points])
+            ys = np.array([p[1] for p in points])
+            bottom, top = max(0.0, float(ys.min()) - 5), min(100.0, float(ys.max()) + 3) + 2
+            plot.setXRange(0, float(xs.max()) * 1.15 or 1.0, padding=0)
+            plot.setYRange(bottom, top, padding=0)
+            right, high = float(xs.max()) / 2, bottom + 0.8 * (top - bottom)
             for x, y, row in points:
                 # the theme's foreground: TextItem's default grey vanishes on a light plot;
-                # names of points in the right half run leftwards, so none is cut at the edge
-                label = pg.TextItem(row.name, anchor=(1, 1) if x > right else (0, 1),
+                # names of points in the right half run leftwards and those near the top hang
+                # below their point, so none is cut at the plot's edge
+                label = pg.TextItem(row.name, anchor=(1 if x > right else 0, 0 if y > high else 1),
                                     color=pg.mkColor(pg.getConfigOption("foreground")))
                 label.setPos(x, y)
                 plot.addItem(label)
                 self._labels.append((plot, label))
-            if points:
-                xs = np.array([p[0] for p in points])
-                ys = np.array([p[1] for p in points])
-                plot.setXRange(0, float(xs.max()) * 1.15 or 1.0, padding=0)
-                plot.setYRange(max(0.0, float(ys.min()) - 5), min(100.0, float(ys.max()) + 3) + 2,
-                               padding=0)
 
     # -- opening ---------------------------------------------------------------------------------
     def _open_row(self, r: int) -> None:
