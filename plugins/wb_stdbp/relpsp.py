@@ -79,9 +79,8 @@ def relpsp_times(t_in: torch.Tensor, weight: torch.Tensor, theta: float, horizon
     # [N, O, I]: each output's weights in its sample's input order
     w_sorted = weight.unsqueeze(0).expand(n, -1, -1).gather(
         2, order.unsqueeze(1).expand(-1, outputs, -1))
-    t_finite = torch.where(torch.isfinite(t_sorted), t_sorted, torch.zeros_like(t_sorted))
     w_sum = w_sorted.cumsum(dim=-1)
-    wt_sum = (w_sorted * t_finite.unsqueeze(1)).cumsum(dim=-1)
+    wt_sum = (w_sorted * finite_or_zero(t_sorted).unsqueeze(1)).cumsum(dim=-1)
     # A prefix whose weight sum is <= 0 never climbs: its quotient (any value, inf or nan) is
     # never accepted. Nor is a prefix ending in a silent input (inf < anything is false), so
     # silent inputs' weights need not be zeroed.
@@ -139,10 +138,10 @@ class STDBPFunction(torch.autograd.Function):
     @staticmethod
     def backward(ctx, grad_out: torch.Tensor):
         t_in, weight, t_out = ctx.saved_tensors
+        if t_in.numel() == 0 or weight.numel() == 0:  # nothing to contract (and no max below)
+            return torch.zeros_like(t_in), torch.zeros_like(weight), None, None
         fired = torch.isfinite(t_out)
         grad_out = torch.where(fired, grad_out, torch.zeros_like(grad_out))
-        if t_in.numel() == 0 or weight.numel() == 0:
-            return torch.zeros_like(t_in), torch.zeros_like(weight), None, None
         mask = causal_pairs(t_in, t_out).to(weight.dtype)
         w_causal = torch.einsum("oi,noi->no", weight, mask)  # W_C
         # a fired neuron has a causal input (its accepted prefix): W_C > 0 there
