@@ -61,3 +61,25 @@ def test_the_rule_s_metric_families_get_their_own_axis_one_at_a_time(qtbot):
     assert not view.extra_plot.ctrl.logYCheck.isChecked()
     view.clear()
     assert not box.isVisible() and box.count() == 0
+
+
+
+def test_the_step_axes_keep_the_whole_run_when_the_rule_s_plot_appears(make_main_window,
+                                                                        qtbot, tmp_path):
+    """Train from the window: the rule's plot, added at the first epoch's end, shares the step
+    axis. It must take the run's span, not push its first point's narrow range onto the loss
+    and accuracy plots (which then showed the first epoch only, for the whole run)."""
+    from workbench.core.persistence.project_files import load_project
+    from workbench.testing.fixtures import make_tiny_project
+
+    make_tiny_project(tmp_path / "tiny", epochs=3)
+    window = make_main_window(load_project(tmp_path / "tiny"))
+    view = window.training.metrics
+    with qtbot.waitSignal(window.controller.run_finished, timeout=120_000):
+        window.training.train_button.click()
+    qtbot.wait(700)  # the curves' redraw timer (2 Hz) and a paint
+    last_step = int(view.series()["train_loss"][0][-1])
+    assert view.extra_plot is not None and last_step > 40
+    for plot in (view.loss_plot, view.accuracy_plot, view.extra_plot):
+        low, high = plot.viewRange()[0]
+        assert low <= 0 and high >= last_step, (low, high, last_step)

@@ -203,6 +203,10 @@ class MetricsView(QWidget, PlotViewMixin, ExportMixin):
                 self.extra_plot.setLogMode(y=log)
                 self.extra_plot.setLabel("bottom", "step (batches)")
                 self.extra_plot.setXLink(self.loss_plot)
+                # Its steps follow the loss plot's: left to fit its own first point (one epoch
+                # end), it would push that narrow range onto the linked plots for the whole run.
+                self.extra_plot.enableAutoRange(axis="x", enable=False)
+                self.extra_plot.setXRange(*self.loss_plot.viewRange()[0], padding=0)
                 self.extra_plot.setDownsampling(auto=True, mode="peak")
                 self.extra_plot.setClipToView(True)
                 self.extra_plot.addLegend(offset=(-10, 10))
