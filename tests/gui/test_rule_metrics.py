@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import pytest
+
 from workbench.core.runs.events import MetricSample
 from workbench.gui.views.metrics import MetricsView
 
@@ -83,3 +85,22 @@ def test_the_step_axes_keep_the_whole_run_when_the_rule_s_plot_appears(make_main
     for plot in (view.loss_plot, view.accuracy_plot, view.extra_plot):
         low, high = plot.viewRange()[0]
         assert low <= 0 and high >= last_step, (low, high, last_step)
+
+
+def test_a_flat_rule_metric_gets_a_readable_axis(qtbot):
+    """Backward events equal to the dense count at every epoch (a surrogate-gradient rule): the
+    axis spans ±10 % around the value instead of ±0.5, so its ticks do not all read the same."""
+    view = MetricsView()
+    qtbot.addWidget(view)
+    for epoch in (1, 2):
+        view.add_sample(MetricSample("r", epoch, 10 * epoch, {
+            "train_loss": 0.9, "train_accuracy": 0.5, "test_accuracy": 0.6,
+            "backward_events": 1.76579e7, "dense_backward_events": 1.76579e7}, epoch_end=True))
+    view.flush()
+    low, high = view.extra_plot.viewRange()[1]
+    assert low == pytest.approx(0.9 * 1.76579e7) and high == pytest.approx(1.1 * 1.76579e7)
+    view.add_sample(MetricSample("r", 3, 30, {
+        "train_loss": 0.9, "train_accuracy": 0.5, "test_accuracy": 0.6,
+        "backward_events": 5e6, "dense_backward_events": 1.76579e7}, epoch_end=True))
+    view.flush()
+    assert view.extra_plot.getViewBox().state["autoRange"][1]  # varied values: fitted again

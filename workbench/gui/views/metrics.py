@@ -313,10 +313,31 @@ class MetricsView(QWidget, PlotViewMixin, ExportMixin):
                 # rule): such points are left out rather than drawn at -inf
                 y = np.where(y > 0, y, np.nan)
             self._curve(style).setData(np.asarray(steps, dtype=np.float64), y)
+        self._fit_flat_extra()
         if self._data:
             self._stack.show_plot()
         self.title_label.setText(" · ".join(part for part in (self._note, self._summary())
                                             if part))
+
+    def _fit_flat_extra(self) -> None:
+        """Give a flat series on the rule's linear axis a span of ±10 % around its value.
+
+        A surrogate-gradient rule's backward events equal the dense count at every epoch; fitted
+        to that one value (±0.5), the axis printed the same 1.76579e+07 at every tick."""
+        plot = self.extra_plot
+        if plot is None or plot.ctrl.logYCheck.isChecked():
+            return  # a log axis already spans a decade around a constant
+        values = [c.yData[np.isfinite(c.yData)] for c in plot.listDataItems()
+                  if c.yData is not None]
+        values = np.concatenate(values) if values else np.array([])
+        if values.size == 0:
+            return
+        low, high = float(values.min()), float(values.max())
+        if high - low > 1e-6 * max(abs(high), 1.0):
+            plot.enableAutoRange(axis="y", enable=True)
+            return
+        margin = 0.1 * abs(high) or 1.0
+        plot.setYRange(low - margin, high + margin, padding=0)  # turns y auto-range off
 
     def _curve(self, style: _SeriesStyle) -> pg.PlotDataItem:
         """The series' curve, made (with its legend entry) the first time it has data."""
